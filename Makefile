@@ -1,0 +1,42 @@
+# Deepyard: the only commands a person or CI needs.
+#   make demo   set up .venv, import MNIST, build the dataset, print its summary
+#   make test   set up .venv with the test extras, run the whole test suite (what CI runs)
+#   make lint   ruff + mypy
+#   make bench  measured tables (see README)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# MNIST: read from the shared folder when it is there, else download it (checking the published MD5s).
+MNIST_DIR ?= ../shared/data/mnist
+MNIST_SRC := $(if $(wildcard $(MNIST_DIR)/train-images-idx3-ubyte.gz),--from $(MNIST_DIR),--download)
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+demo: $(VENV)/.installed
+	$(BIN)/deepyard dataset import mnist $(MNIST_SRC) --name mnist --reuse
+
+test: $(VENV)/.installed-test
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/datasets.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

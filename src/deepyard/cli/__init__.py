@@ -1,0 +1,59 @@
+"""The `deepyard` command: thin Typer verbs over the domain packages.
+
+Each verb parses options, calls one domain function and prints the result: a Rich table, or with `--json` one
+JSON document on stdout (progress always goes to stderr). A DeepyardError becomes a one-line message on stderr
+and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from deepyard import __version__
+from deepyard.cli.common import err_console
+from deepyard.cli.datasets import dataset_app
+from deepyard.config import load_settings
+from deepyard.errors import DeepyardError
+
+app = typer.Typer(
+    name="deepyard",
+    help="Deepyard: build image datasets, train networks, look inside them, and export them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dataset_app, name="dataset")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"deepyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Path | None = typer.Option(
+        None, "--home", help="State folder (default: $DEEPYARD_HOME, else ~/.deepyard).", show_default=False
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    ctx.obj = load_settings(home)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: run the app, turning DeepyardErrors into one line and exit code 2."""
+    try:
+        return app(args=argv)
+    except DeepyardError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""`deepyard dataset ...`: create, import mnist, list, show, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from deepyard import datasets
+from deepyard.cli.common import console, print_json, progress_bar
+from deepyard.config import Settings
+from deepyard.datasets.catalog import REPORT, Manifest, dataset_dir
+from deepyard.datasets.spec import DatasetSpec, Encoding, Fill, ResizeMode, parse_size
+from deepyard.files import printable, read_json
+
+dataset_app = typer.Typer(help="Build and manage image-classification datasets.", no_args_is_help=True)
+import_app = typer.Typer(help="Import a standard dataset.", no_args_is_help=True)
+dataset_app.add_typer(import_app, name="import")
+
+_F = DatasetSpec.model_fields
+
+
+def _help(field: str) -> str:
+    return _F[field].description or ""
+
+
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
+WorkersOpt = typer.Option(None, "--workers", help="Decoding processes (default: one per CPU; small builds: none).")
+ReuseOpt = typer.Option(False, "--reuse", help="Return an existing dataset with the same options instead.")
+
+
+@dataset_app.command("create")
+def create(
+    ctx: typer.Context,
+    source: Path = typer.Argument(..., help="Folder of class sub-folders, or a list file when --labels is given."),
+    name: str | None = typer.Option(None, help="Dataset name (default: the source's name)."),
+    val: Path | None = typer.Option(None, help="Separate validation folder (or list file) with the same classes."),
+    test: Path | None = typer.Option(None, help="Separate test folder (or list file) with the same classes."),
+    labels: Path | None = typer.Option(None, help="Labels file (one class per line): SOURCE is a list file."),
+    base: Path | None = typer.Option(None, help="Folder that relative paths in list files start from."),
+    channels: int = typer.Option(_F["channels"].default, help=_help("channels")),
+    size: str = typer.Option("256x256", help="Image size WxH, e.g. 28x28."),
+    resize_mode: ResizeMode = typer.Option(_F["resize_mode"].default, help=_help("resize_mode")),
+    fill: Fill = typer.Option(_F["fill"].default, help=_help("fill")),
+    fill_value: int = typer.Option(_F["fill_value"].default, help=_help("fill_value")),
+    encoding: Encoding = typer.Option(_F["encoding"].default, help=_help("encoding")),
+    jpeg_quality: int = typer.Option(_F["jpeg_quality"].default, help=_help("jpeg_quality")),
+    val_pct: float = typer.Option(_F["val_pct"].default, help=_help("val_pct")),
+    test_pct: float = typer.Option(_F["test_pct"].default, help=_help("test_pct")),
+    min_per_class: int = typer.Option(_F["min_per_class"].default, help=_help("min_per_class")),
+    max_per_class: int | None = typer.Option(None, help=_help("max_per_class")),
+    val_max_per_class: int | None = typer.Option(None, help=_help("val_max_per_class")),
+    test_max_per_class: int | None = typer.Option(None, help=_help("test_max_per_class")),
+    seed: int = typer.Option(_F["seed"].default, help=_help("seed")),
+    max_pixels: int = typer.Option(_F["max_pixels"].default, help=_help("max_pixels")),
+    workers: int | None = WorkersOpt,
+    reuse: bool = ReuseOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Build a dataset from a folder of class sub-folders or from list files."""
+    width, height = parse_size(size)
+    if labels is not None:
+        src: dict[str, Any] = {"kind": "list", "train": source, "labels": labels, "base": base}
+    else:
+        src = {"kind": "folder", "train": source}
+    src.update({"val": val, "test": test})
+    spec = datasets.make_spec(
+        name=name or source.resolve().name,
+        source=src,
+        **{k: v for k, v in locals().items() if k in _F and k not in ("name", "source")},
+        width=width,
+        height=height,
+    )
+    with progress_bar() if not json else _quiet() as report:
+        manifest = datasets.create_dataset(ctx.obj, spec, progress=report, workers=workers, reuse=reuse)
+    _show(ctx.obj, manifest, json)
+
+
+@import_app.command("mnist")
+def import_mnist(
+    ctx: typer.Context,
+    from_dir: Path | None = typer.Option(None, "--from", help="Folder holding the four MNIST IDX files."),
+    download: bool = typer.Option(False, help="Fetch missing files from a public mirror, checking their MD5s."),
+    export: Path | None = typer.Option(None, help="Also write the images as class folders of PNGs here."),
+    name: str = typer.Option("mnist", help="Dataset name."),
+    channels: int = typer.Option(1, help=_help("channels")),
+    size: str = typer.Option("28x28", help="Image size WxH."),
+    max_per_class: int | None = typer.Option(None, help="Training images per class (1000 ≈ the lab's 1/6)."),
+    val_max_per_class: int | None = typer.Option(None, help="Validation (t10k) images per class."),
+    seed: int = typer.Option(0, help=_help("seed")),
+    workers: int | None = WorkersOpt,
+    reuse: bool = ReuseOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Import MNIST (train → train, t10k → val) from IDX files."""
+    settings: Settings = ctx.obj
+    if from_dir is None and not download:
+        raise typer.BadParameter("give --from DIR, or --download", param_hint="--from")
+    folder = from_dir or settings.downloads_dir / "mnist"
+    width, height = parse_size(size)
+    with progress_bar() if not json else _quiet() as report:
+        manifest = datasets.import_mnist(
+            settings, folder, download=download, export_to=export, progress=report, workers=workers,
+            reuse=reuse, name=name, channels=channels, width=width, height=height,
+            max_per_class=max_per_class, val_max_per_class=val_max_per_class, seed=seed,
+        )  # fmt: skip
+    _show(settings, manifest, json)
+
+
+@dataset_app.command("list")
+def list_(ctx: typer.Context, json: bool = JsonOpt) -> None:
+    """List the datasets in the home."""
+    found = datasets.list_datasets(ctx.obj)
+    if json:
+        print_json([m.model_dump(mode="json") for m in found])
+        return
+    table = Table("id", "name", "classes", "train", "val", "test", "shape", "encoding", "created")
+    for m in found:
+        counts = [str(m.splits[s].count) if s in m.splits else "-" for s in ("train", "val", "test")]
+        shape = "x".join(map(str, m.shape))
+        table.add_row(m.id, m.name, str(len(m.classes)), *counts, shape, m.encoding, m.created)
+    console.print(table if found else "no datasets yet: try `deepyard dataset create FOLDER`")
+
+
+@dataset_app.command("show")
+def show(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="Dataset id or name."),
+    json: bool = JsonOpt,
+) -> None:
+    """Show a dataset's summary and its build report."""
+    _show(ctx.obj, datasets.get_dataset(ctx.obj, ref), json)
+
+
+@dataset_app.command("delete")
+def delete(
+    ctx: typer.Context, ref: str = typer.Argument(..., help="Dataset id or name."), json: bool = JsonOpt
+) -> None:
+    """Delete a dataset and its files."""
+    manifest = datasets.delete_dataset(ctx.obj, ref)
+    if json:
+        print_json({"deleted": manifest.id, "name": manifest.name})
+    else:
+        console.print(f"deleted dataset {manifest.id} ({manifest.name})")
+
+
+def _show(settings: Settings, m: Manifest, as_json: bool) -> None:
+    folder = dataset_dir(settings, m.id)
+    report = read_json(folder / REPORT)
+    if as_json:
+        print_json({"manifest": m.model_dump(mode="json"), "path": str(folder), "report": report})
+        return
+    info = Table.grid(padding=(0, 2))
+    for key, value in [
+        ("id", m.id),
+        ("name", m.name),
+        ("path", str(folder)),
+        ("shape", f"{m.shape[1]}x{m.shape[0]}, {m.shape[2]} channel(s), {m.spec.resize_mode.value}"),
+        ("encoding", f"{m.encoding}, {m.size_bytes / 1e6:,.1f} MB"),
+        ("skipped", f"{m.skipped} file(s)" + (" (listed below)" if m.skipped else "")),
+        ("duplicates", _duplicates_text(m)),
+        ("built in", f"{m.build_seconds:.1f} s"),
+    ]:
+        info.add_row(f"[bold]{key}", value)
+    console.print(info)
+    table = Table("class", *m.splits, title="images per class")
+    for i, cls in enumerate(m.classes):
+        table.add_row(printable(cls), *(str(s.per_class[i]) for s in m.splits.values()))
+    table.add_row("[bold]total", *(f"[bold]{s.count}" for s in m.splits.values()))
+    console.print(table)
+    for dropped in m.dropped_classes:
+        console.print(f"dropped class {dropped['class']!s} ({dropped['count']} images): {dropped['reason']}")
+    for entry in report["skipped"][:20]:
+        console.print(f"skipped {printable(entry['path'])}: {entry['reason']}", highlight=False)
+    if len(report["skipped"]) > 20:
+        console.print(f"... and {len(report['skipped']) - 20} more in {folder / REPORT}")
+
+
+def _duplicates_text(m: Manifest) -> str:
+    within = sum(m.duplicates["within"].values())
+    leaks = {k: v for k, v in m.duplicates["across"].items() if v}
+    text = f"{within} repeated inside a split"
+    if leaks:
+        text += "; [bold red]leaked across splits:[/] " + ", ".join(f"{k} {v}" for k, v in leaks.items())
+    return text
+
+
+class _quiet:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

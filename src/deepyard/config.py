@@ -1,0 +1,58 @@
+"""Settings: where Deepyard keeps its state and which folders it may read.
+
+Settings are a typed value passed down explicitly; nothing reads the environment except `load_settings`.
+Everything stored under `home` refers to other things under `home` by relative path, so a home can be moved.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deepyard.errors import InvalidValueError
+
+HOME_ENV = "DEEPYARD_HOME"
+DATA_ROOTS_ENV = "DEEPYARD_DATA_ROOTS"  # os.pathsep-separated list of folders
+DEFAULT_HOME = Path("~/.deepyard")
+
+
+class Settings(BaseModel):
+    """Where state lives and what may be read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    home: Path = Field(description="Folder holding datasets, runs and the database (absolute).")
+    data_roots: tuple[Path, ...] = Field(
+        default=(), description="Folders the server may read images from; empty means only the home."
+    )
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def downloads_dir(self) -> Path:
+        return self.home / "downloads"
+
+    def is_readable(self, path: Path) -> bool:
+        """True when `path` (symlinks resolved) lies inside the home or one of the data roots."""
+        real = path.resolve()
+        return any(real.is_relative_to(root.resolve()) for root in (self.home, *self.data_roots))
+
+
+def load_settings(home: Path | str | None = None, data_roots: list[Path] | None = None) -> Settings:
+    """Build settings from explicit values, then the environment, then defaults."""
+    raw_home = home if home is not None else os.environ.get(HOME_ENV) or DEFAULT_HOME
+    home_path = Path(raw_home).expanduser().absolute()
+    if home_path.exists() and not home_path.is_dir():
+        raise InvalidValueError(f"home {str(home_path)!r} exists but is not a folder; give a folder path")
+    if data_roots is None:
+        env = os.environ.get(DATA_ROOTS_ENV, "")
+        data_roots = [Path(p) for p in env.split(os.pathsep) if p]
+    roots = tuple(Path(p).expanduser().absolute() for p in data_roots)
+    for root in roots:
+        if not root.is_dir():
+            raise InvalidValueError(f"data root {str(root)!r} is not an existing folder")
+    return Settings(home=home_path, data_roots=roots)

@@ -1,0 +1,294 @@
+"""Build a dataset: list the source, decode and store every image in parallel, then commit atomically.
+
+`create_dataset` is the one entry point the CLI, the job system and the web server call. It works in
+`<home>/datasets/.build-<id>/` and renames that folder to `<id>` only once the store, the mean image, the
+report and the manifest are all written and synced, so an interrupted build (Ctrl-C, kill) never leaves a
+dataset that looks complete; its leftovers are removed by the next build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from deepyard import __version__
+from deepyard.config import Settings
+from deepyard.datasets import catalog, store
+from deepyard.datasets.hygiene import find_duplicates
+from deepyard.datasets.images import Geometry
+from deepyard.datasets.sources import Listing, Skipped, list_source
+from deepyard.datasets.spec import RAW_AUTO_LIMIT, SPLITS, DatasetSpec, Encoding
+from deepyard.datasets.worker import Chunk, ChunkResult, WorkerConfig, init_worker, process_chunk
+from deepyard.errors import SourceError
+from deepyard.files import write_bytes_atomic, write_json_atomic
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+CHUNK = 512  # images per task sent to a worker
+SERIAL_BELOW = 2000  # with workers=None, smaller builds run in-process (process start-up would dominate)
+
+
+def create_dataset(
+    settings: Settings,
+    spec: DatasetSpec,
+    progress: ProgressFn | None = None,
+    workers: int | None = None,
+    reuse: bool = False,
+) -> catalog.Manifest:
+    """Build `spec` into a new dataset under the home and return its manifest.
+
+    `workers`: processes that decode images (None: one per CPU, or none for small builds).
+    `reuse`: return an existing dataset built from an identical spec instead of building again.
+    """
+    if reuse:
+        same = [m for m in catalog.list_datasets(settings) if m.spec == spec]
+        if same:
+            return same[-1]
+    listing = list_source(spec)  # every source-level error is raised here, before any work
+    report = progress or (lambda stage, done, total: None)
+    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    catalog.remove_stale_builds(settings)
+    dataset_id = catalog.new_dataset_id()
+    work = settings.datasets_dir / (catalog.BUILD_PREFIX + dataset_id)
+    work.mkdir()
+    try:
+        (work / ".pid").write_text(str(os.getpid()))
+        started = time.perf_counter()
+        manifest = _build(spec, listing, work, dataset_id, report, workers, started)
+        os.unlink(work / ".pid")
+        _fsync_tree(work)
+        os.rename(work, catalog.dataset_dir(settings, dataset_id))
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return manifest
+
+
+def resolve_encoding(spec: DatasetSpec, count: int) -> str:
+    if spec.encoding is not Encoding.auto:
+        return str(spec.encoding.value)
+    raw_bytes = count * spec.width * spec.height * spec.channels
+    return "raw" if raw_bytes <= RAW_AUTO_LIMIT else "png"
+
+
+def _build(
+    spec: DatasetSpec,
+    listing: Listing,
+    work: Path,
+    dataset_id: str,
+    report: ProgressFn,
+    workers: int | None,
+    started: float,
+) -> catalog.Manifest:
+    total = sum(len(items) for items in listing.splits.values())
+    encoding = resolve_encoding(spec, total)
+    shape = (spec.height, spec.width, spec.channels)
+    for split, items in listing.splits.items():
+        if not items:
+            continue
+        (work / split).mkdir()
+        if encoding == "raw":
+            store.create_raw(work / split, len(items), shape)
+    config = WorkerConfig(_geometry(spec), encoding, spec.jpeg_quality, spec.seed)
+    chunks = _run_chunks(listing, work, config, total, workers)
+    results = _collect(chunks, listing, work, encoding, shape, report)
+    report("finishing", 0, 1)
+    hashes, names = _finish_splits(listing, results, work, encoding)  # only the non-empty splits
+    train_count = len(hashes.get("train", []))
+    if train_count == 0:
+        reasons = sorted({s.reason for s in listing.skipped})[:5]
+        raise SourceError(f"no usable training image; reasons files were skipped: {reasons}")
+    _save_mean(work, results.pixel_sum / train_count)
+    duplicates = find_duplicates(hashes, names)
+    write_json_atomic(
+        work / catalog.REPORT,
+        {
+            "skipped": [{"path": s.path, "reason": s.reason} for s in listing.skipped],
+            "dropped_classes": listing.dropped_classes,
+            "duplicates": duplicates.groups,
+        },
+    )
+    splits = {
+        split: catalog.SplitInfo(
+            count=len(hashes[split]),
+            per_class=np.bincount(np.load(work / split / store.LABELS_FILE), minlength=len(listing.classes)).tolist(),
+        )
+        for split in SPLITS
+        if hashes.get(split)
+    }
+    manifest = catalog.Manifest(
+        id=dataset_id,
+        name=spec.name,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=round(time.perf_counter() - started, 3),
+        deepyard_version=__version__,
+        spec=spec,
+        encoding=encoding,
+        shape=shape,
+        classes=listing.classes,
+        splits=splits,
+        skipped=len(listing.skipped),
+        dropped_classes=listing.dropped_classes,
+        duplicates=duplicates.summary,
+        content_hash=_content_hash(work, listing.classes),
+        size_bytes=sum(p.stat().st_size for p in work.rglob("*") if p.is_file()),
+    )
+    write_json_atomic(work / catalog.MANIFEST, manifest.model_dump(mode="json"))
+    report("finishing", 1, 1)
+    return manifest
+
+
+def _geometry(spec: DatasetSpec) -> Geometry:
+    return Geometry(
+        width=spec.width,
+        height=spec.height,
+        channels=spec.channels,
+        resize_mode=spec.resize_mode,
+        fill=spec.fill,
+        fill_value=spec.fill_value,
+        max_pixels=spec.max_pixels,
+        alpha_background=spec.alpha_background,
+    )
+
+
+def _chunks(listing: Listing, work: Path) -> Iterator[Chunk]:
+    for split, items in listing.splits.items():
+        for start in range(0, len(items), CHUNK):
+            sources = [it.source for it in items[start : start + CHUNK]]
+            yield Chunk(split, start, sources, work / split, want_sum=split == "train")
+
+
+def _run_chunks(
+    listing: Listing, work: Path, config: WorkerConfig, total: int, workers: int | None
+) -> Iterator[ChunkResult]:
+    """Process every chunk, in order, in a pool of worker processes or in this process."""
+    if workers is None:
+        workers = 0 if total < SERIAL_BELOW else len(os.sched_getaffinity(0))
+    if workers <= 1:
+        init_worker(config)
+        yield from map(process_chunk, _chunks(listing, work))
+        return
+    # forkserver: safe when the caller runs threads (a progress bar), and workers start from a warm process.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["deepyard.datasets.worker"])
+    with ctx.Pool(workers, initializer=init_worker, initargs=(config,)) as pool:
+        yield from pool.imap(process_chunk, _chunks(listing, work))
+
+
+class _Collected:
+    def __init__(self, listing: Listing, shape: tuple[int, int, int]) -> None:
+        self.reasons: dict[str, list[str | None]] = {s: [] for s in listing.splits}
+        self.hashes: dict[str, list[bytes]] = {s: [] for s in listing.splits}
+        self.offsets: dict[str, list[int]] = {s: [0] for s in listing.splits}
+        self.pixel_sum = np.zeros(shape, np.int64)
+
+
+def _collect(
+    results: Iterator[ChunkResult],
+    listing: Listing,
+    work: Path,
+    encoding: str,
+    shape: tuple[int, int, int],
+    report: ProgressFn,
+) -> _Collected:
+    """Gather chunk results in order; append encoded bytes to each split's blob file."""
+    collected = _Collected(listing, shape)
+    blobs = {}
+    if encoding != "raw":
+        blobs = {s: (work / s / store.BLOB_FILE).open("wb") for s, items in listing.splits.items() if items}
+    total = sum(len(items) for items in listing.splits.values())
+    done = 0
+    report("encoding", 0, total)
+    try:
+        for result in results:
+            collected.reasons[result.split].extend(result.reasons)
+            collected.hashes[result.split].extend(result.hashes)
+            offsets = collected.offsets[result.split]
+            for blob in result.blobs:
+                blobs[result.split].write(blob)
+                offsets.append(offsets[-1] + len(blob))
+            if result.pixel_sum is not None:
+                collected.pixel_sum += result.pixel_sum
+            done += len(result.reasons)
+            report("encoding", done, total)
+    finally:
+        for fp in blobs.values():
+            fp.close()
+    return collected
+
+
+def _finish_splits(
+    listing: Listing, collected: _Collected, work: Path, encoding: str
+) -> tuple[dict[str, list[bytes]], dict[str, list[str]]]:
+    """Drop skipped slots, write labels, offsets and source names; return kept hashes and names per split."""
+    hashes: dict[str, list[bytes]] = {}
+    names: dict[str, list[str]] = {}
+    for split, items in listing.splits.items():
+        if not items:
+            continue
+        reasons = collected.reasons[split]
+        keep = np.array([r is None for r in reasons], dtype=bool)
+        for item, reason in zip(items, reasons, strict=True):
+            if reason is not None:
+                listing.skipped.append(Skipped(item.name, reason))
+        folder = work / split
+        if encoding == "raw":
+            store.compact_raw(folder, keep)
+        else:
+            np.save(folder / store.OFFSETS_FILE, np.array(collected.offsets[split], dtype=np.int64))
+        labels = np.array([it.label for it in items], dtype=np.int64)[keep]
+        np.save(folder / store.LABELS_FILE, labels)
+        kept_names = [it.name for it, k in zip(items, keep, strict=True) if k]
+        write_json_atomic(folder / "sources.json", kept_names)
+        if not kept_names:  # an empty split is not stored
+            shutil.rmtree(folder)
+            continue
+        hashes[split] = [h for h, k in zip(collected.hashes[split], keep, strict=True) if k]
+        names[split] = kept_names
+    return hashes, names
+
+
+def _save_mean(work: Path, mean: np.ndarray) -> None:
+    """The training split's mean image: float32 (H, W, C) array, and a PNG to look at."""
+    mean = mean.astype(np.float32)
+    buf = io.BytesIO()
+    np.save(buf, mean)
+    write_bytes_atomic(work / catalog.MEAN_ARRAY, buf.getvalue())
+    pixels = np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+    img = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    write_bytes_atomic(work / catalog.MEAN_IMAGE, buf.getvalue())
+
+
+def _content_hash(work: Path, classes: list[str]) -> str:
+    """sha256 over the class names and, split by split, the stored labels and pixels."""
+    digest = hashlib.sha256("\n".join(classes).encode("utf-8", "surrogateescape"))
+    for split in SPLITS:
+        for name in (store.LABELS_FILE, store.RAW_FILE, store.OFFSETS_FILE, store.BLOB_FILE):
+            path = work / split / name
+            if path.is_file():
+                with path.open("rb") as fp:
+                    while block := fp.read(1 << 22):
+                        digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Push every file of the build to disk before the rename that commits it (workers wrote via mmap)."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

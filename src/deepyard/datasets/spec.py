@@ -1,0 +1,166 @@
+"""DatasetSpec: everything that decides what a dataset build produces, as plain data.
+
+The CLI options and (later) the web form are generated from these fields; the resolved spec is stored in the
+manifest, so a build can be reproduced and compared. Units are in the field descriptions.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from deepyard.errors import InvalidValueError, choices
+
+
+class ResizeMode(str, Enum):
+    """How an image is brought to the dataset's size (DIGITS' meanings)."""
+
+    squash = "squash"  # ignore the aspect ratio
+    crop = "crop"  # fit the short side, centre-crop the long one
+    fill = "fill"  # fit the long side, pad the short one
+    half_crop = "half_crop"  # scale by the mean of both ratios: crop the long side, pad the short one
+
+
+class Fill(str, Enum):
+    """What fills the padding of `fill` and `half_crop`."""
+
+    noise = "noise"  # uniform random pixels, as DIGITS did (seeded: builds are reproducible)
+    constant = "constant"  # `fill_value` everywhere
+
+
+class Encoding(str, Enum):
+    """How pixels are stored."""
+
+    auto = "auto"  # raw when the whole dataset's pixels take at most RAW_AUTO_LIMIT bytes, else png
+    raw = "raw"  # uint8 arrays, memory-mapped: fastest to read
+    png = "png"  # lossless, encoded per image
+    jpeg = "jpeg"  # lossy (quality `jpeg_quality`), smallest
+
+
+RAW_AUTO_LIMIT = 4 * 1024**3  # bytes of raw pixels up to which `auto` picks raw
+SPLITS = ("train", "val", "test")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FolderSource(_Frozen):
+    """Class sub-folders; nested folders are flattened into their class."""
+
+    kind: Literal["folder"] = "folder"
+    train: Path
+    val: Path | None = None  # a separate validation folder with the same classes
+    test: Path | None = None  # a separate test folder with the same classes
+
+
+class ListSource(_Frozen):
+    """List files of `path label_index` lines and a labels file (line i names class i)."""
+
+    kind: Literal["list"] = "list"
+    train: Path
+    labels: Path
+    val: Path | None = None
+    test: Path | None = None
+    base: Path | None = None  # relative paths in the lists are resolved against it (default: the list's folder)
+
+
+class IdxSource(_Frozen):
+    """IDX files (the MNIST layout): an images file and a labels file per split."""
+
+    kind: Literal["idx"] = "idx"
+    train_images: Path
+    train_labels: Path
+    val_images: Path | None = None
+    val_labels: Path | None = None
+    test_images: Path | None = None
+    test_labels: Path | None = None
+    classes: tuple[str, ...] | None = None  # default: the label values as text, "0".."9"
+
+
+Source = Annotated[FolderSource | ListSource | IdxSource, Field(discriminator="kind")]
+
+
+class DatasetSpec(_Frozen):
+    """A full description of an image-classification dataset build."""
+
+    name: str = Field(min_length=1, max_length=200, description="Name shown in listings.")
+    source: Source
+    channels: Literal[1, 3] = Field(3, description="1 = grayscale, 3 = RGB.")
+    width: int = Field(256, ge=1, le=16384, description="Image width in pixels.")
+    height: int = Field(256, ge=1, le=16384, description="Image height in pixels.")
+    resize_mode: ResizeMode = Field(
+        ResizeMode.squash,
+        description="squash ignores the aspect ratio; crop fits the short side and centre-crops; fill fits "
+        "the long side and pads; half_crop does half of each.",
+    )
+    fill: Fill = Field(Fill.noise, description="Padding of fill and half_crop: random noise or a constant.")
+    fill_value: int = Field(0, ge=0, le=255, description="Grey level of constant padding.")
+    encoding: Encoding = Field(
+        Encoding.auto,
+        description="Stored pixels: raw (memory-mapped arrays, fastest), png (lossless), jpeg (smallest); "
+        "auto = raw up to 4 GiB of pixels, else png.",
+    )
+    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality when encoding is jpeg.")
+    val_pct: float = Field(25.0, ge=0, le=100, description="% of each class held out for validation (no val source).")
+    test_pct: float = Field(0.0, ge=0, le=100, description="% of each class held out for test (no test source).")
+    min_per_class: int = Field(2, ge=1, description="Classes with fewer training images are dropped and reported.")
+    max_per_class: int | None = Field(None, ge=1, description="Cap on images per class from the train source.")
+    val_max_per_class: int | None = Field(None, ge=1, description="Cap per class for a separate val source.")
+    test_max_per_class: int | None = Field(None, ge=1, description="Cap per class for a separate test source.")
+    seed: int = Field(0, description="Seed of the split, the per-class caps and the noise padding.")
+    max_pixels: int = Field(
+        100_000_000, ge=1, description="Images with more pixels are skipped as decompression bombs."
+    )
+    alpha_background: int = Field(
+        255, ge=0, le=255, description="Grey level that transparent pixels are composited over."
+    )
+
+    @model_validator(mode="after")
+    def _check_percentages(self) -> DatasetSpec:
+        if self.val_pct + self.test_pct >= 100:
+            raise InvalidValueError(
+                f"val_pct + test_pct = {self.val_pct + self.test_pct:g}; they must add up to less than 100"
+            )
+        return self
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse `WxH` (e.g. `28x28`) into (width, height)."""
+    parts = text.lower().replace("\u00d7", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise InvalidValueError(f"size {text!r} is not WxH (for example 28x28 or 256x256)")
+    width, height = (int(p) for p in parts)
+    if not (1 <= width <= 16384 and 1 <= height <= 16384):
+        raise InvalidValueError(f"size {text!r}: width and height must be between 1 and 16384")
+    return width, height
+
+
+def parse_enum(enum: type[Enum], value: str, what: str) -> Enum:
+    """Look up an enum member by value with an error that lists the valid values."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise InvalidValueError(f"{what} {value!r} is not valid; use {choices(m.value for m in enum)}") from None
+
+
+def make_spec(**fields: object) -> DatasetSpec:
+    """Build a DatasetSpec, turning pydantic's validation report into one InvalidValueError per bad field."""
+    from pydantic import ValidationError
+
+    try:
+        return DatasetSpec.model_validate(fields)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "spec"
+            ctx = err.get("ctx", {})
+            cause = ctx.get("error") if isinstance(ctx, dict) else None
+            message = str(cause) if isinstance(cause, InvalidValueError) else err["msg"]
+            value = err.get("input")
+            shown = f" (got {value!r})" if err["loc"] and not isinstance(value, dict) else ""
+            problems.append(f"{where}: {message}{shown}")
+        raise InvalidValueError("invalid dataset options: " + "; ".join(problems)) from None

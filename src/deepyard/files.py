@@ -1,0 +1,40 @@
+"""Atomic file writes: write a temporary file beside the target, fsync, then rename over it.
+
+A reader (or a crash) sees either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(data)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write `obj` as indented JSON (ASCII, so any file name survives) to `path` atomically."""
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, ensure_ascii=True) + "\n").encode("ascii"))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="ascii"))
+
+
+def printable(name: str) -> str:
+    """A file name made of surrogate escapes (non-UTF-8 bytes) shown with backslash escapes instead."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
