@@ -59,9 +59,9 @@ def test_half_crop_crops_long_side_and_pads_short_side() -> None:
 
 def test_noise_fill_is_random_but_seeded() -> None:
     g = geo(10, 10, "fill", fill=Fill.noise)
-    a = resize(halves(), g, np.random.default_rng(1))
-    b = resize(halves(), g, np.random.default_rng(1))
-    c = resize(halves(), g, np.random.default_rng(2))
+    a = resize(halves(), g, 1)
+    b = resize(halves(), g, 1)
+    c = resize(halves(), g, 2)
     assert (a == b).all() and not (a[:2] == c[:2]).all()
     assert len(np.unique(a[:2])) > 20  # noise, not a constant
 

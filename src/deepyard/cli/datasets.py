@@ -60,6 +60,7 @@ def create(
     json: bool = JsonOpt,
 ) -> None:
     """Build a dataset from a folder of class sub-folders or from list files."""
+    options = {k: v for k, v in locals().items() if k in _F and k not in ("name", "source")}
     width, height = parse_size(size)
     if labels is not None:
         src: dict[str, Any] = {"kind": "list", "train": source, "labels": labels, "base": base}
@@ -69,11 +70,11 @@ def create(
     spec = datasets.make_spec(
         name=name or source.resolve().name,
         source=src,
-        **{k: v for k, v in locals().items() if k in _F and k not in ("name", "source")},
+        **options,
         width=width,
         height=height,
     )
-    with progress_bar() if not json else _quiet() as report:
+    with progress_bar() as report:
         manifest = datasets.create_dataset(ctx.obj, spec, progress=report, workers=workers, reuse=reuse)
     _show(ctx.obj, manifest, json)
 
@@ -100,7 +101,7 @@ def import_mnist(
         raise typer.BadParameter("give --from DIR, or --download", param_hint="--from")
     folder = from_dir or settings.downloads_dir / "mnist"
     width, height = parse_size(size)
-    with progress_bar() if not json else _quiet() as report:
+    with progress_bar() as report:
         manifest = datasets.import_mnist(
             settings, folder, download=download, export_to=export, progress=report, workers=workers,
             reuse=reuse, name=name, channels=channels, width=width, height=height,
@@ -185,11 +186,3 @@ def _duplicates_text(m: Manifest) -> str:
     if leaks:
         text += "; [bold red]leaked across splits:[/] " + ", ".join(f"{k} {v}" for k, v in leaks.items())
     return text
-
-
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

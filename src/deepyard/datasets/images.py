@@ -9,7 +9,6 @@ It does not decide which files to look at (see `sources`) or where pixels go (se
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Final
@@ -54,17 +53,16 @@ def load_image(source: str | np.ndarray, geo: Geometry) -> Image.Image:
     if isinstance(source, np.ndarray):
         return _normalise_mode(Image.fromarray(source), geo.channels, geo.alpha_background)
     try:
-        if os.path.getsize(source) == 0:
-            raise ImageSkipped("empty file (0 bytes)")
-        with open(source, "rb") as fp:
-            return _decode(fp, geo)
-    except ImageSkipped:
-        raise
+        with open(source, "rb", buffering=0) as raw:
+            data = raw.read()  # one read: Pillow's many small reads are cheaper on memory
     except OSError as exc:
         raise ImageSkipped(f"cannot read: {exc.strerror or exc}") from None
+    if not data:
+        raise ImageSkipped("empty file (0 bytes)")
+    return _decode(io.BytesIO(data), geo)
 
 
-def _decode(fp: io.BufferedReader, geo: Geometry) -> Image.Image:
+def _decode(fp: io.BytesIO, geo: Geometry) -> Image.Image:
     with warnings.catch_warnings():
         # Our own pixel limit applies (below); Pillow's warning at its default limit would be noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -86,13 +84,14 @@ def _decode(fp: io.BufferedReader, geo: Geometry) -> Image.Image:
             if img.format == "JPEG":
                 img.draft("RGB" if geo.channels == 3 else "L", _needed_size(img.size, geo))
             img.load()
-            img = ImageOps.exif_transpose(img)
+            if img.format == "TIFF" or "exif" in img.info:  # the check is cheap, the transpose is not
+                img = ImageOps.exif_transpose(img)
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
             raise ImageSkipped(f"corrupt or truncated {img.format} data: {exc}") from None
     return _normalise_mode(img, geo.channels, geo.alpha_background)
 
 
-def _unidentified_reason(fp: io.BufferedReader) -> str:
+def _unidentified_reason(fp: io.BytesIO) -> str:
     """Tell an image in a format we do not decode from a file that is no image at all."""
     fp.seek(0)
     try:
@@ -158,22 +157,28 @@ def _scale(size: tuple[int, int], geo: Geometry) -> float:
     return max(rx, ry)  # squash: draft must not go below either target side
 
 
-def resize(img: Image.Image, geo: Geometry, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Resize to (height, width, channels) uint8 with the spec's mode; `rng` draws the noise padding."""
+def resize(img: Image.Image | np.ndarray, geo: Geometry, noise_seed: object = None) -> np.ndarray:
+    """Resize an image (or its (H, W[, C]) pixels) to (height, width, channels) uint8 with the spec's mode.
+
+    `noise_seed` seeds the noise padding (numpy SeedSequence entropy), so padding is reproducible.
+    """
+    size = (img.shape[1], img.shape[0]) if isinstance(img, np.ndarray) else img.size
     if geo.resize_mode is ResizeMode.squash:
         scaled_size = (geo.width, geo.height)
     else:
-        scale = _scale(img.size, geo)
-        scaled_size = (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale)))
-    if img.size != scaled_size:
-        img = img.resize(scaled_size, Image.Resampling.BILINEAR)
+        scale = _scale(size, geo)
+        scaled_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    if size != scaled_size:
+        img = (Image.fromarray(img) if isinstance(img, np.ndarray) else img).resize(
+            scaled_size, Image.Resampling.BILINEAR
+        )
     arr = np.asarray(img)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return _centre_on_canvas(arr, geo, rng)
+    return _centre_on_canvas(arr, geo, noise_seed)
 
 
-def _centre_on_canvas(arr: np.ndarray, geo: Geometry, rng: np.random.Generator | None) -> np.ndarray:
+def _centre_on_canvas(arr: np.ndarray, geo: Geometry, noise_seed: object) -> np.ndarray:
     """Centre-crop each axis that is too long, and pad each axis that is too short."""
     h, w = arr.shape[:2]
     top, left = max(0, (h - geo.height) // 2), max(0, (w - geo.width) // 2)
@@ -183,7 +188,8 @@ def _centre_on_canvas(arr: np.ndarray, geo: Geometry, rng: np.random.Generator |
         return np.ascontiguousarray(arr)
     shape = (geo.height, geo.width, arr.shape[2])
     if geo.fill is Fill.noise:
-        canvas = (rng or np.random.default_rng()).integers(0, 256, size=shape, dtype=np.uint8)
+        rng = np.random.default_rng(noise_seed)  # type: ignore[arg-type]
+        canvas = rng.integers(0, 256, size=shape, dtype=np.uint8)
     else:
         canvas = np.full(shape, geo.fill_value, dtype=np.uint8)
     y, x = (geo.height - h) // 2, (geo.width - w) // 2

@@ -24,7 +24,7 @@ from deepyard.datasets.spec import SPLITS, DatasetSpec, FolderSource, IdxSource,
 from deepyard.errors import SourceError
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """One image to decode: a file path, or pixels already in memory (IDX)."""
 
@@ -93,12 +93,12 @@ def _walk_classes(root: Path, skipped: list[Skipped]) -> dict[str, list[str]]:
     per_class: dict[str, list[str]] = {}
     root_st = os.stat(root)
     root_key = (root_st.st_dev, root_st.st_ino)
-    for entry, st in _scan(str(root), skipped, visited={root_key}):
-        if stat.S_ISDIR(st.st_mode):
+    for entry, kind, key in _scan(str(root), skipped, visited={root_key}):
+        if kind == "dir":
             files: list[str] = []
-            _walk_files(entry.path, files, skipped, visited={root_key, (st.st_dev, st.st_ino)})
+            _walk_files(entry.path, files, skipped, visited={root_key, key})
             per_class[entry.name] = sorted(files)
-        elif stat.S_ISREG(st.st_mode):
+        elif kind == "file":
             skipped.append(Skipped(entry.path, "file outside any class folder"))
     if not per_class:
         raise SourceError(
@@ -109,13 +109,13 @@ def _walk_classes(root: Path, skipped: list[Skipped]) -> dict[str, list[str]]:
 
 
 def _walk_files(folder: str, out: list[str], skipped: list[Skipped], visited: set[tuple[int, int]]) -> None:
-    for entry, st in _scan(folder, skipped, visited):
-        if stat.S_ISDIR(st.st_mode):
-            visited.add((st.st_dev, st.st_ino))
+    for entry, kind, key in _scan(folder, skipped, visited):
+        if kind == "dir":
+            visited.add(key)
             _walk_files(entry.path, out, skipped, visited)
-        elif not stat.S_ISREG(st.st_mode):
+        elif kind == "other":
             skipped.append(Skipped(entry.path, "not a regular file (a device, socket or pipe)"))
-        elif os.path.splitext(entry.name)[1].lower() in EXTENSIONS:
+        elif "." + entry.name.rpartition(".")[2].lower() in EXTENSIONS:
             out.append(entry.path)
         else:
             ext = os.path.splitext(entry.name)[1] or "(none)"
@@ -126,8 +126,12 @@ def _walk_files(folder: str, out: list[str], skipped: list[Skipped], visited: se
 
 def _scan(
     folder: str, skipped: list[Skipped], visited: set[tuple[int, int]]
-) -> Iterator[tuple[os.DirEntry[str], os.stat_result]]:
-    """Yield (entry, stat following links) for each usable entry; report hidden, looping and broken ones."""
+) -> Iterator[tuple[os.DirEntry[str], str, tuple[int, int]]]:
+    """Yield (entry, "dir" | "file" | "other", folder key) for each usable entry, following symlinks.
+
+    Plain files cost no system call (the kind comes from the directory listing); folders and links are
+    stat'ed, so that symlink loops and broken links are caught and reported.
+    """
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
@@ -138,15 +142,20 @@ def _scan(
             kind = "folder" if entry.is_dir(follow_symlinks=False) else "file"
             skipped.append(Skipped(entry.path, f"hidden {kind}"))
             continue
+        if entry.is_file(follow_symlinks=False):
+            yield entry, "file", (0, 0)
+            continue
         try:
             st = os.stat(entry.path)
         except OSError as exc:
             skipped.append(Skipped(entry.path, _stat_reason(exc)))
             continue
-        if stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) in visited:
+        if not stat.S_ISDIR(st.st_mode):
+            yield entry, "file" if stat.S_ISREG(st.st_mode) else "other", (0, 0)
+        elif (st.st_dev, st.st_ino) in visited:
             skipped.append(Skipped(entry.path, "symlink loop (links back to a folder already listed)"))
-            continue
-        yield entry, st
+        else:
+            yield entry, "dir", (st.st_dev, st.st_ino)
 
 
 def _stat_reason(exc: OSError) -> str:
@@ -279,6 +288,8 @@ def _drop_small_classes(listing: Listing, given: dict[str, list[Item]], minimum:
             f"only {len(keep)} class(es) have at least {minimum} training images; a classification dataset "
             f"needs 2 or more (classes found: {len(listing.classes)}, counts: {counts.tolist()})"
         )
+    if len(keep) == len(listing.classes):
+        return
     remap = {old: new for new, old in enumerate(keep)}
     listing.classes = [listing.classes[i] for i in keep]
     for split, items in given.items():

@@ -16,7 +16,7 @@ import numpy as np
 
 from deepyard.datasets import store
 from deepyard.datasets.images import Geometry, ImageSkipped, encode, load_image, resize
-from deepyard.datasets.spec import SPLITS, Fill
+from deepyard.datasets.spec import SPLITS
 
 
 @dataclass(frozen=True)
@@ -60,32 +60,35 @@ def process_chunk(chunk: Chunk) -> ChunkResult:
     """Decode, check, resize and store every image of `chunk`."""
     cfg = _config
     assert cfg is not None, "init_worker must run first"
-    geo = cfg.geo
     out = _raw_array(chunk.folder) if cfg.encoding == "raw" else None
-    total = np.zeros((geo.height, geo.width, geo.channels), np.int64) if chunk.want_sum else None
-    result = ChunkResult(chunk.split, chunk.start, [], [], [], total)
-    for offset, source in enumerate(chunk.sources):
-        slot = chunk.start + offset
+    result = ChunkResult(chunk.split, chunk.start, [], [], [], None)
+    encoded_sum = np.zeros((cfg.geo.height, cfg.geo.width, cfg.geo.channels), np.int64)
+    noise_key = (cfg.seed, SPLITS.index(chunk.split))
+    for slot, source in enumerate(chunk.sources, start=chunk.start):
         try:
-            img = load_image(source, geo)
+            img = load_image(source, cfg.geo)
         except ImageSkipped as exc:
             result.reasons.append(exc.reason)
             result.hashes.append(b"")
             continue
-        digest = hashlib.blake2b(img.tobytes(), digest_size=16)
-        digest.update(f"{img.mode}{img.size}".encode())
-        rng = None
-        if geo.fill is Fill.noise:
-            rng = np.random.default_rng((cfg.seed, SPLITS.index(chunk.split), slot))
-        arr = resize(img, geo, rng)
+        pixels = np.asarray(img)  # decoded once: hashed, then resized (or used as is)
+        digest = hashlib.blake2b(pixels.data, digest_size=16)
+        digest.update(repr(pixels.shape).encode())
+        arr = resize(pixels, cfg.geo, (*noise_key, slot))
         if out is not None:
             out[slot] = arr
         else:
             result.blobs.append(encode(arr, cfg.encoding, cfg.jpeg_quality))
-        if total is not None:
-            total += arr
+            if chunk.want_sum:
+                encoded_sum += arr
         result.reasons.append(None)
         result.hashes.append(digest.digest())
+    if chunk.want_sum:
+        if out is None:
+            result.pixel_sum = encoded_sum
+        else:  # one vectorised sum over the chunk's kept rows, read back from the page cache
+            kept = chunk.start + np.flatnonzero([r is None for r in result.reasons])
+            result.pixel_sum = out[kept].sum(axis=0, dtype=np.int64)
     return result  # raw pixels live in the shared page cache; the parent fsyncs the file before committing
 
 

@@ -1,0 +1,5 @@
+"""`python -m deepyard` runs the CLI."""
+
+from deepyard.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""The real `deepyard` command in a subprocess: help on every verb, --json documents, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_class_folders
+
+DEEPYARD = [str(Path(sys.executable).parent / "deepyard")]  # the installed console script
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([*DEEPYARD, "--home", str(home), *args], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        [],
+        ["dataset"],
+        ["dataset", "create"],
+        ["dataset", "import", "mnist"],
+        ["dataset", "list"],
+        ["dataset", "show"],
+        ["dataset", "delete"],
+    ],
+)
+def test_every_verb_has_help(tmp_path: Path, verb: list[str]) -> None:
+    proc = run(tmp_path, *verb, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage:" in proc.stdout and "--help" in proc.stdout
+
+
+def test_create_list_show_delete_with_json(tmp_path: Path) -> None:
+    make_class_folders(tmp_path / "pets", {"cat": 4, "dog": 4})
+    home = tmp_path / "home"
+    proc = run(home, "dataset", "create", str(tmp_path / "pets"), "--size", "8x8", "--val-pct", "25", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    manifest = doc["manifest"]
+    assert manifest["name"] == "pets" and manifest["classes"] == ["cat", "dog"]
+    assert manifest["splits"]["train"]["count"] == 6 and manifest["splits"]["val"]["count"] == 2
+    assert doc["report"]["skipped"] == []
+    listed = json.loads(run(home, "dataset", "list", "--json").stdout)
+    assert [d["id"] for d in listed] == [manifest["id"]]
+    shown = json.loads(run(home, "dataset", "show", "pets", "--json").stdout)
+    assert shown["manifest"]["content_hash"] == manifest["content_hash"]
+    table = run(home, "dataset", "show", manifest["id"])
+    assert "images per class" in table.stdout and "cat" in table.stdout
+    deleted = json.loads(run(home, "dataset", "delete", manifest["id"], "--json").stdout)
+    assert deleted == {"deleted": manifest["id"], "name": "pets"}
+    assert json.loads(run(home, "dataset", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["dataset", "create", "/no/such/folder"], "'/no/such/folder' does not exist"),
+        (["dataset", "create", ".", "--size", "28"], "size '28' is not WxH"),
+        (["dataset", "create", ".", "--channels", "2"], "channels: Input should be 1 or 3 (got 2)"),
+        (["dataset", "create", ".", "--val-pct", "60", "--test-pct", "40"], "they must add up to less than 100"),
+        (["dataset", "show", "nope"], "no dataset with id or name 'nope'; existing: none"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run(tmp_path / "home", *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bad_choice_lists_the_valid_ones(tmp_path: Path) -> None:
+    proc = run(tmp_path, "dataset", "create", ".", "--resize-mode", "stretch")
+    assert proc.returncode == 2
+    assert all(mode in proc.stderr for mode in ("squash", "crop", "fill", "half_crop"))
