@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import shutil
 import time
@@ -53,6 +54,8 @@ def create_dataset(
         same = [m for m in catalog.list_datasets(settings) if m.spec == spec]
         if same:
             return same[-1]
+    if workers != 1 and _cpus() > 1:
+        _start_forkserver()  # its interpreter starts and imports while the source is listed
     listing = list_source(spec)  # every source-level error is raised here, before any work
     report = progress or (lambda stage, done, total: None)
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
@@ -172,16 +175,30 @@ def _run_chunks(
 ) -> Iterator[ChunkResult]:
     """Process every chunk, in order, in a pool of worker processes or in this process."""
     if workers is None:
-        workers = 0 if total < SERIAL_BELOW else len(os.sched_getaffinity(0))
+        workers = 0 if total < SERIAL_BELOW else _cpus()
     if workers <= 1:
         init_worker(config)
         yield from map(process_chunk, _chunks(listing, work))
         return
-    # forkserver: safe when the caller runs threads (a progress bar), and workers start from a warm process.
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["deepyard.datasets.worker"])
+    ctx = _start_forkserver()
     with ctx.Pool(workers, initializer=init_worker, initargs=(config,)) as pool:
         yield from pool.imap(process_chunk, _chunks(listing, work))
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _start_forkserver() -> multiprocessing.context.ForkServerContext:
+    """Workers fork from a server process that has already imported the worker module.
+
+    forkserver rather than fork: safe when the caller runs threads (a progress bar, a web server). The server
+    is started once per process and reused by every later build.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["deepyard.datasets.worker"])
+    multiprocessing.forkserver.ensure_running()
+    return ctx
 
 
 class _Collected:
