@@ -11,10 +11,18 @@ BIN    := $(VENV)/bin
 MNIST_DIR ?= ../shared/data/mnist
 MNIST_SRC := $(if $(wildcard $(MNIST_DIR)/train-images-idx3-ubyte.gz),--from $(MNIST_DIR),--download)
 
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+# System programs: Graphviz's `dot` lays out network drawings (Debian/Ubuntu package; brew install graphviz on macOS).
+$(VENV)/.sysdeps: | $(BIN)/python
+	@command -v dot >/dev/null 2>&1 || { echo "installing Graphviz"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
+	touch $@
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
@@ -24,10 +32,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed $(VENV)/.sysdeps
 	$(BIN)/deepyard dataset import mnist $(MNIST_SRC) --name mnist --reuse
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(VENV)/.sysdeps
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test
@@ -35,7 +43,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test $(VENV)/.sysdeps
 	$(BIN)/python bench/datasets.py
 
 clean:

@@ -15,6 +15,7 @@ from deepyard.errors import InvalidValueError
 
 HOME_ENV = "DEEPYARD_HOME"
 DATA_ROOTS_ENV = "DEEPYARD_DATA_ROOTS"  # os.pathsep-separated list of folders
+PYTHON_NETWORKS_ENV = "DEEPYARD_ALLOW_PYTHON_NETWORKS"  # "1" allows networks written as Python files
 DEFAULT_HOME = Path("~/.deepyard")
 
 
@@ -26,6 +27,9 @@ class Settings(BaseModel):
     home: Path = Field(description="Folder holding datasets, runs and the database (absolute).")
     data_roots: tuple[Path, ...] = Field(
         default=(), description="Folders the server may read images from; empty means only the home."
+    )
+    allow_python_networks: bool = Field(
+        default=False, description="Allow networks given as Python files. They run arbitrary code: off by default."
     )
 
     @property
@@ -42,7 +46,11 @@ class Settings(BaseModel):
         return any(real.is_relative_to(root.resolve()) for root in (self.home, *self.data_roots))
 
 
-def load_settings(home: Path | str | None = None, data_roots: list[Path] | None = None) -> Settings:
+def load_settings(
+    home: Path | str | None = None,
+    data_roots: list[Path] | None = None,
+    allow_python_networks: bool | None = None,
+) -> Settings:
     """Build settings from explicit values, then the environment, then defaults."""
     raw_home = home if home is not None else os.environ.get(HOME_ENV) or DEFAULT_HOME
     home_path = Path(raw_home).expanduser().absolute()
@@ -55,4 +63,6 @@ def load_settings(home: Path | str | None = None, data_roots: list[Path] | None 
     for root in roots:
         if not root.is_dir():
             raise InvalidValueError(f"data root {str(root)!r} is not an existing folder")
-    return Settings(home=home_path, data_roots=roots)
+    if allow_python_networks is None:
+        allow_python_networks = os.environ.get(PYTHON_NETWORKS_ENV, "") in ("1", "true", "yes")
+    return Settings(home=home_path, data_roots=roots, allow_python_networks=allow_python_networks)

@@ -36,3 +36,7 @@ def choices(valid: Iterable[object]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+class SpecError(InvalidValueError):
+    """A network spec is invalid; the message names the layer and the problem."""

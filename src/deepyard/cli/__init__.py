@@ -16,6 +16,7 @@ import typer
 from deepyard import __version__
 from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
+from deepyard.cli.networks import network_app
 from deepyard.config import load_settings
 from deepyard.errors import DeepyardError
 
@@ -27,6 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(network_app, name="network")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,179 @@
+"""The network registry: standard networks by name, spec files, and (when allowed) Python files.
+
+`build_network(ref, input_shape, num_classes)` is the one way the rest of Deepyard gets a model:
+- a standard spec network (`lenet`, `alexnet`, `googlenet`, `vgg16`),
+- a modern family from torchvision's registry (`resnet18`, ..., or any classifier as `torchvision:NAME`),
+  built untrained for any input channel count and class count,
+- a spec file (`.yaml`, `.yml`, `.json`),
+- a Python file whose `create_model(input_shape, num_classes)` returns an `nn.Module`. That runs the file's
+  code, so it is refused unless the settings allow it (`DEEPYARD_ALLOW_PYTHON_NETWORKS=1`).
+An unknown name raises NotFoundError listing the valid ones.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import torch
+import torchvision  # type: ignore[import-untyped]
+from torch import nn
+
+from deepyard.config import Settings
+from deepyard.errors import InvalidValueError, NotFoundError, SpecError
+from deepyard.networks.graph import build_spec
+from deepyard.networks.layers import Shape
+from deepyard.networks.spec import NetworkSpec, parse_spec
+from deepyard.networks.zoo import SPEC_NETWORKS
+
+TORCHVISION_PREFIX = "torchvision:"
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True)
+class NetworkEntry:
+    name: str
+    family: str  # "spec" or "torchvision"
+    input: Shape  # intended (C, H, W)
+    description: str
+    spec: Callable[[], NetworkSpec] | None = None  # spec networks only
+
+
+_TORCHVISION = {
+    "resnet18": ((3, 224, 224), "ResNet-18 (He et al., 2015)"),
+    "resnet50": ((3, 224, 224), "ResNet-50 (He et al., 2015)"),
+    "mobilenet_v3_large": ((3, 224, 224), "MobileNetV3-Large (Howard et al., 2019)"),
+    "mobilenet_v3_small": ((3, 224, 224), "MobileNetV3-Small (Howard et al., 2019)"),
+    "efficientnet_b0": ((3, 224, 224), "EfficientNet-B0 (Tan and Le, 2019)"),
+    "convnext_tiny": ((3, 224, 224), "ConvNeXt-Tiny (Liu et al., 2022)"),
+    "vit_b_16": ((3, 224, 224), "ViT-B/16, vision transformer (Dosovitskiy et al., 2020)"),
+}
+
+
+def _entries() -> dict[str, NetworkEntry]:
+    entries = {}
+    for name, make in SPEC_NETWORKS.items():
+        spec = make()
+        assert spec.input is not None
+        entries[name] = NetworkEntry(name, "spec", spec.input, spec.description, make)
+    for name, (shape, description) in _TORCHVISION.items():
+        entries[name] = NetworkEntry(name, "torchvision", shape, description + ", from torchvision")
+    return entries
+
+
+REGISTRY = _entries()
+
+
+def list_networks() -> list[NetworkEntry]:
+    return list(REGISTRY.values())
+
+
+def get_network(name: str) -> NetworkEntry:
+    if name not in REGISTRY:
+        raise NotFoundError(
+            f"no standard network {name!r}; valid: {', '.join(REGISTRY)} (or torchvision:NAME, or a spec file)"
+        )
+    return REGISTRY[name]
+
+
+def load_spec(ref: str) -> NetworkSpec:
+    """The spec of a standard spec network, or of a spec file."""
+    path = Path(ref)
+    if path.suffix.lower() in SPEC_SUFFIXES:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise NotFoundError(f"cannot read network file {ref!r}: {exc.strerror or exc}") from None
+        return parse_spec(text, source=path.name)
+    entry = get_network(ref)
+    if entry.spec is None:
+        raise InvalidValueError(f"network {ref!r} comes from torchvision and has no editable spec")
+    return entry.spec()
+
+
+def build_network(
+    ref: str | NetworkSpec, input_shape: Shape, num_classes: int, settings: Settings | None = None
+) -> nn.Module:
+    """An untrained model for inputs of `input_shape` (C, H, W) and `num_classes` outputs."""
+    if isinstance(ref, NetworkSpec):
+        return build_spec(ref, input_shape, num_classes)
+    if ref.endswith(".py"):
+        return _build_python(Path(ref), input_shape, num_classes, settings)
+    if ref.startswith(TORCHVISION_PREFIX) or (REGISTRY.get(ref, None) and REGISTRY[ref].family == "torchvision"):
+        return build_torchvision(ref.removeprefix(TORCHVISION_PREFIX), input_shape, num_classes)
+    return build_spec(load_spec(ref), input_shape, num_classes)
+
+
+def build_torchvision(name: str, input_shape: Shape, num_classes: int) -> nn.Module:
+    """A torchvision classifier, untrained, with its first convolution adapted to the input channels."""
+    classifiers = torchvision.models.list_models(module=torchvision.models)
+    if name not in classifiers:
+        raise NotFoundError(f"torchvision has no classification model {name!r}; valid: {', '.join(classifiers)}")
+    with torch.device("meta"):  # shapes only: a too-small input fails here, before any weight is allocated
+        _check_forward(_construct(name, input_shape, num_classes), input_shape, name)
+    return _construct(name, input_shape, num_classes)
+
+
+def _construct(name: str, input_shape: Shape, num_classes: int) -> nn.Module:
+    channels, height, width = input_shape
+    extra: dict[str, object] = {}
+    if name.startswith("vit_"):
+        if height != width:
+            raise SpecError(f"{name} needs square inputs, got {height}x{width}")
+        extra["image_size"] = height
+    try:
+        model: nn.Module = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **extra)
+    except (ValueError, AssertionError) as exc:
+        raise SpecError(f"{name} cannot take input {channels}x{height}x{width}: {exc}") from None
+    if channels != 3:
+        _adapt_first_conv(model, channels)
+    return model
+
+
+def _adapt_first_conv(model: nn.Module, channels: int) -> None:
+    """Replace the first convolution with one taking `channels` inputs (same kernel, stride, padding...)."""
+    for parent in model.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                pair = tuple[int, int]
+                conv = nn.Conv2d(
+                    channels, child.out_channels, cast(pair, child.kernel_size), cast(pair, child.stride),
+                    cast(pair, child.padding), cast(pair, child.dilation), child.groups, child.bias is not None,
+                    child.padding_mode,
+                )  # fmt: skip
+                setattr(parent, child_name, conv)
+                return
+    raise SpecError(f"{type(model).__name__} has no convolution to adapt to {channels} input channels")
+
+
+def _check_forward(model: nn.Module, input_shape: Shape, name: str) -> None:
+    try:
+        with torch.no_grad():
+            model.eval()(torch.empty(1, *input_shape, device="meta"))
+    except (RuntimeError, ValueError, AssertionError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise SpecError(f"{name} cannot take input {'x'.join(map(str, input_shape))}: {reason}") from None
+
+
+def _build_python(path: Path, input_shape: Shape, num_classes: int, settings: Settings | None) -> nn.Module:
+    if settings is None or not settings.allow_python_networks:
+        raise InvalidValueError(
+            f"network {str(path)!r} is a Python file, which runs arbitrary code; it is refused unless "
+            "DEEPYARD_ALLOW_PYTHON_NETWORKS=1 is set. Prefer a YAML spec."
+        )
+    if not path.is_file():
+        raise NotFoundError(f"network file {str(path)!r} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"deepyard_user_network_{path.stem}", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    factory = getattr(module, "create_model", None)
+    if not callable(factory):
+        raise SpecError(f"{str(path)!r} must define create_model(input_shape, num_classes) -> nn.Module")
+    model = factory(tuple(input_shape), num_classes)
+    if not isinstance(model, nn.Module):
+        raise SpecError(f"create_model in {str(path)!r} returned {type(model).__name__}, not an nn.Module")
+    return model
