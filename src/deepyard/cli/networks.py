@@ -27,6 +27,7 @@ network_app = typer.Typer(help="Standard networks, network specs, checks and dra
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
 ClassesOpt = typer.Option(10, "--classes", min=1, help="Class count that fills `num_classes`.")
+InputOpt = typer.Option(None, "--input", help="Input shape CxHxW (default: the network's own).")
 NetworkArg = typer.Argument(..., help="A standard network name, torchvision:NAME, or a .yaml/.json/.py file.")
 
 
@@ -104,7 +105,7 @@ def show(
 def check(
     ctx: typer.Context,
     ref: str = NetworkArg,
-    input: str | None = typer.Option(None, "--input", help="Input shape CxHxW (default: the network's own)."),
+    input: str | None = InputOpt,
     classes: int = ClassesOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -126,7 +127,7 @@ def check(
 def view(
     ctx: typer.Context,
     ref: str = NetworkArg,
-    input: str | None = typer.Option(None, "--input", help="Input shape CxHxW (default: the network's own)."),
+    input: str | None = InputOpt,
     classes: int = ClassesOpt,
     out: Path | None = typer.Option(None, "--out", help="SVG file to write (default: NAME.svg)."),
     json: bool = JsonOpt,
