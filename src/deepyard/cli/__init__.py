@@ -17,6 +17,7 @@ from deepyard import __version__
 from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
 from deepyard.cli.networks import network_app
+from deepyard.cli.train import run_app, train_command
 from deepyard.config import load_settings
 from deepyard.errors import DeepyardError
 
@@ -29,6 +30,8 @@ app = typer.Typer(
 )
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(network_app, name="network")
+app.command("train")(train_command)
+app.add_typer(run_app, name="run")
 
 
 def _version(value: bool) -> None:

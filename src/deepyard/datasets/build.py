@@ -14,6 +14,8 @@ import multiprocessing
 import multiprocessing.forkserver
 import os
 import shutil
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -54,7 +56,7 @@ def create_dataset(
         same = [m for m in catalog.list_datasets(settings) if m.spec == spec]
         if same:
             return same[-1]
-    if workers != 1 and _cpus() > 1:
+    if workers != 1 and _cpus() > 1 and not _can_fork():
         _start_forkserver()  # its interpreter starts and imports while the source is listed
     listing = list_source(spec)  # every source-level error is raised here, before any work
     report = progress or (lambda stage, done, total: None)
@@ -180,7 +182,7 @@ def _run_chunks(
         init_worker(config)
         yield from map(process_chunk, _chunks(listing, work))
         return
-    ctx = _start_forkserver()
+    ctx = multiprocessing.get_context("fork") if _can_fork() else _start_forkserver()
     with ctx.Pool(workers, initializer=init_worker, initargs=(config,)) as pool:
         yield from pool.imap(process_chunk, _chunks(listing, work))
 
@@ -189,11 +191,17 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def _can_fork() -> bool:
+    """fork is the fastest start and works from any script, but is unsafe once other threads run."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
 def _start_forkserver() -> multiprocessing.context.ForkServerContext:
     """Workers fork from a server process that has already imported the worker module.
 
-    forkserver rather than fork: safe when the caller runs threads (a progress bar, a web server). The server
-    is started once per process and reused by every later build.
+    Used when the caller runs threads (a progress bar, a web server), where fork is unsafe. The server is
+    started once per process and reused by every later build. Like any spawned process, it imports the
+    caller's main module: scripts must guard their work with `if __name__ == "__main__":`.
     """
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["deepyard.datasets.worker"])

@@ -1,0 +1,199 @@
+"""`deepyard train` and `deepyard run ...` (list, show, resume, lr-find, batch-size).
+
+Every TrainConfig field is reachable: the common ones as flags, any of them with `--set key=value` (dotted keys
+for sections: `--set solver.momentum=0.95 --set augment.invert=0.5`) or from a YAML/JSON `--config` file.
+torch is imported inside the verbs, so the other verbs start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from deepyard.cli.common import console, err_console, print_json
+from deepyard.errors import InvalidValueError
+
+run_app = typer.Typer(
+    help="Training runs: list, show, resume, and the LR and batch-size finders.", no_args_is_help=True
+)
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+SetOpt = typer.Option([], "--set", help="Any training setting as key=value (dotted keys: solver.lr=0.1).")
+ConfigOpt = typer.Option(None, "--config", help="YAML or JSON file of training settings.")
+
+
+def _train() -> Any:
+    return importlib.import_module("deepyard.train")
+
+
+def build_config(config_file: Path | None, sets: list[str], flags: dict[str, Any]) -> Any:
+    """Settings from a file, then flags, then --set pairs (later wins)."""
+    updates: dict[str, Any] = {}
+    if config_file is not None:
+        loaded = yaml.safe_load(config_file.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise InvalidValueError(f"{config_file}: expected a mapping of settings")
+        updates.update(_flatten(loaded))
+    updates.update({k: v for k, v in flags.items() if v is not None})
+    for pair in sets:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidValueError(f"--set {pair!r} is not key=value (for example --set solver.lr=0.1)")
+        updates[key.strip()] = yaml.safe_load(value)
+    return _train().make_config(**updates)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key in ("solver", "schedule", "augment"):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+class _ProgressCallback:
+    """Draws a step bar on stderr and prints each validation."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.task: Any = None
+
+    def __getattr__(self, name: str) -> Any:  # hooks it does not use
+        return lambda *args: None
+
+    def on_train_start(self, run: Any) -> None:
+        self.task = self.bar.add_task("training", total=run.total_steps, completed=run.state.step)
+
+    def on_step_end(self, run: Any, info: Any) -> None:
+        self.bar.update(self.task, completed=run.state.step)
+
+    def on_validation_end(self, run: Any, metrics: dict[str, float]) -> None:
+        epoch = run.state.step / run.steps_per_epoch
+        self.bar.console.print(
+            f"epoch {epoch:.2f}: val loss {metrics['val_loss']:.4f}, top-1 {metrics['val_top1']:.2f}%, "
+            f"top-5 {metrics['val_top5']:.2f}%"
+        )
+
+
+def _run_with_progress(fn: Any, *args: Any) -> Any:
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=err_console)  # fmt: skip
+    stop = threading.Event()
+    with bar:
+        try:
+            return fn(*args, callbacks=[_ProgressCallback(bar)], stop=stop)
+        except KeyboardInterrupt:
+            err_console.print("interrupted: the last checkpoint is kept; `deepyard run resume` continues")
+            raise
+
+
+def train_command(
+    ctx: typer.Context,
+    dataset: str = typer.Option(..., "--dataset", help="Dataset id or name."),
+    network: str = typer.Option(..., "--network", help="Standard network, torchvision:NAME, or a spec file."),
+    epochs: float | None = typer.Option(None, help="Epochs (default 30)."),
+    batch_size: int | None = typer.Option(None, help="Batch size (default 64)."),
+    lr: float | None = typer.Option(None, "--lr", help="Base learning rate (default 0.01)."),
+    solver: str | None = typer.Option(None, help="sgd, momentum, nesterov, adagrad, adadelta, rmsprop, adam, adamw."),
+    policy: str | None = typer.Option(None, help="fixed, step, multistep, exp, inv, poly, sigmoid, cosine, onecycle."),
+    seed: int | None = typer.Option(None, help="Random seed (default 0)."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
+    name: str | None = typer.Option(None, help="Run name."),
+    config: Path | None = ConfigOpt,
+    set_: list[str] = SetOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Train a network on a dataset, with a progress bar; prints the final metrics."""
+    flags = {"epochs": epochs, "batch_size": batch_size, "solver.lr": lr, "solver.type": solver,
+             "schedule.policy": policy, "seed": seed, "device": device}  # fmt: skip
+    cfg = build_config(config, set_, flags)
+    result = _run_with_progress(lambda **kw: _train().train(ctx.obj, dataset, network, cfg, name=name, **kw))
+    _print_result(result, json)
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    doc = {"run": result.run_id, "folder": str(result.folder), "steps": result.steps, "epochs": result.epochs,
+           "stop_reason": result.stop_reason, "last_val": result.last_val, "best": result.best,
+           "best_step": result.best_step, "seconds": round(result.seconds, 2)}  # fmt: skip
+    if as_json:
+        print_json(doc)
+        return
+    for key, value in doc.items():
+        console.print(f"[bold]{key}[/]: {value}", highlight=False)
+
+
+@run_app.command("list")
+def list_runs(ctx: typer.Context, json: bool = JsonOpt) -> None:
+    """Runs in the home, oldest first."""
+    found = _train().list_runs(ctx.obj)
+    if json:
+        print_json(found)
+        return
+    table = Table("id", "name", "status", "epochs", "val top-1", "created")
+    for r in found:
+        val = (r.get("result") or {}).get("last_val") or {}
+        top1 = f"{val['val_top1']:.2f}%" if "val_top1" in val else "-"
+        table.add_row(r["id"], r["name"], r["status"], str(r["config"]["epochs"]), top1, r["created"])
+    console.print(table if found else "no runs yet: try `deepyard train --dataset mnist --network lenet`")
+
+
+@run_app.command("show")
+def show_run(ctx: typer.Context, run_id: str = typer.Argument(..., help="Run id."), json: bool = JsonOpt) -> None:
+    """A run's settings, status and final metrics."""
+    info = _train().get_run(ctx.obj, run_id)
+    if json:
+        print_json(info)
+        return
+    console.print_json(data=info)
+
+
+@run_app.command("resume")
+def resume(ctx: typer.Context, run_id: str = typer.Argument(..., help="Run id."), json: bool = JsonOpt) -> None:
+    """Continue a stopped or killed run from its last checkpoint, exactly."""
+    result = _run_with_progress(lambda **kw: _train().resume_run(ctx.obj, run_id, **kw))
+    _print_result(result, json)
+
+
+@run_app.command("lr-find")
+def lr_find(
+    ctx: typer.Context,
+    dataset: str = typer.Option(..., "--dataset"),
+    network: str = typer.Option(..., "--network"),
+    steps: int = typer.Option(200, min=10, help="Steps of the sweep."),
+    config: Path | None = ConfigOpt,
+    set_: list[str] = SetOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """LR range test: sweep the learning rate and suggest the one where the loss falls fastest."""
+    finders = importlib.import_module("deepyard.train.finders")
+    result = finders.lr_range_test(ctx.obj, dataset, network, build_config(config, set_, {}), steps=steps)
+    if json:
+        print_json({"suggestion": result.suggestion, "lrs": result.lrs, "losses": result.losses})
+        return
+    console.print(f"suggested learning rate: [bold]{result.suggestion:.3g}[/] ({len(result.lrs)} steps swept)")
+
+
+@run_app.command("batch-size")
+def batch_size(
+    ctx: typer.Context,
+    dataset: str = typer.Option(..., "--dataset"),
+    network: str = typer.Option(..., "--network"),
+    config: Path | None = ConfigOpt,
+    set_: list[str] = SetOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """The largest batch size whose training step fits in the device's memory."""
+    finders = importlib.import_module("deepyard.train.finders")
+    found = finders.find_batch_size(ctx.obj, dataset, network, build_config(config, set_, {}))
+    if json:
+        print_json({"batch_size": found})
+        return
+    console.print(f"largest batch that fits: [bold]{found}[/]")

@@ -1,0 +1,121 @@
+"""TrainConfig: everything a training run takes, as one typed, validated value with DIGITS' defaults.
+
+The CLI (`deepyard train --set key=value`), the job system and the web form all produce one of these; the run
+folder stores it resolved (`config.json`), so a run can be resumed, cloned and compared. Units are in the field
+descriptions; positions of learning-rate steps are in % of training, as in DIGITS.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from deepyard.errors import InvalidValueError
+
+Solver = Literal["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"]
+Policy = Literal["fixed", "step", "multistep", "exp", "inv", "poly", "sigmoid", "cosine", "onecycle"]
+Loss = Literal["cross_entropy", "hinge", "mse", "bce"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SolverConfig(_Frozen):
+    type: Solver = Field("sgd", description="Optimizer.")
+    lr: float = Field(0.01, gt=0, description="Base learning rate.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (momentum, nesterov, rmsprop).")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty (decoupled for adamw).")
+    rms_decay: float = Field(0.99, gt=0, lt=1, description="Running-average decay (rmsprop alpha, adadelta rho).")
+    beta1: float = Field(0.9, ge=0, lt=1, description="Adam/AdamW first-moment decay.")
+    beta2: float = Field(0.999, ge=0, lt=1, description="Adam/AdamW second-moment decay.")
+    eps: float = Field(1e-8, gt=0, description="Numerical stabiliser of adaptive solvers.")
+
+
+class ScheduleConfig(_Frozen):
+    """Learning-rate policy; t is the progress through training in % (0 to 100)."""
+
+    policy: Policy = Field("fixed", description="Learning-rate policy.")
+    step_size: float = Field(33, gt=0, le=100, description="step: lr * gamma^floor(t / step_size).")
+    gamma: float = Field(0.1, gt=0, description="Decay factor of step, multistep, exp, inv and sigmoid.")
+    steps: list[float] = Field([50, 85], description="multistep: positions in % where lr is multiplied by gamma.")
+    power: float = Field(0.5, gt=0, description="inv: lr * (1 + gamma t)^-power; poly: lr * (1 - t/100)^power.")
+    sigmoid_step: float = Field(50, ge=0, le=100, description="sigmoid: lr / (1 + exp(gamma (t - step))).")
+    min_lr: float = Field(0.0, ge=0, description="cosine: the rate reached at the end.")
+    pct_start: float = Field(25, gt=0, lt=100, description="onecycle: % of training spent rising to lr.")
+    div_factor: float = Field(25, gt=1, description="onecycle: starts at lr / div_factor.")
+    final_div_factor: float = Field(1e4, gt=1, description="onecycle: ends at lr / (div_factor * final_div_factor).")
+    warmup_pct: float = Field(0, ge=0, lt=100, description="Linear warm-up over this % of training (any policy).")
+
+
+class AugmentConfig(_Frozen):
+    """On-line augmentation, applied to whole training batches on the training device."""
+
+    flip: Literal["none", "lr", "ud", "lrud"] = Field("none", description="Random flips (each with p=0.5).")
+    rot90: Literal["none", "rot90", "rot180", "rotall"] = Field("none", description="Random quarter turns.")
+    rotation: float = Field(0, ge=0, le=180, description="Random rotation within +-degrees.")
+    scale: float = Field(0, ge=0, le=1, description="Scale jitter: stddev of the zoom factor (0.07 suggested).")
+    noise: float = Field(0, ge=0, le=1, description="Gaussian noise stddev, as a fraction of full scale (0.03).")
+    contrast: float = Field(0, ge=0, le=5, description="Random contrast factor in [1 - c, 1 + c] (0.8).")
+    hsv_h: float = Field(0, ge=0, le=0.5, description="Hue shift stddev (0.02); colour images only.")
+    hsv_s: float = Field(0, ge=0, le=1, description="Saturation shift stddev (0.04).")
+    hsv_v: float = Field(0, ge=0, le=1, description="Value shift stddev (0.06).")
+    invert: float = Field(0, ge=0, le=1, description="Probability of inverting an image (255 - pixel).")
+
+
+class TrainConfig(_Frozen):
+    """One training run."""
+
+    epochs: float = Field(30, gt=0, description="Training length in epochs (fractions allowed).")
+    batch_size: int = Field(64, ge=1, description="Images per optimizer step (per process under DDP).")
+    batch_accumulation: int = Field(1, ge=1, description="Batches whose gradients are summed per step.")
+    val_interval: float = Field(1, gt=0, description="Validate every this many epochs (fractions allowed).")
+    snapshot_interval: float = Field(1, gt=0, description="Checkpoint every this many epochs (fractions allowed).")
+    log_interval: int = Field(0, ge=0, description="Steps between training-metric points (0: about 20 per epoch).")
+    seed: int = Field(0, description="Random seed: same seed, same result on the CPU.")
+    solver: SolverConfig = SolverConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    l1: float = Field(0, ge=0, description="L1 penalty on the weights, added to the loss.")
+    label_smoothing: float = Field(0, ge=0, lt=1, description="Cross-entropy label smoothing.")
+    dropout: float | None = Field(None, ge=0, lt=1, description="Override every dropout layer's rate.")
+    loss: Loss = Field("cross_entropy", description="cross_entropy, hinge (multi-class), mse, or bce (multi-label).")
+    mean: Literal["none", "image", "pixel"] = Field("image", description="Mean subtraction (DIGITS' default).")
+    crop_size: int | None = Field(None, ge=1, description="Random square crop in training, centre crop in eval.")
+    augment: AugmentConfig = AugmentConfig()
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N (torchrun sets one per process).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto picks the fastest safe.")
+    channels_last: Literal["auto", "on", "off"] = Field("auto", description="Memory layout of conv activations.")
+    compile: bool = Field(False, description="torch.compile the model (slow start, faster steps).")
+    in_memory: Literal["auto", "on", "off"] = Field("auto", description="Hold splits in (device) memory.")
+    workers: int = Field(2, ge=0, description="DataLoader workers when streaming from disk.")
+    early_stopping: int = Field(0, ge=0, description="Stop after this many validations without gain (0: off).")
+    monitor: Literal["val_loss", "val_top1"] = Field(
+        "val_loss", description="Metric for best checkpoint and early stop."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.loss in ("mse", "bce") and self.label_smoothing:
+            raise InvalidValueError("label_smoothing applies to the cross_entropy loss only")
+        return self
+
+
+def make_config(base: TrainConfig | None = None, **updates: Any) -> TrainConfig:
+    """A config from keyword updates; dotted keys (`solver.lr`) reach nested fields. Errors name the field."""
+    data = (base or TrainConfig()).model_dump()
+    for key, value in updates.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise InvalidValueError(f"unknown setting {key!r}; sections: solver, schedule, augment")
+            node = node[part]
+        if leaf not in node:
+            raise InvalidValueError(f"unknown setting {key!r}; valid here: {', '.join(sorted(node))}")
+        node[leaf] = value
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()]
+        raise InvalidValueError("invalid training settings: " + "; ".join(problems)) from None

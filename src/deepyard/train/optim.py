@@ -1,0 +1,73 @@
+"""Solvers, losses and regularisation: config in, PyTorch objects out.
+
+Solvers map to torch.optim (SGD with momentum 0 / momentum / Nesterov, Adagrad, Adadelta, RMSprop, Adam, AdamW).
+Losses take logits (B, K) and integer targets (B,): softmax cross-entropy (optionally label-smoothed), the
+multi-class hinge loss, Euclidean (MSE) against one-hot targets, and sigmoid cross-entropy (multi-label, one-hot
+targets for single-label data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepyard.train.config import SolverConfig, TrainConfig
+
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def build_optimizer(params: Iterable[nn.Parameter], s: SolverConfig) -> torch.optim.Optimizer:
+    """The optimizer for `s`; the learning rate is then set every step by the schedule."""
+    p = list(params)
+    if s.type in ("sgd", "momentum", "nesterov"):
+        momentum = 0.0 if s.type == "sgd" else s.momentum
+        return torch.optim.SGD(
+            p, lr=s.lr, momentum=momentum, nesterov=s.type == "nesterov", weight_decay=s.weight_decay
+        )
+    if s.type == "adagrad":
+        return torch.optim.Adagrad(p, lr=s.lr, weight_decay=s.weight_decay, eps=s.eps)
+    if s.type == "adadelta":
+        return torch.optim.Adadelta(p, lr=s.lr, rho=s.rms_decay, eps=s.eps, weight_decay=s.weight_decay)
+    if s.type == "rmsprop":
+        return torch.optim.RMSprop(p, lr=s.lr, alpha=s.rms_decay, eps=s.eps, weight_decay=s.weight_decay)
+    betas = (s.beta1, s.beta2)
+    if s.type == "adam":
+        return torch.optim.Adam(p, lr=s.lr, betas=betas, eps=s.eps, weight_decay=s.weight_decay)
+    return torch.optim.AdamW(p, lr=s.lr, betas=betas, eps=s.eps, weight_decay=s.weight_decay)
+
+
+def build_criterion(config: TrainConfig, num_classes: int) -> Criterion:
+    """loss(logits (B, K), targets (B,) int64) -> scalar."""
+    if config.loss == "cross_entropy":
+        smoothing = config.label_smoothing
+        return lambda logits, y: F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
+    if config.loss == "hinge":
+        return lambda logits, y: F.multi_margin_loss(logits.float(), y)
+    if config.loss == "mse":
+        return lambda logits, y: F.mse_loss(logits.float(), F.one_hot(y, num_classes).float())
+    return lambda logits, y: F.binary_cross_entropy_with_logits(logits.float(), F.one_hot(y, num_classes).float())
+
+
+def l1_penalty(model: nn.Module, weight: float) -> torch.Tensor | None:
+    """weight * sum |w| over the weight tensors (not biases or norm parameters), or None when off."""
+    if weight <= 0:
+        return None
+    terms = [p.abs().sum() for name, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
+    return weight * torch.stack(terms).sum() if terms else None
+
+
+def override_dropout(model: nn.Module, rate: float | None) -> None:
+    """Set every dropout layer's rate (DIGITS users edited prototxt for this)."""
+    if rate is None:
+        return
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            module.p = rate
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

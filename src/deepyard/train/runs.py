@@ -1,0 +1,112 @@
+"""Run folders: `<home>/runs/<id>/` with run.json (what the run is and its status), metrics.jsonl, tb/ and
+checkpoints/. Paths inside are relative, so a home can be moved. Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from deepyard.config import Settings
+from deepyard.datasets import Manifest
+from deepyard.datasets.catalog import new_dataset_id
+from deepyard.errors import NotFoundError
+from deepyard.files import read_json, write_json_atomic
+from deepyard.networks import NetworkSpec, build_network, dump_yaml, load_spec, spec_from_data
+from deepyard.networks.registry import REGISTRY, TORCHVISION_PREFIX
+from deepyard.train.config import TrainConfig
+from deepyard.train.device import Placement
+
+RUN_FILE = "run.json"
+
+
+def runs_dir(settings: Settings) -> Path:
+    return settings.home / "runs"
+
+
+def run_dir(settings: Settings, run_id: str) -> Path:
+    return runs_dir(settings) / run_id
+
+
+def _network_record(network: str | NetworkSpec) -> dict[str, Any]:
+    """A spec is stored whole (the run stays reproducible if the file changes); other networks by name."""
+    if isinstance(network, NetworkSpec):
+        return {"ref": network.name, "spec": network.to_data()}
+    is_torchvision = network.startswith(TORCHVISION_PREFIX) or (
+        network in REGISTRY and REGISTRY[network].family == "torchvision"
+    )
+    if is_torchvision or network.endswith(".py"):
+        return {"ref": network, "spec": None}
+    return {"ref": network, "spec": load_spec(network).to_data()}
+
+
+def create_run(
+    settings: Settings,
+    manifest: Manifest,
+    network: str | NetworkSpec,
+    config: TrainConfig,
+    placement: Placement,
+    name: str | None = None,
+) -> str:
+    run_id = new_dataset_id()
+    folder = run_dir(settings, run_id)
+    folder.mkdir(parents=True)
+    record = _network_record(network)
+    info = {
+        "id": run_id,
+        "name": name or f"{record['ref']} on {manifest.name}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dataset": manifest.id,
+        "network": record,
+        "config": config.model_dump(mode="json"),
+        "placement": placement.to_json(),
+        "status": "queued",
+        "history": [],
+    }
+    if record["spec"] is not None:
+        (folder / "network.yaml").write_text(dump_yaml(spec_from_data(record["spec"])))
+    write_json_atomic(folder / RUN_FILE, info)
+    return run_id
+
+
+def get_run(settings: Settings, run_id: str) -> dict[str, Any]:
+    path = run_dir(settings, run_id) / RUN_FILE
+    if "/" in run_id or run_id.startswith(".") or not path.is_file():
+        known = [r["id"] for r in list_runs(settings)]
+        raise NotFoundError(f"no run {run_id!r}; existing: {', '.join(known) or 'none'}")
+    info: dict[str, Any] = read_json(path)
+    return info
+
+
+def list_runs(settings: Settings) -> list[dict[str, Any]]:
+    root = runs_dir(settings)
+    if not root.is_dir():
+        return []
+    return [read_json(root / n / RUN_FILE) for n in sorted(os.listdir(root)) if (root / n / RUN_FILE).is_file()]
+
+
+def set_status(settings: Settings, run_id: str, status: str, rank: int = 0, **extra: Any) -> None:
+    if rank != 0:
+        return
+    info = get_run(settings, run_id)
+    info["status"] = status
+    info["history"].append([status, datetime.now(timezone.utc).isoformat(timespec="seconds")])
+    info.update(extra)
+    write_json_atomic(run_dir(settings, run_id) / RUN_FILE, info)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = sorted((folder / "checkpoints").glob("step-*.pt"))
+    return found[-1] if found else None
+
+
+def build_run_model(
+    info: dict[str, Any], input_shape: tuple[int, ...], num_classes: int, settings: Settings
+) -> nn.Module:
+    record = info["network"]
+    ref: str | NetworkSpec = spec_from_data(record["spec"]) if record["spec"] is not None else record["ref"]
+    return build_network(ref, input_shape, num_classes, settings)
