@@ -87,6 +87,7 @@ class SplitBatches:
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
+            generator=torch.Generator().manual_seed(self.seed + epoch),  # leaves the global RNG (dropout) alone
         )
         for pixels, labels in loader:
             yield pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2), labels.to(self.device)

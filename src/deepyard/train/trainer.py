@@ -196,7 +196,7 @@ def _execute(
     builtins: list[Callback] = [run.metrics, Validator(), Checkpointer()]
     if config.early_stopping:
         builtins.append(EarlyStopping(config.early_stopping))
-    run.callbacks = CallbackList([*builtins, StopRequest(event), *extra])
+    run.callbacks = CallbackList([*builtins, *extra, StopRequest(event)])
     started = time.perf_counter()
     runs.set_status(settings, run_id, "running", placement.rank)
     try:

@@ -1,0 +1,107 @@
+"""Every solver's first steps against its update rule, and every loss against a hand-computed value."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from deepyard.train import SolverConfig, make_config
+from deepyard.train.optim import build_criterion, build_optimizer, l1_penalty, override_dropout
+
+LR, G1, G2 = 0.1, 2.0, -1.0  # two successive gradients
+
+
+def two_steps(solver: str, **extra: float) -> list[float]:
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = build_optimizer([w], SolverConfig(type=solver, lr=LR, **extra))  # type: ignore[arg-type]
+    seen = []
+    for g in (G1, G2):
+        w.grad = torch.tensor([g])
+        opt.step()
+        seen.append(float(w.detach()))
+    return seen
+
+
+def test_sgd() -> None:
+    assert two_steps("sgd") == pytest.approx([1 - LR * G1, 1 - LR * G1 - LR * G2])
+
+
+def test_momentum() -> None:
+    v1, v2 = G1, 0.9 * G1 + G2
+    assert two_steps("momentum", momentum=0.9) == pytest.approx([1 - LR * v1, 1 - LR * v1 - LR * v2])
+
+
+def test_nesterov() -> None:
+    v1, v2 = G1, 0.9 * G1 + G2
+    w1 = 1 - LR * (G1 + 0.9 * v1)
+    assert two_steps("nesterov", momentum=0.9) == pytest.approx([w1, w1 - LR * (G2 + 0.9 * v2)])
+
+
+def test_adagrad() -> None:
+    eps = 1e-8
+    w1 = 1 - LR * G1 / (math.sqrt(G1**2) + eps)
+    assert two_steps("adagrad", eps=eps) == pytest.approx([w1, w1 - LR * G2 / (math.sqrt(G1**2 + G2**2) + eps)])
+
+
+def test_rmsprop() -> None:
+    a, eps = 0.99, 1e-8
+    s1 = (1 - a) * G1**2
+    s2 = a * s1 + (1 - a) * G2**2
+    w1 = 1 - LR * G1 / (math.sqrt(s1) + eps)
+    expected = [w1, w1 - LR * G2 / (math.sqrt(s2) + eps)]
+    assert two_steps("rmsprop", rms_decay=a, eps=eps) == pytest.approx(expected, abs=1e-6)
+
+
+def test_adadelta() -> None:
+    rho, eps = 0.9, 1e-6
+    sq = (1 - rho) * G1**2
+    delta = math.sqrt(0 + eps) / math.sqrt(sq + eps) * G1
+    assert two_steps("adadelta", rms_decay=rho, eps=eps)[0] == pytest.approx(1 - LR * delta)
+
+
+@pytest.mark.parametrize("solver", ["adam", "adamw"])
+def test_adam_family(solver: str) -> None:
+    b1, b2, eps, wd = 0.9, 0.999, 1e-8, 0.5 if solver == "adamw" else 0.0
+    m1, v1 = (1 - b1) * G1, (1 - b2) * G1**2
+    step1 = LR * (m1 / (1 - b1)) / (math.sqrt(v1 / (1 - b2)) + eps)
+    w1 = 1 * (1 - LR * wd) - step1  # AdamW decays the weight itself, before the Adam step
+    assert two_steps(solver, weight_decay=wd)[0] == pytest.approx(w1)
+
+
+LOGITS = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+TARGETS = torch.tensor([0, 1])
+
+
+def test_losses_against_hand_computation() -> None:
+    def loss(**settings: object) -> float:
+        return float(build_criterion(make_config(**settings), 3)(LOGITS, TARGETS))
+
+    logsumexp = [math.log(sum(math.exp(v) for v in row)) for row in LOGITS.tolist()]
+    ce = ((logsumexp[0] - 2.0) + (logsumexp[1] - 0.2)) / 2
+    assert loss() == pytest.approx(ce)
+    smooth = 0.1
+    nll = [logsumexp[i] - LOGITS[i, t].item() for i, t in enumerate(TARGETS.tolist())]
+    uniform = [sum(logsumexp[i] - v for v in LOGITS[i].tolist()) / 3 for i in range(2)]
+    smoothed = sum((1 - smooth) * nll[i] + smooth * uniform[i] for i in range(2)) / 2
+    assert loss(label_smoothing=smooth) == pytest.approx(smoothed)
+    # multi-class hinge: mean over samples of sum_{j != y} max(0, 1 - x_y + x_j) / K
+    hinge = (max(0, 1 - 2 + 0.5) + max(0, 1 - 2 - 1) + max(0, 1 - 0.2 + 0.1) + max(0, 1 - 0.2 + 3)) / 3 / 2
+    assert loss(loss="hinge") == pytest.approx(hinge)
+    onehot = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+    assert loss(loss="mse") == pytest.approx(float(((LOGITS - onehot) ** 2).mean()))
+    sig = torch.sigmoid(LOGITS)
+    bce = -(onehot * torch.log(sig) + (1 - onehot) * torch.log(1 - sig)).mean()
+    assert loss(loss="bce") == pytest.approx(float(bce))
+
+
+def test_l1_penalty_and_dropout_override() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.0]]))
+    penalty = l1_penalty(model, 0.1)
+    assert penalty is not None and float(penalty.detach()) == pytest.approx(0.1 * 3.5)  # biases are not penalised
+    assert l1_penalty(model, 0) is None
+    override_dropout(model, 0.1)
+    assert model[1].p == 0.1
