@@ -1,5 +1,5 @@
 # Deepyard: the only commands a person or CI needs.
-#   make demo   set up .venv, import MNIST, build the dataset, print its summary
+#   make demo   set up .venv, import MNIST, build the dataset, train LeNet on it (about a minute on a CPU)
 #   make test   set up .venv with the test extras, run the whole test suite (what CI runs)
 #   make lint   ruff + mypy
 #   make bench  measured tables (see README)
@@ -34,6 +34,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed $(VENV)/.sysdeps
 	$(BIN)/deepyard dataset import mnist $(MNIST_SRC) --name mnist --reuse
+	$(BIN)/deepyard train --dataset mnist --network lenet --epochs 3 --batch-size 64 --solver nesterov --lr 0.05 \
+		--policy onecycle --set schedule.pct_start=15 --set solver.weight_decay=5e-4
 
 test: $(VENV)/.installed-test $(VENV)/.sysdeps
 	$(BIN)/pytest

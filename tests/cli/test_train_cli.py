@@ -37,3 +37,36 @@ def test_train_list_show_resume_and_bad_settings(tmp_path: Path) -> None:
     finder = run(home, "run", "lr-find", "--dataset", "bars", "--network", str(net), "--steps", "20", "--json")
     assert finder.returncode == 0, finder.stderr
     assert json.loads(finder.stdout)["suggestion"] > 0
+
+
+def test_ctrl_c_finishes_the_step_checkpoints_and_resumes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.cli.test_datasets_cli import DEEPYARD
+
+    write_bars(tmp_path / "bars", per_class=16)
+    home = tmp_path / "home"
+    assert run(home, "dataset", "create", str(tmp_path / "bars"), "--size", "12x12").returncode == 0
+    net = tmp_path / "tiny.yaml"
+    net.write_text("name: tiny\nlayers:\n  - {name: fc, type: linear, out_features: num_classes}\n")
+    proc = subprocess.Popen(
+        [*DEEPYARD, "--home", str(home), "train", "--dataset", "bars", "--network", str(net), "--epochs", "500",
+         "--batch-size", "4", "--set", "precision=fp32", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    runs = home / "runs"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not list(runs.glob("*/metrics.jsonl")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    assert doc["stop_reason"] == "aborted" and 0 < doc["steps"] < 500 * 9
+    assert (runs / doc["run"] / "checkpoints" / f"step-{doc['steps']:07d}.pt").is_file()
+    assert "stopping after this step" in err
+    shown = json.loads(run(home, "run", "show", doc["run"], "--json").stdout)
+    assert shown["status"] == "aborted"

@@ -8,6 +8,7 @@ torch is imported inside the verbs, so the other verbs start fast.
 from __future__ import annotations
 
 import importlib
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -87,12 +88,22 @@ def _run_with_progress(fn: Any, *args: Any) -> Any:
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console)  # fmt: skip
     stop = threading.Event()
-    with bar:
-        try:
-            return fn(*args, callbacks=[_ProgressCallback(bar)], stop=stop)
-        except KeyboardInterrupt:
-            err_console.print("interrupted: the last checkpoint is kept; `deepyard run resume` continues")
-            raise
+
+    def interrupt(signum: int, frame: object) -> None:
+        if stop.is_set():  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        stop.set()
+        err_console.print("stopping after this step and writing a checkpoint (Ctrl-C again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        with bar:
+            result = fn(*args, callbacks=[_ProgressCallback(bar)], stop=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if result.stop_reason == "aborted":
+        err_console.print(f"stopped; `deepyard run resume {result.run_id}` continues from the checkpoint")
+    return result
 
 
 def train_command(
