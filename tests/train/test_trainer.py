@@ -211,3 +211,10 @@ def test_ddp_two_cpu_processes_on_gloo(settings: Settings, tiny: str, tiny_net: 
     assert max(line["step"] for line in lines) == 2 * ((108 // 2) // 8) and single.steps == 2 * (108 // 8)
     assert len({line["step"] for line in lines if "val_loss" in line}) == len([x for x in lines if "val_loss" in x])
     assert lines[-1]["val_top1"] > 50
+
+
+def test_bf16_autocast_runs_and_learns_on_the_cpu(settings: Settings, tiny: str, tiny_net: NetworkSpec) -> None:
+    result = train(settings, tiny, tiny_net, cfg(epochs=4, precision="bf16", channels_last="off"))
+    info = get_run(settings, result.run_id)
+    assert info["placement"]["precision"] == "bf16" and info["placement"]["channels_last"] is False
+    assert result.last_val["val_top1"] > 80, result.last_val
