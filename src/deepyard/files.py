@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,11 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="ascii"))
+
+
+def new_id() -> str:
+    """`YYYYMMDD-HHMMSS-xxxx` (UTC, 4 random hex digits): sortable by creation time, as DIGITS' job ids."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 def printable(name: str) -> str:

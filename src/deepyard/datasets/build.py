@@ -33,7 +33,7 @@ from deepyard.datasets.sources import Listing, Skipped, list_source
 from deepyard.datasets.spec import RAW_AUTO_LIMIT, SPLITS, DatasetSpec, Encoding
 from deepyard.datasets.worker import Chunk, ChunkResult, WorkerConfig, init_worker, process_chunk
 from deepyard.errors import SourceError
-from deepyard.files import write_bytes_atomic, write_json_atomic
+from deepyard.files import new_id, write_bytes_atomic, write_json_atomic
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 CHUNK = 512  # images per task sent to a worker
@@ -62,7 +62,7 @@ def create_dataset(
     report = progress or (lambda stage, done, total: None)
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     catalog.remove_stale_builds(settings)
-    dataset_id = catalog.new_dataset_id()
+    dataset_id = new_id()
     work = settings.datasets_dir / (catalog.BUILD_PREFIX + dataset_id)
     work.mkdir()
     try:

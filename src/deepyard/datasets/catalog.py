@@ -8,9 +8,7 @@ starts with a dot (a build in progress, or one being deleted), is never listed.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -52,11 +50,6 @@ class Manifest(BaseModel):
     duplicates: dict[str, dict[str, int]]
     content_hash: str  # sha256 over classes, labels and stored pixels
     size_bytes: int
-
-
-def new_dataset_id() -> str:
-    """`YYYYMMDD-HHMMSS-xxxx`, sortable by creation time (DIGITS' job id form)."""
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
 def dataset_dir(settings: Settings, dataset_id: str) -> Path:

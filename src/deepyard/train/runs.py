@@ -13,9 +13,8 @@ from torch import nn
 
 from deepyard.config import Settings
 from deepyard.datasets import Manifest
-from deepyard.datasets.catalog import new_dataset_id
 from deepyard.errors import NotFoundError
-from deepyard.files import read_json, write_json_atomic
+from deepyard.files import new_id, read_json, write_json_atomic
 from deepyard.networks import NetworkSpec, build_network, dump_yaml, load_spec, spec_from_data
 from deepyard.networks.registry import REGISTRY, TORCHVISION_PREFIX
 from deepyard.train.config import TrainConfig
@@ -52,7 +51,7 @@ def create_run(
     placement: Placement,
     name: str | None = None,
 ) -> str:
-    run_id = new_dataset_id()
+    run_id = new_id()
     folder = run_dir(settings, run_id)
     folder.mkdir(parents=True)
     record = _network_record(network)
