@@ -6,6 +6,8 @@
    DataLoader with 2 workers, the same model, optimizer and batch size 64. Targets: at least 1.5x the images/s,
    and at least 1.5x faster to 99% test accuracy (both follow the same 3-epoch recipe, validating every half
    epoch; the clock runs from the first step to the first validation at or above 99%).
+The machine is shared and noisy, so every images/s figure is the best window of 47 steps (about 60 windows each;
+the floor's are taken half before and half after the training run).
 
 Run with `make bench`; prints markdown tables.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -39,8 +40,8 @@ RECIPE = {"epochs": 3, "batch_size": 64, "solver.type": "nesterov", "solver.lr":
           "schedule.policy": "onecycle", "schedule.pct_start": 15, "val_interval": 0.5}  # fmt: skip
 
 
-def floor_rate(batch: int, channels_last: bool, steps: int = 300) -> float:
-    """Images/s of LeNet's training step on tensors already in memory: the compute floor."""
+def floor_rate(batch: int, channels_last: bool, windows: int = 30, steps: int = 47) -> float:
+    """Images/s of LeNet's training step on tensors already in memory: the compute floor (best window)."""
     config = make_config(**RECIPE)
     torch.manual_seed(0)
     model = build_network("lenet", (1, 28, 28), 10)
@@ -57,21 +58,24 @@ def floor_rate(batch: int, channels_last: bool, steps: int = 300) -> float:
 
     for _ in range(20):
         step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - start)
+    best = 0.0
+    for _ in range(windows):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = max(best, batch * steps / (time.perf_counter() - start))
+    return best
 
 
 def ours(home: Path) -> tuple[float, float | None, float]:
-    """(steady images/s, seconds to 99%, final top-1) of `deepyard train` with the recipe."""
+    """(images/s of the best metrics window, seconds to 99%, final top-1) of `deepyard train` with the recipe."""
     settings = load_settings(home)
     dataset = import_mnist(settings, MNIST, reuse=True)
     result = train(settings, dataset.id, "lenet", make_config(**RECIPE))
     points = [json.loads(line) for line in (result.folder / "metrics.jsonl").read_text().splitlines()]
-    rates = [p["images_per_s"] for p in points if "images_per_s" in p][2:]
+    rates = [p["images_per_s"] for p in points if "images_per_s" in p]  # windows of ~47 steps
     to_99 = next((p["wall"] for p in points if p.get("val_top1", 0) >= 99.0), None)
-    return statistics.median(rates), to_99, result.last_val["val_top1"]
+    return max(rates), to_99, result.last_val["val_top1"]
 
 
 def by_hand(pngs: Path) -> tuple[float, float | None, float]:
@@ -88,26 +92,27 @@ def by_hand(pngs: Path) -> tuple[float, float | None, float]:
     optimizer = build_optimizer(model.parameters(), config.solver)
     total = int(config.epochs) * len(loader)
     half = len(loader) // 2
-    step, images, train_seconds, to_99, top1 = 0, 0, 0.0, None, 0.0
+    step, to_99, top1, best = 0, None, 0.0, 0.0
     started = time.perf_counter()
+    tick, window = started, 0
     for _ in range(int(config.epochs)):
-        tick = time.perf_counter()
-        for x, y in loader:
+        for x, y in loader:  # windows of 47 steps, as deepyard's metrics points, data waits included
             set_lr(optimizer, lr_at(config.schedule, config.solver.lr, 100 * step / total))
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
-            images += len(y)
+            window += 1
+            if window == 47:
+                best = max(best, window * 64 / (time.perf_counter() - tick))
             if step % half == 0:
-                train_seconds += time.perf_counter() - tick
                 top1 = _accuracy(model, test_loader)
                 if to_99 is None and top1 >= 99.0:
                     to_99 = time.perf_counter() - started
-                tick = time.perf_counter()
-        train_seconds += time.perf_counter() - tick
-    return images / train_seconds, to_99, top1
+            if window == 47 or step % half == 0:  # evaluation time never counts as training time
+                tick, window = time.perf_counter(), 0
+    return best, to_99, top1
 
 
 @torch.no_grad()
@@ -128,9 +133,10 @@ def main() -> None:
           f"Python {sys.version.split()[0]}; {mode}\n")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="deepyard-bench-") as tmp:
         pngs = export_class_folders(find_mnist_files(MNIST), Path(tmp) / "png")
-        floor = floor_rate(64, placement.channels_last)
-        floor_256 = floor_rate(256, placement.channels_last)
+        before = floor_rate(64, placement.channels_last)
         our_rate, our_99, our_top1 = ours(Path(tmp) / "home")
+        floor = max(before, floor_rate(64, placement.channels_last))  # measured on both sides of our run
+        floor_256 = floor_rate(256, placement.channels_last)
         hand_rate, hand_99, hand_top1 = by_hand(pngs)
     print("| LeNet on MNIST, batch 64, CPU | images/s | vs floor | vs by hand |")
     print("|---|---:|---:|---:|")
