@@ -191,13 +191,21 @@ DDP_SCRIPT = textwrap.dedent("""
 """)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_ddp_two_cpu_processes_on_gloo(settings: Settings, tiny: str, tiny_net: NetworkSpec, tmp_path: Path) -> None:
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
     torchrun = Path(sys.executable).parent / "torchrun"
     config = json.dumps({**BASE, "epochs": 2, "device": "cpu"})
     proc = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", str(script),
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(_free_port()), str(script),
          str(settings.home), tiny, json.dumps(tiny_net.to_data()), config],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
