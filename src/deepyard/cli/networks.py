@@ -46,7 +46,7 @@ def _input_for(ref: str, given: str | None) -> Shape:
         return parse_input(given)
     if ref.endswith(".py") or ref.startswith("torchvision:"):
         raise InvalidValueError(f"give --input CxHxW for {ref!r}")
-    spec_input = networks.load_spec(ref).input if not _is_torchvision(ref) else networks.get_network(ref).input
+    spec_input = networks.get_network(ref).input if networks.is_torchvision(ref) else networks.load_spec(ref).input
     if spec_input is None:
         raise InvalidValueError(f"{ref!r} states no intended input; give --input CxHxW")
     return tuple(spec_input)
@@ -58,11 +58,6 @@ def _si(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.3g} {unit}"
     return str(n)
-
-
-def _is_torchvision(ref: str) -> bool:
-    networks = _networks()
-    return ref in {e.name for e in networks.list_networks() if e.family == "torchvision"}
 
 
 @network_app.command("list")

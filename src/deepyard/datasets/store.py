@@ -48,7 +48,7 @@ def compact_raw(folder: Path, keep: np.ndarray) -> None:
     shift = kept - np.arange(len(kept))  # how far back each kept row moves; constant along a run
     starts = [0, *(np.flatnonzero(np.diff(shift)) + 1).tolist(), len(kept)]
     for run_start, run_end in itertools.pairwise(starts):
-        step = int(shift[run_start]) if run_start < len(kept) else 0
+        step = int(shift[run_start])
         for d in range(run_start, run_end, block) if step else ():
             e = min(d + block, run_end)
             arr[d:e] = arr[d + step : e + step]  # destination lies before source: earlier rows are done

@@ -39,7 +39,6 @@ class Chunk:
 @dataclass
 class ChunkResult:
     split: str
-    start: int
     reasons: list[str | None]  # None: kept
     hashes: list[bytes]  # pixel hash per kept image, empty for skipped ones
     blobs: list[bytes]  # encoded images, kept ones only (empty for raw)
@@ -61,7 +60,7 @@ def process_chunk(chunk: Chunk) -> ChunkResult:
     cfg = _config
     assert cfg is not None, "init_worker must run first"
     out = _raw_array(chunk.folder) if cfg.encoding == "raw" else None
-    result = ChunkResult(chunk.split, chunk.start, [], [], [], None)
+    result = ChunkResult(chunk.split, [], [], [], None)
     encoded_sum = np.zeros((cfg.geo.height, cfg.geo.width, cfg.geo.channels), np.int64)
     noise_key = (cfg.seed, SPLITS.index(chunk.split))
     for slot, source in enumerate(chunk.sources, start=chunk.start):

@@ -7,7 +7,14 @@ Public API: `parse_spec`, `dump_yaml`, `dump_json`, `check_spec`, `build_network
 from __future__ import annotations
 
 from deepyard.networks.graph import CheckedNetwork, SpecNet, build_spec, check_spec
-from deepyard.networks.registry import NetworkEntry, build_network, get_network, list_networks, load_spec
+from deepyard.networks.registry import (
+    NetworkEntry,
+    build_network,
+    get_network,
+    is_torchvision,
+    list_networks,
+    load_spec,
+)
 from deepyard.networks.spec import NUM_CLASSES, LayerSpec, NetworkSpec, dump_json, dump_yaml, parse_spec, spec_from_data
 from deepyard.networks.summary import LayerRow, Summary, summarize
 from deepyard.networks.view import render_svg
@@ -27,6 +34,7 @@ __all__ = [
     "dump_json",
     "dump_yaml",
     "get_network",
+    "is_torchvision",
     "list_networks",
     "load_spec",
     "parse_spec",

@@ -67,6 +67,11 @@ def _entries() -> dict[str, NetworkEntry]:
 REGISTRY = _entries()
 
 
+def is_torchvision(ref: str) -> bool:
+    """True for `torchvision:NAME` and for the torchvision families in the registry."""
+    return ref.startswith(TORCHVISION_PREFIX) or (ref in REGISTRY and REGISTRY[ref].family == "torchvision")
+
+
 def list_networks() -> list[NetworkEntry]:
     return list(REGISTRY.values())
 
@@ -102,7 +107,7 @@ def build_network(
         return build_spec(ref, input_shape, num_classes)
     if ref.endswith(".py"):
         return _build_python(Path(ref), input_shape, num_classes, settings)
-    if ref.startswith(TORCHVISION_PREFIX) or (REGISTRY.get(ref, None) and REGISTRY[ref].family == "torchvision"):
+    if is_torchvision(ref):
         return build_torchvision(ref.removeprefix(TORCHVISION_PREFIX), input_shape, num_classes)
     return build_spec(load_spec(ref), input_shape, num_classes)
 
