@@ -165,3 +165,15 @@ def test_a_worker_killed_with_sigkill_is_failed_and_the_scheduler_goes_on(
     assert get_run(settings, running.target or "")["status"] == "failed"
     after = submit(settings, "train", train_params(tiny, tiny_net, epochs=1))
     assert wait_status(settings, after.id, "done", "failed").status == "done"
+
+
+def test_a_two_gpu_training_job_runs_one_process_per_slot(settings: Settings, tiny: str, tiny_net: NetworkSpec) -> None:
+    # GPU numbers only: with no CUDA here, torchrun's two ranks train on the CPU over gloo, as on two GPUs over NCCL
+    with Scheduler(settings, cpu_slots=1, gpus=[0, 1], poll_s=0.05):
+        job = submit(settings, "train", train_params(tiny, tiny_net, epochs=2, device="auto"), slots={"gpu": 2})
+        done = wait_status(settings, job.id, "done", "failed")
+    assert done.status == "done", done.error
+    assert done.devices == [0, 1] and done.result is not None
+    info = get_run(settings, done.target or "")
+    assert info["placement"]["world"] == 2 and info["status"] == "done"
+    assert done.result["steps"] == 2 * (54 // 8)  # each rank trains on its half of the 108 images

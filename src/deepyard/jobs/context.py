@@ -30,8 +30,10 @@ class JobContext:
     """A running job's link to the job system. Thread-safe."""
 
     def __init__(self, settings: Settings, job_id: str, conn: sqlite3.Connection, target: str | None = None,
-                 parent: int | None = None) -> None:  # fmt: skip
+                 parent: int | None = None, rank: int = 0, world: int = 1) -> None:  # fmt: skip
         self.settings = settings
+        self.rank = rank  # under torchrun (a multi-GPU job) only rank 0 writes to the database
+        self.world = world
         self.job_id = job_id
         self.stop = threading.Event()
         self.stop_cause: str | None = None
@@ -52,6 +54,8 @@ class JobContext:
     def set_target(self, target: str) -> None:
         """Record the id the job produces or works on; written at once, so pages can link to it."""
         self._target = target
+        if self.rank != 0:
+            return
         with self._lock:
             store.update(self._conn, self.job_id, target=target)
 
@@ -87,10 +91,12 @@ class JobContext:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
-            if pending:
+            if pending and self.rank == 0:
                 store.update(self._conn, self.job_id, only_if=("running",), **pending)
 
     def start_monitor(self) -> None:
+        if self.rank != 0:
+            return  # the other ranks stop when rank 0 says so (see runners.SyncStop)
         self._thread = threading.Thread(target=self._monitor, name="job-monitor", daemon=True)
         self._thread.start()
 

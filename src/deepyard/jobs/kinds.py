@@ -39,11 +39,12 @@ Check = Callable[[Settings, dict[str, Any]], Checked]
 class JobKind:
     runner: str  # "module:function" of a Runner
     check: str | None = None  # "module:function" of a Check; None: params are taken as given, one cpu slot
+    distributed: bool = False  # given several GPUs, run one worker process per GPU under torchrun
 
 
 KINDS: dict[str, JobKind] = {
     "dataset": JobKind("deepyard.jobs.runners:run_dataset", "deepyard.jobs.runners:check_dataset"),
-    "train": JobKind("deepyard.jobs.runners:run_train", "deepyard.jobs.runners:check_train"),
+    "train": JobKind("deepyard.jobs.runners:run_train", "deepyard.jobs.runners:check_train", distributed=True),
 }
 
 

@@ -131,16 +131,19 @@ def abort_job(settings: Settings, job_id: str) -> Job:
 
 def _nudge(job: Job) -> None:
     """SIGUSR1 makes the worker stop after this step instead of at its next database poll."""
-    if job.pid is not None and is_worker(job.pid, job.id):
+    if job.pid is not None and is_worker(job.pid, job.id, direct=True):
         with contextlib.suppress(OSError):  # it just ended; the database request stands
             os.kill(job.pid, signal.SIGUSR1)
 
 
-def is_worker(pid: int, job_id: str) -> bool:
-    """True when `pid` is alive and is the worker of `job_id` (not a recycled pid)."""
+def is_worker(pid: int, job_id: str, direct: bool = False) -> bool:
+    """True when `pid` is alive and is the worker of `job_id` (not a recycled pid). `direct`: the worker module
+    itself, not torchrun leading a multi-GPU job (torchrun would die of a SIGUSR1)."""
     try:
         proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE and job_id in proc.cmdline()
+        cmdline = proc.cmdline()
+        alive = proc.status() != psutil.STATUS_ZOMBIE and job_id in cmdline
+        return alive and (not direct or "deepyard.jobs.worker" in cmdline[:3])
     except psutil.Error:
         return False
 

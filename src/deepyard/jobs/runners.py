@@ -6,6 +6,7 @@ bad value is refused before anything is queued) and a runner (in the worker proc
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,24 +181,47 @@ class JobProgress:
         self.val = f", val loss {metrics['val_loss']:.4f}, top-1 {metrics['val_top1']:.2f}%"
 
 
+class SyncStop:
+    """Under DDP every rank must stop at the same step: rank 0's stop request is broadcast after each step."""
+
+    def __init__(self, local: threading.Event, synced: threading.Event) -> None:
+        self.local, self.synced = local, synced
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: None
+
+    def on_step_end(self, run: Run, info: StepInfo) -> None:
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(run.is_main and self.local.is_set())], device=run.device)
+        dist.broadcast(flag, 0)
+        if flag.item():
+            self.synced.set()
+
+
 def run_train(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from deepyard.networks import spec_from_data
     from deepyard.train import make_config, resume_run, train
     from deepyard.train.runs import set_status
 
     callbacks: list[Any] = [JobProgress(ctx)]
+    stop = ctx.stop
+    if ctx.world > 1:
+        stop = threading.Event()
+        callbacks.append(SyncStop(ctx.stop, stop))
     run_id = params.get("run") or ctx.target
     if run_id:
-        result = resume_run(ctx.settings, run_id, callbacks=callbacks, stop=ctx.stop)
+        result = resume_run(ctx.settings, run_id, callbacks=callbacks, stop=stop)
     else:
         network = params["network"]
         ref = spec_from_data(network) if isinstance(network, dict) else network
         config = make_config(**_flat(params["config"]))
-        result = train(ctx.settings, params["dataset"], ref, config, callbacks=callbacks, stop=ctx.stop,
+        result = train(ctx.settings, params["dataset"], ref, config, callbacks=callbacks, stop=stop,
                        name=params.get("name"))  # fmt: skip
     if result.stop_reason == "aborted":
         if ctx.stop_cause == "interrupt":
-            set_status(ctx.settings, result.run_id, "interrupted")
+            set_status(ctx.settings, result.run_id, "interrupted", ctx.rank)
         raise JobStopped
     return {"run": result.run_id, "steps": result.steps, "epochs": result.epochs, "stop_reason": result.stop_reason,
             "last_val": result.last_val, "best": result.best, "best_step": result.best_step,

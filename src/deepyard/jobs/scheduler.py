@@ -28,6 +28,7 @@ from deepyard.config import Settings
 from deepyard.errors import DeepyardError
 from deepyard.jobs import store
 from deepyard.jobs.hardware import cuda_visible, visible_gpus
+from deepyard.jobs.kinds import get_kind
 from deepyard.jobs.model import Job
 from deepyard.jobs.queue import is_worker, jobs_dir, log_path
 
@@ -194,6 +195,8 @@ class Scheduler:
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": cuda_visible(devices) if devices else ""}
         cmd = [sys.executable, "-m", "deepyard.jobs.worker", str(self.settings.home), job.id, "--parent",
                str(os.getpid())]  # fmt: skip
+        if len(devices) > 1 and get_kind(job.kind).distributed:  # one process per GPU (DDP), rank 0 reports
+            cmd[1:2] = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={len(devices)}", "-m"]
         try:
             jobs_dir(self.settings).mkdir(parents=True, exist_ok=True)
             log = log_path(self.settings, job.id).open("ab")

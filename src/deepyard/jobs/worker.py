@@ -11,6 +11,7 @@ A worker killed before it can report is marked "failed" by the scheduler, with t
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
@@ -32,12 +33,14 @@ def run_job(home: str, job_id: str, parent: int | None = None) -> str:
     job = store.find(conn, job_id)
     if job is None or job.status != "running":
         return "missing" if job is None else job.status
-    ctx = JobContext(settings, job_id, conn, target=job.target, parent=parent)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
+    ctx = JobContext(settings, job_id, conn, target=job.target, parent=parent, rank=rank, world=world)
     _install_signals(ctx)
     ctx.start_monitor()
     status, fields = _outcome(ctx, job.kind, job.params)
     ctx.close()
-    store.transition(conn, job_id, status, expect=("running",), **fields)  # type: ignore[arg-type]
+    if rank == 0:
+        store.transition(conn, job_id, status, expect=("running",), **fields)  # type: ignore[arg-type]
     conn.close()
     return status
 
