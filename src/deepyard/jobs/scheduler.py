@@ -79,6 +79,7 @@ class Scheduler:
             self._thread = None
         self.interrupt_all(self.abort_timeout_s if timeout_s is None else timeout_s)
         self.release()
+        self.conn.close()
 
     def __enter__(self) -> Scheduler:
         self.start()
