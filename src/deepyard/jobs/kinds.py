@@ -40,11 +40,14 @@ class JobKind:
     runner: str  # "module:function" of a Runner
     check: str | None = None  # "module:function" of a Check; None: params are taken as given, one cpu slot
     distributed: bool = False  # given several GPUs, run one worker process per GPU under torchrun
+    exclusive: bool = True  # no other exclusive job may work on the same target meanwhile (False: it only reads it)
 
 
 KINDS: dict[str, JobKind] = {
     "dataset": JobKind("deepyard.jobs.runners:run_dataset", "deepyard.jobs.runners:check_dataset"),
     "train": JobKind("deepyard.jobs.runners:run_train", "deepyard.jobs.runners:check_train", distributed=True),
+    "evaluate": JobKind("deepyard.infer.jobs:run_evaluate", "deepyard.infer.jobs:check_evaluate", exclusive=False),
+    "export": JobKind("deepyard.infer.jobs:run_export", "deepyard.infer.jobs:check_export", exclusive=False),
 }
 
 

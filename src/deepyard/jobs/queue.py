@@ -22,7 +22,7 @@ from deepyard.config import Settings
 from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.files import new_id
 from deepyard.jobs import store
-from deepyard.jobs.kinds import check_params
+from deepyard.jobs.kinds import KINDS, check_params, get_kind
 from deepyard.jobs.model import ACTIVE, RESUMABLE, SLOT_TYPES, STATUSES, Job
 
 
@@ -53,7 +53,7 @@ def submit(settings: Settings, kind: str, params: dict[str, Any], *, owner: str 
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise InvalidValueError(f"priority {priority!r} must be a whole number (higher starts first)")
     with _connect(settings) as conn:
-        if checked.target is not None:
+        if checked.target is not None and get_kind(kind).exclusive:
             _refuse_busy_target(conn, checked.target)
         for _ in range(5):  # ids have 4 random hex digits per second; retry the rare clash
             job_id = new_id()
@@ -80,7 +80,9 @@ def _check_slots(slots: dict[str, int]) -> dict[str, int]:
 
 
 def _refuse_busy_target(conn: sqlite3.Connection, target: str, except_id: str | None = None) -> None:
-    busy = [j for j in store.select(conn, ACTIVE, target=target) if j.id != except_id]
+    """Two jobs of exclusive kinds (builds, training) never work on the same dataset or run at once."""
+    active = store.select(conn, ACTIVE, target=target)
+    busy = [j for j in active if j.id != except_id and j.kind in KINDS and get_kind(j.kind).exclusive]
     if busy:
         raise InvalidValueError(f"{target!r} is already being worked on by job {busy[0].id} ({busy[0].status})")
 
@@ -155,7 +157,7 @@ def resume_job(settings: Settings, job_id: str) -> Job:
         job = _get(conn, job_id)
         if job.status not in RESUMABLE:
             raise InvalidValueError(f"job {job_id} is {job.status}; only {choices(RESUMABLE)} jobs can be resumed")
-        if job.target is not None:
+        if job.target is not None and get_kind(job.kind).exclusive:
             _refuse_busy_target(conn, job.target, except_id=job_id)
         if not store.transition(conn, job_id, "queued", RESUMABLE, error=None, message="queued again"):
             raise InvalidValueError(f"job {job_id} changed status meanwhile; try again")

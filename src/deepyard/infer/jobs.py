@@ -1,0 +1,102 @@
+"""The inference job kinds: "evaluate" and "export", run by the job system in a worker process.
+
+Checks run when a job is submitted (the model must exist, paths must lie in the data roots or the home, formats
+and splits must be valid); runners call the same tasks as the CLI and report progress to the job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deepyard.config import Settings
+from deepyard.errors import IntegrityError, InvalidValueError, choices
+from deepyard.jobs.context import JobContext, JobStopped
+from deepyard.jobs.kinds import Checked
+from deepyard.train.runs import get_run
+
+EVALUATE_KEYS = ("model", "dataset", "split", "images", "top_n", "snapshot")
+EXPORT_KEYS = ("model", "formats", "samples", "snapshot")
+SPLITS = ("train", "val", "test")
+
+
+def _only(params: dict[str, Any], allowed: tuple[str, ...], kind: str) -> None:
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InvalidValueError(f"unknown {kind} job parameter {unknown[0]!r}; valid: {choices(allowed)}")
+
+
+def _model(settings: Settings, params: dict[str, Any]) -> tuple[str, str | None]:
+    """The model reference, checked: (reference, run id or None for an archive)."""
+    from deepyard.infer.model import parse_model_ref
+
+    ref = params.get("model")
+    if not isinstance(ref, str) or not ref:
+        raise InvalidValueError("the job needs 'model': a run id (ID, run:ID, ID@SNAPSHOT) or an archive path")
+    if ref.endswith(".zip"):
+        if not settings.is_readable(Path(ref)):
+            raise InvalidValueError(f"model archive {ref!r} is outside the data roots and the home")
+        return ref, None
+    run_id, _ = parse_model_ref(ref)
+    return ref, get_run(settings, run_id)["id"]
+
+
+def check_evaluate(settings: Settings, params: dict[str, Any]) -> Checked:
+    _only(params, EVALUATE_KEYS, "evaluate")
+    ref, run_id = _model(settings, params)
+    split = params.get("split", "val")
+    if split not in SPLITS:
+        raise InvalidValueError(f"split {split!r} is not one of {choices(SPLITS)}")
+    images = params.get("images")
+    if images is not None and not settings.is_readable(Path(images)):
+        raise InvalidValueError(f"images {images!r} are outside the data roots and the home")
+    top_n = params.get("top_n", 9)
+    if not isinstance(top_n, int) or top_n < 1:
+        raise InvalidValueError(f"top_n {top_n!r} must be a whole number, at least 1")
+    normal = {"model": ref, "dataset": params.get("dataset"), "split": split, "images": images, "top_n": top_n,
+              "snapshot": params.get("snapshot")}  # fmt: skip
+    return Checked(normal, target=run_id)
+
+
+def run_evaluate(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    from deepyard.infer.tasks import evaluate_model
+
+    def progress(done: int, total: int) -> None:
+        if ctx.poll():
+            raise JobStopped
+        ctx.report(done / total, f"evaluating: {done:,} of {total:,} images")
+
+    images = Path(params["images"]) if params.get("images") else None
+    doc = evaluate_model(ctx.settings, params["model"], params.get("dataset"), params["split"], images,
+                         params["top_n"], None, params.get("snapshot"), progress)  # fmt: skip
+    return {"description": doc["description"], "count": doc["count"], "top1": doc["top1"], "top5": doc["top5"],
+            "loss": doc["loss"], "files": doc["files"]}  # fmt: skip
+
+
+def check_export(settings: Settings, params: dict[str, Any]) -> Checked:
+    from deepyard.infer.export import FORMATS
+
+    _only(params, EXPORT_KEYS, "export")
+    ref, run_id = _model(settings, params)
+    formats = params.get("formats") or list(FORMATS)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise InvalidValueError(f"export format {bad[0]!r} is not one of {choices(FORMATS)}")
+    samples = params.get("samples", 64)
+    if not isinstance(samples, int) or samples < 1:
+        raise InvalidValueError(f"samples {samples!r} must be a whole number, at least 1")
+    return Checked({"model": ref, "formats": formats, "samples": samples, "snapshot": params.get("snapshot")},
+                   target=run_id)  # fmt: skip
+
+
+def run_export(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    from deepyard.infer.tasks import export_model
+
+    ctx.report(0.0, f"exporting: {', '.join(params['formats'])}")
+    doc = export_model(ctx.settings, params["model"], params["formats"], None, params["samples"], params["snapshot"])
+    if not doc["ok"]:
+        from deepyard.infer.export import ParityReport
+
+        failed = "; ".join(ParityReport(**r).summary() for r in doc["reports"] if not r["ok"])
+        raise IntegrityError(f"PARITY CHECK FAILED: {failed}")
+    return doc
