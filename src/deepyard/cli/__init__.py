@@ -17,6 +17,7 @@ from deepyard import __version__
 from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
 from deepyard.cli.networks import network_app
+from deepyard.cli.serve import serve_command, user_app
 from deepyard.cli.train import run_app, train_command
 from deepyard.config import load_settings
 from deepyard.errors import DeepyardError
@@ -32,6 +33,8 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(network_app, name="network")
 app.command("train")(train_command)
 app.add_typer(run_app, name="run")
+app.command("serve")(serve_command)
+app.add_typer(user_app, name="user")
 
 
 def _version(value: bool) -> None:
