@@ -102,8 +102,8 @@ def check_zip(zf: zipfile.ZipFile, limits: Limits) -> list[zipfile.ZipInfo]:
     for info in infos:
         name = info.filename
         _check_name(name)
-        mode = info.external_attr >> 16
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the archiver recorded no Unix file type
+        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
             raise InvalidValueError(f"zip entry {name!r} is a symlink or special file; only files and folders")
         if info.is_dir() or name.startswith("__MACOSX/") or PurePosixPath(name).name.startswith("."):
             continue
