@@ -16,6 +16,7 @@ import typer
 from deepyard import __version__
 from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
+from deepyard.cli.jobs import jobs_app
 from deepyard.cli.networks import network_app
 from deepyard.cli.serve import serve_command, user_app
 from deepyard.cli.train import run_app, train_command
@@ -35,6 +36,7 @@ app.command("train")(train_command)
 app.add_typer(run_app, name="run")
 app.command("serve")(serve_command)
 app.add_typer(user_app, name="user")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _version(value: bool) -> None:

@@ -21,6 +21,7 @@ from torch import nn
 from deepyard.config import Settings
 from deepyard.datasets import Manifest, get_dataset, open_split
 from deepyard.datasets.catalog import dataset_dir
+from deepyard.networks import NetworkSpec
 from deepyard.train import runs
 from deepyard.train.augment import check_augment
 from deepyard.train.callbacks import (
@@ -157,7 +158,7 @@ class RunResult:
 def train(
     settings: Settings,
     dataset: str,
-    network: str,
+    network: str | NetworkSpec,
     config: TrainConfig,
     callbacks: list[Callback] | None = None,
     stop: threading.Event | None = None,
