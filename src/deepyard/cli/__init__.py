@@ -16,6 +16,7 @@ import typer
 from deepyard import __version__
 from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
+from deepyard.cli.infer import classify_command, evaluate_command, export_command, inspect_command
 from deepyard.cli.jobs import jobs_app
 from deepyard.cli.networks import network_app
 from deepyard.cli.serve import serve_command, user_app
@@ -34,6 +35,10 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(network_app, name="network")
 app.command("train")(train_command)
 app.add_typer(run_app, name="run")
+app.command("classify")(classify_command)
+app.command("evaluate")(evaluate_command)
+app.command("inspect")(inspect_command)
+app.command("export")(export_command)
 app.command("serve")(serve_command)
 app.add_typer(user_app, name="user")
 app.add_typer(jobs_app, name="jobs")
