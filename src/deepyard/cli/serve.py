@@ -22,15 +22,20 @@ def serve_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (others need a user first)."),
     port: int = typer.Option(5000, "--port", min=1, max=65535, help="TCP port."),
     https: bool = typer.Option(False, "--https", help="Served behind an https proxy: mark cookies Secure."),
+    cpu_slots: int = typer.Option(1, "--cpu-slots", min=0, help="Jobs that may run on the CPU at once."),
+    gpus: str | None = typer.Option(None, "--gpus", help="GPU indices for jobs, e.g. 0,1 (default: all)."),
+    jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run the job scheduler (off: `deepyard jobs work`)."),
 ) -> None:
-    """Serve the web app and the REST API (docs at /docs) until Ctrl-C."""
+    """Serve the web app and the REST API (docs at /docs) until Ctrl-C; jobs run in child processes."""
     from deepyard.web import serve
+    from deepyard.web.app import JobOptions
     from deepyard.web.security import check_bind
 
     check_bind(ctx.obj, host)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"Deepyard is serving {ctx.obj.home} at [bold]http://{shown}:{port}/[/] (Ctrl-C stops it)")
-    serve(ctx.obj, host=host, port=port, https=https)
+    devices = None if gpus is None else [int(g) for g in gpus.split(",") if g.strip()]
+    serve(ctx.obj, host=host, port=port, https=https, job_options=JobOptions(jobs, cpu_slots, devices))
 
 
 def _password(password_stdin: bool) -> str:

@@ -7,14 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from deepyard import users
+from deepyard import jobs, users
 from deepyard.datasets import find_dataset
 from deepyard.errors import InvalidValueError
 from deepyard.networks import dump_yaml, spec_from_data
 from deepyard.train import get_run, list_runs, make_config, schedule_points
 from deepyard.train.runs import delete_run, run_dir
 from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
-from deepyard.web.errors import Conflict
+from deepyard.web.errors import Conflict, Forbidden
 from deepyard.web.runinfo import read_metrics, run_summary, snapshots
 
 router = APIRouter(tags=["runs"])
@@ -56,9 +56,17 @@ def delete(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> 
     """Delete a run and its files; refused while it is queued or running (abort it first)."""
     info = get_run(settings, run_id)
     require_owner(conn, "run", run_id, user)
-    if info["status"] in ACTIVE:
+    work = jobs.list_jobs(settings, target=run_id)
+    for job in work:
+        if job.owner is not None and (user is None or user.name != job.owner):
+            raise Forbidden(f"run {run_id!r} belongs to {job.owner!r}; only its creator may delete it")
+        if job.status in jobs.ACTIVE:
+            raise Conflict(f"run {run_id!r} has a {job.status} job ({job.id}); abort it before deleting the run")
+    if info["status"] in ACTIVE and not work:
         raise Conflict(f"run {run_id!r} is {info['status']}; abort it before deleting it")
     delete_run(settings, run_id)
+    for job in work:
+        jobs.delete_job(settings, job.id)
     return {"deleted": run_id, "name": info["name"]}
 
 

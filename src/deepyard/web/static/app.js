@@ -65,7 +65,7 @@ const DY = (() => {
   function hardware(h) {
     const el = document.getElementById("hw");
     if (el) el.textContent = `CPU ${h.cpu_percent.toFixed(0)}% · RAM ${fmt.bytes(h.memory_used)} / ${fmt.bytes(h.memory_total)}`
-      + (h.gpus || []).map((g) => ` · GPU${g.index} ${g.utilization ?? "?"}%`).join("");
+      + (h.gpus || []).map((g) => ` · GPU${g.index} ${g.utilization_percent.toFixed(0)}%`).join("");
   }
 
   function showError(id, err) {

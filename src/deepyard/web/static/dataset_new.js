@@ -76,7 +76,13 @@ const NewDataset = (() => {
     document.getElementById("zip-upload").addEventListener("click", upload);
     form().addEventListener("input", DY.debounce(preview, 300));
     form().addEventListener("change", DY.debounce(preview, 300));
-    form().addEventListener("submit", (e) => { e.preventDefault(); window.dispatchEvent(new CustomEvent("newdataset-submit")); });
+    form().addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        await DY.api("POST", "/api/v1/datasets", { spec: spec() });
+        window.location = "/";
+      } catch (err) { DY.showError("form-error", err); }
+    });
     preview();
   });
   return { spec };

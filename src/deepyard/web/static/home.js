@@ -24,9 +24,46 @@ document.addEventListener("DOMContentLoaded", () => {
     window.location.reload();
   });
 
+  const known = new Set([...document.querySelectorAll("tr[data-run]")].map((tr) => tr.dataset.run));
+  const jobsBody = document.querySelector("#jobs tbody");
+  function jobRow(j) {
+    const tr = document.createElement("tr"); tr.dataset.job = j.id;
+    const what = j.kind === "dataset" ? (j.params.spec && j.params.spec.name) : (j.params.name || j.params.run || j.params.network && (j.params.network.name || j.params.network));
+    const link = j.target ? (j.kind === "dataset" ? `/datasets/${j.target}` : `/runs/${j.target}`) : null;
+    const cells = [[link ? "a" : "span", `${what || j.kind}`], ["span", j.kind], ["span", j.status], ["div", ""], ["span", j.message || j.error || ""]];
+    cells.forEach(([tag, txt], i) => {
+      const td = document.createElement("td"), el = document.createElement(tag);
+      if (tag === "a") el.href = link;
+      if (i === 2) el.className = "status s-" + j.status;
+      if (i === 3) { el.className = "bar"; const fill = document.createElement("div"); fill.style.width = (100 * j.progress).toFixed(1) + "%"; el.append(fill); }
+      else el.textContent = txt;
+      td.append(el); tr.append(td);
+    });
+    const td = document.createElement("td");
+    const button = (label, verb, method = "POST") => {
+      const b = document.createElement("button"); b.textContent = label; b.className = "job-" + verb;
+      b.addEventListener("click", async () => {
+        try { await DY.api(method, `/api/v1/jobs/${j.id}${verb === "delete" ? "" : "/" + verb}`); } catch (err) { alert(err.message); }
+      });
+      td.append(b);
+    };
+    if (["queued", "running"].includes(j.status)) button("Abort", "abort");
+    if (["interrupted", "aborted", "failed"].includes(j.status)) button("Resume", "resume");
+    if (j.status !== "running") button("Forget", "delete", "DELETE");
+    tr.append(td);
+    return tr;
+  }
+
   DY.events("/api/v1/events", {
     hardware: DY.hardware,
+    jobs: (list) => {
+      if (!jobsBody) return;
+      jobsBody.replaceChildren(...list.map(jobRow));
+      const busy = list.filter((j) => j.status === "running").length, queued = list.filter((j) => j.status === "queued").length;
+      document.getElementById("slots").textContent = `${busy} running, ${queued} queued`;
+    },
     runs: (rows) => rows.forEach((r) => {
+      if (!known.has(r.id)) { window.location.reload(); return; }  // a new run: render it with the others
       const tr = document.querySelector(`tr[data-run="${r.id}"]`);
       if (!tr) return;
       const st = tr.querySelector('[data-field="status"]');

@@ -39,17 +39,31 @@ document.addEventListener("DOMContentLoaded", async () => {
   function hardware(h) {
     DY.hardware(h);
     const rows = [["CPU", h.cpu_percent.toFixed(0) + "%"], ["memory", `${DY.fmt.bytes(h.memory_used)} / ${DY.fmt.bytes(h.memory_total)}`]];
-    if (h.process) rows.push(["job CPU", h.process.cpu_percent.toFixed(0) + "%"], ["job memory", DY.fmt.bytes(h.process.rss)]);
-    for (const g of h.gpus || []) rows.push([`GPU ${g.index}`, `${g.name}: ${g.utilization}% · ${DY.fmt.bytes(g.memory_used)} / ${DY.fmt.bytes(g.memory_total)} · ${g.temperature} °C`]);
+    if (h.process) rows.push(["job process", `pid ${h.process.pid} · ${h.process.processes} process(es)`],
+      ["job CPU", h.process.cpu_percent.toFixed(0) + "%"], ["job memory", DY.fmt.bytes(h.process.memory_bytes)]);
+    for (const g of h.gpus || []) rows.push([`GPU ${g.index}`, `${g.name}: ${g.utilization_percent.toFixed(0)}% · `
+      + `${DY.fmt.bytes(g.memory_used_bytes)} / ${DY.fmt.bytes(g.memory_total_bytes)} · ${g.temperature_c.toFixed(0)} °C`]);
     const dl = document.getElementById("hardware");
     dl.replaceChildren(...rows.flatMap(([k, v]) => { const dt = document.createElement("dt"), dd = document.createElement("dd"); dt.textContent = k; dd.textContent = v; return [dt, dd]; }));
   }
   DY.events(`/api/v1/events?run=${id}&offset=${offset}`, {
     metrics: (m) => { add(m.points, m.reset); },
     status, hardware,
+    job: (j) => {
+      text("job-status", `${j.status}${j.message ? ": " + j.message : ""}`);
+      if (j.eta_s !== null && j.eta_s !== undefined && j.status === "running") text("run-eta", DY.fmt.secs(j.eta_s));
+      const abort = document.getElementById("abort-run"), resume = document.getElementById("resume-run");
+      if (abort) abort.disabled = !["queued", "running"].includes(j.status);
+      if (resume) resume.disabled = !["interrupted", "aborted", "failed"].includes(j.status);
+      if (j.error) text("job-error", j.error);
+    },
     log: (l) => { const el = document.getElementById("run-log"); if (el) { el.textContent += l.text; el.scrollTop = el.scrollHeight; } },
   });
 
+  const action = (elId, verb) => { const b = document.getElementById(elId); if (b) b.addEventListener("click", async () => {
+    try { await DY.api("POST", `/api/v1/runs/${id}/${verb}`); } catch (err) { alert(err.message); }
+  }); };
+  action("abort-run", "abort"); action("resume-run", "resume");
   document.getElementById("delete-run").addEventListener("click", async () => {
     if (!confirm("Delete this run and its files?")) return;
     try { await DY.api("DELETE", `/api/v1/runs/${id}`); window.location = "/"; } catch (err) { alert(err.message); }

@@ -95,21 +95,6 @@ const NewRun = (() => {
     } catch (err) { DY.showError("lr-error", err); }
   }
 
-  // One request body per (learning rate, batch size) combination.
-  function payloads() {
-    const cfg = config(), net = network();
-    const lrs = values(document.getElementById("lr-values").value, "float");
-    const bss = values(document.getElementById("bs-values").value, "int");
-    const name = form().elements.name.value.trim();
-    const out = [];
-    for (const lr of lrs) for (const bs of bss) {
-      const c = structuredClone(cfg); c.solver.lr = lr; c.batch_size = bs;
-      const suffix = lrs.length > 1 || bss.length > 1 ? ` learning_rate:${lr} batch_size:${bs}` : "";
-      out.push({ dataset: form().elements.dataset.value, ...net, config: c, name: name ? name + suffix : null });
-    }
-    return out;
-  }
-
   document.addEventListener("DOMContentLoaded", () => {
     const prefill = JSON.parse(document.getElementById("prefill").textContent);
     document.querySelector(".tabs").addEventListener("tabchange", (e) => { netTab = e.detail; });
@@ -125,8 +110,16 @@ const NewRun = (() => {
       if (c.spec) setSpec(c.spec); else { const r = document.getElementById("net-" + c.network); if (r) { r.checked = true; document.querySelector('.tab[data-tab="standard"]').click(); } }
     });
     form().addEventListener("input", DY.debounce((e) => { if (e.target.id !== "spec-editor") schedule(); }, 300));
-    form().addEventListener("submit", (e) => { e.preventDefault(); window.dispatchEvent(new CustomEvent("newrun-submit")); });
+    form().addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        const cfg = config(), net = network(), name = form().elements.name.value.trim();
+        await DY.api("POST", "/api/v1/runs", { dataset: form().elements.dataset.value, ...net, config: cfg, name: name || null,
+          lr: values(document.getElementById("lr-values").value, "float"), batch_size: values(document.getElementById("bs-values").value, "int") });
+        window.location = "/";
+      } catch (err) { DY.showError("form-error", err); }
+    });
     schedule();
   });
-  return { payloads, config, network };
+  return { config, network };
 })();
