@@ -3,6 +3,7 @@ SQLite file, plus a tiny dataset and a short finished run built for real. Client
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from deepyard.config import Settings, load_settings
 from deepyard.datasets import create_dataset, make_spec
@@ -19,6 +21,7 @@ from deepyard.networks import spec_from_data
 from deepyard.train import make_config, train
 from deepyard.web import create_app
 from deepyard.web.files import Limits
+from tests.conftest import REPO
 from tests.train.conftest import write_bars
 
 TINY_NET = {
@@ -112,3 +115,33 @@ def make_server() -> Iterator[Callable[..., Server]]:
     yield make
     for srv in started:
         srv.stop()
+
+
+ARTIFACTS = REPO / "test-artifacts" / "web"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert errors == [], errors  # no script error on any page
+
+
+def shot(page: Page, name: str) -> None:
+    """A full-page screenshot under test-artifacts/web/ (git-ignored)."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -5,48 +5,17 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
+import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from deepyard import db, users
 from deepyard.train.runs import run_dir
-from tests.conftest import REPO
-from tests.web.conftest import Server
-
-ARTIFACTS = REPO / "test-artifacts" / "web"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert errors == [], errors  # no script error on any page
-
-
-def shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+from tests.web.conftest import Server, shot
 
 
 def test_home_dataset_and_gallery(server: Server, page: Page, dataset_id: str, run_id: str) -> None:
@@ -141,7 +110,7 @@ def test_new_dataset_preview_picker_and_upload(server: Server, page: Page, tmp_p
     (tmp_path / "data" / "pets" / "cat").mkdir(parents=True)
     page.goto(server.url + "/datasets/new")
     preview = page.locator("#resize-preview")
-    expect(preview).to_have_attribute("src", __import__("re").compile("^blob:"))
+    expect(preview).to_have_attribute("src", re.compile("^blob:"))
     page.fill('input[name="width"]', "64")
     page.fill('input[name="height"]', "32")
     page.select_option('select[name="resize_mode"]', "crop")
@@ -158,7 +127,7 @@ def test_new_dataset_preview_picker_and_upload(server: Server, page: Page, tmp_p
     page.set_input_files("#zip-file", str(zip_path))
     page.click("#zip-upload")
     expect(page.locator("#zip-status")).to_contain_text("2 classes")
-    expect(page.locator("#src-train")).to_have_value(__import__("re").compile(r"/uploads/.+/digits$"))
+    expect(page.locator("#src-train")).to_have_value(re.compile(r"/uploads/.+/digits$"))
     shot(page, "06-new-dataset")
 
 

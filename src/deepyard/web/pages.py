@@ -7,6 +7,8 @@ Each page renders what it can on the server (tables, forms generated from the co
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -122,9 +124,17 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _digest(spec: Any) -> str:
+    """A short fingerprint of a stored spec, so that a customised network shows as different from the standard."""
+    if spec is None:
+        return "-"
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+
+
 def _settings_rows(infos: list[dict[str, Any]]) -> list[tuple[str, list[Any], bool]]:
     """(setting, value per run, differs) for the dataset, the network and every config field."""
-    flats = [{"dataset": i["dataset"], "network": i["network"]["ref"], **_flat(i["config"])} for i in infos]
+    flats = [{"dataset": i["dataset"], "network": i["network"]["ref"], "network spec": _digest(i["network"]["spec"]),
+              **_flat(i["config"])} for i in infos]  # fmt: skip
     keys = list(flats[0]) if flats else []
     return [(k, [f.get(k) for f in flats], len({repr(f.get(k)) for f in flats}) > 1) for k in keys]
 

@@ -57,6 +57,10 @@ document.addEventListener("DOMContentLoaded", () => {
   DY.events("/api/v1/events", {
     hardware: DY.hardware,
     jobs: (list) => {
+      const sets = new Set([...document.querySelectorAll("#datasets tbody tr")].map((tr) => tr.dataset.id));
+      if (list.some((j) => j.kind === "dataset" && j.status === "done" && j.target && !sets.has(j.target))) {
+        window.location.reload(); return;  // a dataset was built: render it with the others
+      }
       if (!jobsBody) return;
       jobsBody.replaceChildren(...list.map(jobRow));
       const busy = list.filter((j) => j.status === "running").length, queued = list.filter((j) => j.status === "queued").length;
