@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from deepyard import __version__, users
-from deepyard.datasets import get_dataset, list_datasets
+from deepyard.datasets import list_datasets
 from deepyard.datasets.spec import DatasetSpec
 from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
 from deepyard.web.api import datasets as datasets_api
@@ -178,11 +178,3 @@ def _local(target: str) -> str:
     """Only same-site paths as redirect targets (no open redirects)."""
     parts = urlsplit(target)
     return target if target.startswith("/") and not target.startswith("//") and not parts.netloc else "/"
-
-
-def dataset_exists(settings: Any, ref: str) -> bool:
-    try:
-        get_dataset(settings, ref)
-    except Exception:
-        return False
-    return True
