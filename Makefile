@@ -1,6 +1,6 @@
 # Deepyard: the only commands a person or CI needs.
 #   make demo   set up .venv, import MNIST, build the dataset, train LeNet on it (about a minute on a CPU)
-#   make test   set up .venv with the test extras, run the whole test suite (what CI runs)
+#   make test   set up .venv with the test extras (playwright) and Chromium, run the whole test suite (what CI runs)
 #   make lint   ruff + mypy
 #   make bench  measured tables (see README)
 
@@ -18,10 +18,16 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# System programs: Graphviz's `dot` lays out network drawings (Debian/Ubuntu package; brew install graphviz on macOS).
+# System programs: Graphviz's `dot` lays out network drawings; Debian's `chromium` runs the browser tests
+# (Playwright drives it through executable_path; Debian/Ubuntu packages; brew install graphviz chromium on macOS).
 $(VENV)/.sysdeps: | $(BIN)/python
 	@command -v dot >/dev/null 2>&1 || { echo "installing Graphviz"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq graphviz >/dev/null; }
+	touch $@
+
+$(VENV)/.sysdeps-test: $(VENV)/.sysdeps
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Chromium (browser tests)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	touch $@
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
@@ -37,7 +43,7 @@ demo: $(VENV)/.installed $(VENV)/.sysdeps
 	$(BIN)/deepyard train --dataset mnist --network lenet --epochs 3 --batch-size 64 --solver nesterov --lr 0.05 \
 		--policy onecycle --set schedule.pct_start=15 --set solver.weight_decay=5e-4
 
-test: $(VENV)/.installed-test $(VENV)/.sysdeps
+test: $(VENV)/.installed-test $(VENV)/.sysdeps-test
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-test

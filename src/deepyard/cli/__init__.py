@@ -19,6 +19,7 @@ from deepyard.cli.datasets import dataset_app
 from deepyard.cli.infer import classify_command, evaluate_command, export_command, inspect_command
 from deepyard.cli.jobs import jobs_app
 from deepyard.cli.networks import network_app
+from deepyard.cli.serve import serve_command, user_app
 from deepyard.cli.train import run_app, train_command
 from deepyard.config import load_settings
 from deepyard.errors import DeepyardError
@@ -38,6 +39,8 @@ app.command("classify")(classify_command)
 app.command("evaluate")(evaluate_command)
 app.command("inspect")(inspect_command)
 app.command("export")(export_command)
+app.command("serve")(serve_command)
+app.add_typer(user_app, name="user")
 app.add_typer(jobs_app, name="jobs")
 
 

@@ -103,8 +103,14 @@ def parse_spec(text: str, source: str = "spec") -> NetworkSpec:
 def dump_yaml(spec: NetworkSpec) -> str:
     """YAML with one line per layer (flow style), the form people edit."""
     data = spec.to_data()
-    head = {k: v for k, v in data.items() if k != "layers" and k != "output"}
-    out = yaml.safe_dump(head, sort_keys=False, default_flow_style=None, width=120)
+    out = ""
+    for key, value in data.items():  # one key at a time: a mapping of scalars alone would come out as {...}
+        if key in ("layers", "output"):
+            continue
+        if isinstance(value, list):
+            out += f"{key}: {yaml.safe_dump(value, default_flow_style=True).strip()}\n"
+        else:
+            out += yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False, width=120)
     out += "layers:\n"
     for layer in data["layers"]:
         out += "  - " + yaml.safe_dump(layer, sort_keys=False, default_flow_style=True, width=10_000).strip() + "\n"

@@ -106,3 +106,15 @@ def build_run_model(
     record = info["network"]
     ref: str | NetworkSpec = spec_from_data(record["spec"]) if record["spec"] is not None else record["ref"]
     return build_network(ref, input_shape, num_classes, settings)
+
+
+def delete_run(settings: Settings, run_id: str) -> dict[str, Any]:
+    """Remove a run folder: renamed out of the listing first (atomic), then its files."""
+    import shutil
+
+    info = get_run(settings, run_id)
+    folder = run_dir(settings, run_id)
+    doomed = folder.with_name(f".deleting-{run_id}")
+    os.rename(folder, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+    return info

@@ -1,0 +1,87 @@
+"""`deepyard serve` (the web app) and `deepyard user add / list / delete / token`.
+
+The server binds 127.0.0.1 unless told otherwise; any other address is refused until a user exists. Passwords
+are read from a hidden prompt, or from stdin with `--password-stdin` (scripts), never from the command line.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from deepyard import db, users
+from deepyard.cli.common import console, print_json
+from deepyard.errors import InvalidValueError
+
+user_app = typer.Typer(help="Users of the web app and their API tokens.", no_args_is_help=True)
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (others need a user first)."),
+    port: int = typer.Option(5000, "--port", min=1, max=65535, help="TCP port."),
+    https: bool = typer.Option(False, "--https", help="Served behind an https proxy: mark cookies Secure."),
+    cpu_slots: int = typer.Option(1, "--cpu-slots", min=0, help="Jobs that may run on the CPU at once."),
+    gpus: str | None = typer.Option(None, "--gpus", help="GPU indices for jobs, e.g. 0,1 (default: all)."),
+    jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run the job scheduler (off: `deepyard jobs work`)."),
+) -> None:
+    """Serve the web app and the REST API (docs at /docs) until Ctrl-C; jobs run in child processes."""
+    from deepyard.web import serve
+    from deepyard.web.app import JobOptions
+    from deepyard.web.security import check_bind
+
+    check_bind(ctx.obj, host)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"Deepyard is serving {ctx.obj.home} at [bold]http://{shown}:{port}/[/] (Ctrl-C stops it)")
+    devices = None if gpus is None else [int(g) for g in gpus.split(",") if g.strip()]
+    serve(ctx.obj, host=host, port=port, https=https, job_options=JobOptions(jobs, cpu_slots, devices))
+
+
+def _password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = typer.prompt("Password", hide_input=True)
+    if typer.prompt("Repeat it", hide_input=True) != first:
+        raise InvalidValueError("the two passwords differ")
+    return str(first)
+
+
+@user_app.command("add")
+def add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="User name: a lower-case letter, then letters, digits, '.', '_', '-'."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Add a user (turns sign-in on for the web app)."""
+    conn = db.connect(ctx.obj)
+    user = users.create_user(conn, name, _password(password_stdin))
+    console.print(f"added user {user.name}; the web app now asks to sign in")
+
+
+@user_app.command("list")
+def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json", help="One JSON document.")) -> None:
+    """The users."""
+    found = users.list_users(db.connect(ctx.obj))
+    if json:
+        print_json([u.name for u in found])
+    else:
+        console.print("\n".join(u.name for u in found) or "no users: the web app runs in local mode (127.0.0.1 only)")
+
+
+@user_app.command("delete")
+def delete(ctx: typer.Context, name: str = typer.Argument(..., help="User name.")) -> None:
+    """Delete a user, their sessions and tokens."""
+    users.delete_user(db.connect(ctx.obj), name)
+    console.print(f"deleted user {name}")
+
+
+@user_app.command("token")
+def token(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="User name."),
+    label: str = typer.Option("", "--label", help="What the token is for."),
+) -> None:
+    """Create an API token for scripts: send it as `Authorization: Bearer TOKEN`. Printed once."""
+    conn = db.connect(ctx.obj)
+    print(users.create_token(conn, users.get_user(conn, name), label))

@@ -1,0 +1,191 @@
+"""Users, API tokens, browser sessions and ownership, stored in the home's SQLite database.
+
+Why here and not in `web`: the CLI (`deepyard user add`, `deepyard user token`) and the server share them.
+Passwords are hashed with scrypt (stdlib `hashlib.scrypt`, n=2**14, r=8, p=1, 16-byte salt); API tokens and
+session ids are random 32-byte values of which only the SHA-256 is stored, so a copy of the database grants no
+access. Ownership records which user created a dataset, run or job; an object with no owner (made from the CLI
+or before users existed) may be changed by any signed-in user, as in DIGITS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from deepyard import db
+from deepyard.errors import InvalidValueError, NotFoundError
+
+db.MIGRATIONS.append(
+    (
+        "0100-users",
+        """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            password TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE tokens (
+            hash TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE sessions (
+            hash TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            expires TEXT NOT NULL
+        );
+        CREATE TABLE owners (
+            kind TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            PRIMARY KEY (kind, ref)
+        )
+        """,
+    )
+)
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+MIN_PASSWORD = 8
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+SESSION_DAYS = 14
+TOKEN_PREFIX = "dy_"
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+
+
+def hash_password(password: str) -> str:
+    """`scrypt$n$r$p$salt$hash` (hex): the parameters travel with the hash, so they can be raised later."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+    except ValueError:
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+def _sha(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_user(conn: sqlite3.Connection, name: str, password: str) -> User:
+    """Add a user; names are `[a-z][a-z0-9._-]*` (as DIGITS'), passwords at least 8 characters."""
+    if not NAME_PATTERN.match(name):
+        raise InvalidValueError(
+            f"user name {name!r} is not valid; use a lower-case letter then letters, digits, '.', '_' or '-'"
+        )
+    if len(password) < MIN_PASSWORD:
+        raise InvalidValueError(f"password too short ({len(password)} characters); use at least {MIN_PASSWORD}")
+    if find_user(conn, name) is not None:
+        raise InvalidValueError(f"user {name!r} already exists")
+    cur = conn.execute(
+        "INSERT INTO users (name, password, created) VALUES (?, ?, ?)", (name, hash_password(password), db.now())
+    )
+    return User(int(cur.lastrowid or 0), name)
+
+
+def find_user(conn: sqlite3.Connection, name: str) -> User | None:
+    row = conn.execute("SELECT id, name FROM users WHERE name = ?", (name,)).fetchone()
+    return User(row["id"], row["name"]) if row else None
+
+
+def get_user(conn: sqlite3.Connection, name: str) -> User:
+    user = find_user(conn, name)
+    if user is None:
+        names = [u.name for u in list_users(conn)]
+        raise NotFoundError(f"no user {name!r}; existing: {', '.join(names) or 'none'}")
+    return user
+
+
+def list_users(conn: sqlite3.Connection) -> list[User]:
+    return [User(r["id"], r["name"]) for r in conn.execute("SELECT id, name FROM users ORDER BY name")]
+
+
+def has_users(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
+
+
+def delete_user(conn: sqlite3.Connection, name: str) -> None:
+    conn.execute("DELETE FROM users WHERE id = ?", (get_user(conn, name).id,))
+
+
+def authenticate(conn: sqlite3.Connection, name: str, password: str) -> User | None:
+    """The user when `password` is theirs, else None (the same work is done for unknown names)."""
+    row = conn.execute("SELECT id, name, password FROM users WHERE name = ?", (name,)).fetchone()
+    stored = row["password"] if row else hash_password("not a user")
+    ok = check_password(password, stored)
+    return User(row["id"], row["name"]) if row and ok else None
+
+
+def create_token(conn: sqlite3.Connection, user: User, label: str = "") -> str:
+    """A new API token for `user`; shown once, only its hash is kept."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    conn.execute("INSERT INTO tokens VALUES (?, ?, ?, ?)", (_sha(token), user.id, label, db.now()))
+    return token
+
+
+def user_for_token(conn: sqlite3.Connection, token: str) -> User | None:
+    row = conn.execute(
+        "SELECT users.id, users.name FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.hash = ?",
+        (_sha(token),),
+    ).fetchone()
+    return User(row["id"], row["name"]) if row else None
+
+
+def create_session(conn: sqlite3.Connection, user: User) -> str:
+    session = secrets.token_urlsafe(32)
+    expires = (datetime.now(timezone.utc) + timedelta(days=SESSION_DAYS)).isoformat(timespec="seconds")
+    conn.execute("INSERT INTO sessions VALUES (?, ?, ?)", (_sha(session), user.id, expires))
+    return session
+
+
+def user_for_session(conn: sqlite3.Connection, session: str) -> User | None:
+    row = conn.execute(
+        "SELECT users.id, users.name, sessions.expires FROM sessions JOIN users ON users.id = sessions.user_id "
+        "WHERE sessions.hash = ?",
+        (_sha(session),),
+    ).fetchone()
+    if row is None or row["expires"] < datetime.now(timezone.utc).isoformat(timespec="seconds"):
+        return None
+    return User(row["id"], row["name"])
+
+
+def end_session(conn: sqlite3.Connection, session: str) -> None:
+    conn.execute("DELETE FROM sessions WHERE hash = ?", (_sha(session),))
+
+
+def set_owner(conn: sqlite3.Connection, kind: str, ref: str, user: User | None) -> None:
+    if user is not None:
+        conn.execute("INSERT OR REPLACE INTO owners VALUES (?, ?, ?)", (kind, ref, user.id))
+
+
+def owner_of(conn: sqlite3.Connection, kind: str, ref: str) -> str | None:
+    row = conn.execute(
+        "SELECT users.name FROM owners JOIN users ON users.id = owners.user_id WHERE kind = ? AND ref = ?",
+        (kind, ref),
+    ).fetchone()
+    return str(row["name"]) if row else None
+
+
+def may_change(conn: sqlite3.Connection, kind: str, ref: str, user: User | None) -> bool:
+    """Only the creator may delete or abort what they made; unowned things are open to any user."""
+    owner = owner_of(conn, kind, ref)
+    return owner is None or (user is not None and owner == user.name)

@@ -1,0 +1,1 @@
+"""The JSON API, one router per resource, mounted under /api/v1."""

@@ -1,0 +1,210 @@
+"""/api/v1/datasets: list, show, delete, mean image, sample images, reports, resize preview, zip upload."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from PIL import Image
+from pydantic import BaseModel
+
+from deepyard import users
+from deepyard.datasets import Manifest, delete_dataset, get_dataset, list_datasets, make_spec, open_split
+from deepyard.datasets.catalog import MEAN_IMAGE, REPORT, dataset_dir
+from deepyard.datasets.images import EXTENSIONS, Geometry, ImageSkipped, load_image, resize
+from deepyard.datasets.spec import SPLITS, Fill, ResizeMode
+from deepyard.errors import InvalidValueError, NotFoundError, choices
+from deepyard.files import read_json
+from deepyard.train import list_runs
+from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
+from deepyard.web.errors import Conflict
+from deepyard.web.files import Limits, extract_zip, resolve_readable, save_stream, uploads_dir
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+PNG = "image/png"
+
+
+def summary(m: Manifest, owner: str | None = None) -> dict[str, Any]:
+    """What listings show of a dataset."""
+    return {
+        "id": m.id,
+        "name": m.name,
+        "created": m.created,
+        "classes": len(m.classes),
+        "shape": list(m.shape),
+        "counts": {split: info.count for split, info in m.splits.items()},
+        "encoding": m.encoding,
+        "size_bytes": m.size_bytes,
+        "skipped": m.skipped,
+        "owner": owner,
+    }
+
+
+@router.get("")
+def list_(settings: SettingsDep, conn: ConnDep) -> list[dict[str, Any]]:
+    """Every complete dataset, newest first."""
+    return [summary(m, users.owner_of(conn, "dataset", m.id)) for m in reversed(list_datasets(settings))]
+
+
+@router.get("/{ref}")
+def show(ref: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
+    """The manifest, per-class counts, and the runs trained on it."""
+    m = get_dataset(settings, ref)
+    runs = [
+        {"id": r["id"], "name": r["name"], "status": r["status"]} for r in list_runs(settings) if r["dataset"] == m.id
+    ]
+    return {**summary(m, users.owner_of(conn, "dataset", m.id)), "manifest": m.model_dump(mode="json"), "runs": runs}
+
+
+@router.delete("/{ref}")
+def delete(ref: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+    """Delete a dataset; refused while runs use it (delete those first)."""
+    m = get_dataset(settings, ref)
+    require_owner(conn, "dataset", m.id, user)
+    using = [r["id"] for r in list_runs(settings) if r["dataset"] == m.id]
+    if using:
+        raise Conflict(f"dataset {m.name!r} is used by run(s) {', '.join(using)}; delete them first")
+    delete_dataset(settings, m.id)
+    return {"deleted": m.id, "name": m.name}
+
+
+@router.get("/{ref}/mean.png", response_class=Response, responses={200: {"content": {PNG: {}}}})
+def mean_image(ref: str, settings: SettingsDep) -> Response:
+    """The training split's mean image."""
+    m = get_dataset(settings, ref)
+    return Response((dataset_dir(settings, m.id) / MEAN_IMAGE).read_bytes(), media_type=PNG)
+
+
+@router.get("/{ref}/samples")
+def samples(
+    ref: str,
+    settings: SettingsDep,
+    split: str = "train",
+    label: int | None = Query(None, ge=0, description="Class index; all classes when absent."),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(48, ge=1, le=500),
+) -> dict[str, Any]:
+    """A page of image indices of one split (optionally one class), for the gallery."""
+    m = get_dataset(settings, ref)
+    store = open_split(settings, m, _split(m, split))
+    indices = np.arange(len(store)) if label is None else np.flatnonzero(store.labels == label)
+    page = indices[offset : offset + limit]
+    items = [{"index": int(i), "label": int(store.labels[i]), "class": m.classes[store.labels[i]]} for i in page]
+    return {"split": split, "label": label, "total": len(indices), "offset": offset, "items": items}
+
+
+@router.get("/{ref}/images/{split}/{index}.png", response_class=Response, responses={200: {"content": {PNG: {}}}})
+def image(ref: str, split: str, index: int, settings: SettingsDep) -> Response:
+    """One stored image as PNG."""
+    m = get_dataset(settings, ref)
+    store = open_split(settings, m, _split(m, split))
+    if not 0 <= index < len(store):
+        raise NotFoundError(f"image {index} is out of range; split {split!r} has {len(store)} images")
+    return Response(_png(store.get(index)), media_type=PNG, headers={"Cache-Control": "max-age=86400"})
+
+
+@router.get("/{ref}/report")
+def report(ref: str, settings: SettingsDep, limit: int = Query(1000, ge=1, le=100_000)) -> dict[str, Any]:
+    """Skipped files (with reasons), dropped classes and duplicate groups, each list cut at `limit`."""
+    m = get_dataset(settings, ref)
+    data = read_json(dataset_dir(settings, m.id) / REPORT)
+    return {
+        "skipped": data["skipped"][:limit],
+        "skipped_total": len(data["skipped"]),
+        "dropped_classes": data["dropped_classes"],
+        "duplicates": data["duplicates"][:limit],
+        "duplicate_groups": len(data["duplicates"]),
+        "summary": m.duplicates,
+    }
+
+
+def _split(m: Manifest, split: str) -> str:
+    if split not in SPLITS:
+        raise InvalidValueError(f"split {split!r} is not valid; use {choices(SPLITS)}")
+    return split
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class ResizePreview(BaseModel):
+    width: int = 256
+    height: int = 256
+    channels: int = 3
+    resize_mode: ResizeMode = ResizeMode.squash
+    fill: Fill = Fill.noise
+    fill_value: int = 0
+    folder: str | None = None  # take the first image found under this folder; else a built-in sample
+
+
+@router.post("/resize-preview", response_class=Response, responses={200: {"content": {PNG: {}}}})
+def resize_preview(body: ResizePreview, settings: SettingsDep) -> Response:
+    """A sample image resized with the chosen mode (DIGITS' "See example"), as PNG."""
+    spec = make_spec(
+        name="preview",
+        source={"kind": "folder", "train": "/"},
+        width=body.width,
+        height=body.height,
+        channels=body.channels,
+        resize_mode=body.resize_mode,
+        fill=body.fill,
+        fill_value=body.fill_value,
+    )
+    geo = Geometry(
+        spec.width,
+        spec.height,
+        spec.channels,
+        spec.resize_mode,
+        spec.fill,
+        spec.fill_value,
+        spec.max_pixels,
+        spec.alpha_background,
+    )
+    sample = _first_image(resolve_readable(settings, body.folder)) if body.folder else None
+    try:
+        img = load_image(str(sample), geo) if sample else load_image(_builtin_sample(spec.channels), geo)
+    except ImageSkipped as exc:
+        raise InvalidValueError(f"sample image {str(sample)!r} cannot be used: {exc.reason}") from None
+    return Response(_png(resize(img, geo, noise_seed=0)), media_type=PNG)
+
+
+def _first_image(folder: Path) -> Path | None:
+    for path in sorted(folder.rglob("*"))[:10_000]:
+        if path.suffix.lower() in EXTENSIONS and path.is_file():
+            return path
+    return None
+
+
+def _builtin_sample(channels: int) -> np.ndarray:
+    """A 320x180 landscape test card: a gradient, a centred disc and a frame, so crops and pads show."""
+    y, x = np.mgrid[0:180, 0:320]
+    img = np.stack([x * 255 // 319, y * 255 // 179, np.full_like(x, 160)], axis=-1).astype(np.uint8)
+    img[(x - 160) ** 2 + (y - 90) ** 2 < 70**2] = (250, 250, 250)
+    img[:6], img[-6:], img[:, :6], img[:, -6:] = 20, 20, 20, 20
+    return img if channels == 3 else img.mean(axis=2).astype(np.uint8)
+
+
+@router.post("/uploads", status_code=201)
+async def upload_zip(request: Request, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+    """Upload a zip of class folders (the request body is the zip); it lands in `<home>/uploads/<id>/`."""
+    limits: Limits = request.app.state.limits
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limits.upload_bytes:
+        from deepyard.web.errors import TooLarge
+
+        raise TooLarge(f"upload of {int(declared):,} bytes is over the limit of {limits.upload_bytes:,}")
+    uploads_dir(settings).mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=uploads_dir(settings), prefix=".upload-", suffix=".zip") as tmp:
+        await save_stream(request.stream(), Path(tmp.name), limits.upload_bytes)
+        result = await run_in_threadpool(extract_zip, settings, Path(tmp.name), limits)
+    users.set_owner(conn, "upload", str(result["id"]), user)
+    return result

@@ -1,0 +1,176 @@
+"""/api/v1/jobs and the job-backed actions: create a dataset, train (one run per LR x batch-size combination),
+abort and resume a run, the queue, a job's log. The work itself runs in the scheduler's child processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from deepyard import jobs
+from deepyard.errors import InvalidValueError
+from deepyard.jobs.kinds import check_params
+from deepyard.networks import parse_spec
+from deepyard.train import get_run
+from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
+from deepyard.web.errors import Forbidden
+
+router = APIRouter(tags=["jobs"])
+LOG_TAIL = 64 * 1024  # bytes of log returned at most per call
+
+
+def job_json(job: jobs.Job) -> dict[str, Any]:
+    return job.model_dump(mode="json")
+
+
+@router.get("/jobs")
+def list_(
+    settings: SettingsDep,
+    status: list[str] | None = Query(None, description="Only jobs with these statuses."),
+    kind: str | None = None,
+    target: str | None = None,
+) -> list[dict[str, Any]]:
+    """Jobs, newest first."""
+    return [job_json(j) for j in reversed(jobs.list_jobs(settings, status, kind, target))]
+
+
+@router.get("/jobs/queue")
+def queue(settings: SettingsDep) -> list[dict[str, Any]]:
+    """Queued jobs in the order they will start."""
+    return [job_json(j) for j in jobs.list_queue(settings)]
+
+
+@router.get("/jobs/{job_id}")
+def show(job_id: str, settings: SettingsDep) -> dict[str, Any]:
+    return job_json(jobs.get_job(settings, job_id))
+
+
+def _may(conn: Any, job: jobs.Job, user: Any) -> None:
+    """Only the job's creator may abort, resume or delete it (jobs submitted without a user are open)."""
+    if job.owner is not None and (user is None or user.name != job.owner):
+        raise Forbidden(f"job {job.id} belongs to {job.owner!r}; only its creator may change it")
+
+
+@router.post("/jobs/{job_id}/abort")
+def abort(job_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+    """Queued: aborted now. Running: stops after its step with a checkpoint (killed after the timeout)."""
+    _may(conn, jobs.get_job(settings, job_id), user)
+    return job_json(jobs.abort_job(settings, job_id))
+
+
+@router.post("/jobs/{job_id}/resume")
+def resume(job_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+    """Queue an interrupted, aborted or failed job again (training continues from its last checkpoint)."""
+    _may(conn, jobs.get_job(settings, job_id), user)
+    return job_json(jobs.resume_job(settings, job_id))
+
+
+@router.delete("/jobs/{job_id}")
+def delete(job_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+    """Forget a job that is not running (its dataset or run stays)."""
+    _may(conn, jobs.get_job(settings, job_id), user)
+    jobs.delete_job(settings, job_id)
+    return {"deleted": job_id}
+
+
+def read_log(settings: Any, job_id: str, offset: int) -> dict[str, Any]:
+    path = jobs.log_path(settings, job_id)
+    if not path.is_file():
+        return {"text": "", "offset": 0}
+    size = path.stat().st_size
+    start = max(offset, size - LOG_TAIL) if offset <= size else max(0, size - LOG_TAIL)
+    with path.open("rb") as fp:
+        fp.seek(start)
+        data = fp.read(LOG_TAIL)
+    return {"text": data.decode("utf-8", "replace"), "offset": start + len(data)}
+
+
+@router.get("/jobs/{job_id}/log")
+def log(job_id: str, settings: SettingsDep, offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    """The worker's output from byte `offset` (at most the last 64 KiB)."""
+    jobs.get_job(settings, job_id)
+    return read_log(settings, job_id, offset)
+
+
+class DatasetRequest(BaseModel):
+    spec: dict[str, Any] = Field(description="DatasetSpec fields: name, source, channels, width, ...")
+    workers: int | None = None
+
+
+@router.post("/datasets", status_code=202)
+def create_dataset(body: DatasetRequest, settings: SettingsDep, user: UserDep) -> dict[str, Any]:
+    """Build a dataset as a job; its source folders must lie in the data roots (or the home: uploads)."""
+    job = jobs.submit(settings, "dataset", body.model_dump(), owner=user.name if user else None)
+    return {"job": job_json(job)}
+
+
+class TrainRequest(BaseModel):
+    dataset: str
+    network: str | None = Field(None, description="A standard network name (or give `spec`).")
+    spec: str | None = Field(None, description="A network spec as YAML text.")
+    config: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields (nested sections).")
+    name: str | None = None
+    lr: list[float] | None = Field(None, max_length=20, description="Several rates: one run per combination.")
+    batch_size: list[int] | None = Field(None, max_length=20, description="Several sizes: one run each.")
+
+
+def _combinations(body: TrainRequest) -> list[tuple[dict[str, Any], str | None]]:
+    """(config, name) per learning rate x batch size, named as DIGITS did: `name learning_rate:x batch_size:y`."""
+    lrs: list[Any] = list(body.lr) if body.lr else [body.config.get("solver", {}).get("lr")]
+    sizes: list[Any] = list(body.batch_size) if body.batch_size else [body.config.get("batch_size")]
+    out = []
+    for lr, size in itertools.product(lrs, sizes):
+        config = {**body.config, "solver": dict(body.config.get("solver", {}))}
+        if lr is not None:
+            config["solver"]["lr"] = lr
+        if size is not None:
+            config["batch_size"] = size
+        sweep = len(lrs) > 1 or len(sizes) > 1
+        name = f"{body.name} learning_rate:{lr} batch_size:{size}" if body.name and sweep else body.name
+        out.append((config, name))
+    return out
+
+
+@router.post("/runs", status_code=202)
+def create_runs(body: TrainRequest, settings: SettingsDep, user: UserDep) -> dict[str, Any]:
+    """Train as jobs: one run per (learning rate, batch size) combination. Every job is checked first, so a bad
+    value in any combination queues none."""
+    if (body.network is None) == (body.spec is None):
+        raise InvalidValueError("give exactly one of 'network' (a standard name) or 'spec' (YAML text)")
+    network: Any = body.network if body.spec is None else parse_spec(body.spec).to_data()
+    params = [{"dataset": body.dataset, "network": network, "config": c, "name": n} for c, n in _combinations(body)]
+    for p in params:
+        check_params(settings, "train", p)
+    owner = user.name if user else None
+    return {"jobs": [job_json(jobs.submit(settings, "train", p, owner=owner)) for p in params]}
+
+
+def run_job(settings: Any, run_id: str) -> jobs.Job | None:
+    """The newest job working on (or that worked on) run `run_id`."""
+    found = jobs.list_jobs(settings, target=run_id)
+    return found[-1] if found else None
+
+
+@router.post("/runs/{run_id}/abort")
+def abort_run(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+    get_run(settings, run_id)
+    job = run_job(settings, run_id)
+    if job is None or job.status not in jobs.ACTIVE:
+        raise InvalidValueError(f"run {run_id!r} has no queued or running job to abort")
+    return abort(job.id, settings, conn, user)
+
+
+@router.post("/runs/{run_id}/resume", status_code=202)
+def resume_run(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+    """Continue a stopped run from its last checkpoint: its job again when there is one, else a new job."""
+    get_run(settings, run_id)
+    job = run_job(settings, run_id)
+    if job is not None and job.status in jobs.RESUMABLE:
+        return resume(job.id, settings, conn, user)
+    if job is not None and job.status in jobs.ACTIVE:
+        raise InvalidValueError(f"run {run_id!r} is already {job.status} (job {job.id})")
+    require_owner(conn, "run", run_id, user)
+    return job_json(jobs.submit(settings, "train", {"run": run_id}, owner=user.name if user else None))

@@ -1,0 +1,125 @@
+"""/api/v1/events: Server-Sent Events pushing run status and progress, new metric points and hardware figures.
+
+About once a second the stream sends what changed: `status` (a run's status and progress, or every run's for the
+home page as `runs`), `job` / `jobs` (the job system's status, progress, ETA and message), `metrics` (points
+appended to the run's metrics.jsonl since the offset the client last saw), `log` (new output of the run's job)
+and `hardware` (machine CPU and memory; per GPU utilization, memory and temperature through NVML; the job
+process's CPU and memory). SSE and not WebSocket: one-way, plain HTTP, reconnects on its own, and works through the same
+cookies and middleware as every other request. A client that reconnects passes `offset` and misses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from deepyard import jobs
+from deepyard.config import Settings
+from deepyard.train import get_run, list_runs
+from deepyard.train.runs import run_dir
+from deepyard.web.api.jobs import job_json, read_log, run_job
+from deepyard.web.deps import SettingsDep
+from deepyard.web.runinfo import read_metrics, run_summary
+
+router = APIRouter(tags=["live"])
+INTERVAL = 1.0  # seconds between updates
+
+
+class _Hardware:
+    """Samples the machine, the GPUs and (when a job runs) the job's process tree between pushes."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.sampler: jobs.ProcessSampler | None = None
+
+    def sample(self, pid: int | None) -> dict[str, Any]:
+        if pid != self.pid:
+            self.pid, self.sampler = pid, (jobs.ProcessSampler(pid) if pid else None)
+        figures = jobs.hardware_figures(pid, self.sampler)
+        mem = psutil.virtual_memory()
+        machine = {"cpu_percent": psutil.cpu_percent(interval=None), "memory_used": mem.used, "memory_total": mem.total}
+        return {**machine, **figures}
+
+
+def _event(kind: str, data: Any, event_id: int | None = None) -> str:
+    """One SSE message; metrics carry their end offset as the id, which a reconnecting browser sends back."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data)}\n\n"
+
+
+@dataclass
+class _Cursor:
+    metrics: int = 0  # bytes of metrics.jsonl sent
+    log: int = -1  # bytes of the job log sent (-1: start with its tail)
+    log_job: str | None = None
+
+
+def _run_update(settings: Settings, run_id: str, cur: _Cursor, hw: _Hardware) -> list[str]:
+    info = get_run(settings, run_id)
+    chunk = read_metrics(run_dir(settings, run_id), cur.metrics)
+    out = []
+    if chunk["points"] or chunk["reset"]:
+        out.append(_event("metrics", chunk, int(chunk["offset"])))
+    cur.metrics = int(chunk["offset"])
+    out.append(_event("status", run_summary(settings, info)))
+    job = run_job(settings, run_id)
+    if job is not None:
+        out.append(_event("job", job_json(job)))
+        if job.id != cur.log_job:
+            cur.log_job, cur.log = job.id, -1
+        log = read_log(settings, job.id, max(cur.log, 0) if cur.log >= 0 else 1 << 62)
+        if log["text"]:
+            out.append(_event("log", log))
+        cur.log = int(log["offset"])
+    running = job is not None and job.status == "running"
+    out.append(_event("hardware", hw.sample(job.pid if running and job else None)))
+    return out
+
+
+def _home_update(settings: Settings, hw: _Hardware) -> list[str]:
+    rows = [run_summary(settings, info) for info in list_runs(settings)]
+    recent = [job_json(j) for j in reversed(jobs.list_jobs(settings))][:30]
+    return [_event("runs", rows), _event("jobs", recent), _event("hardware", hw.sample(None))]
+
+
+async def _stream(request: Request, settings: Settings, run_id: str | None, offset: int) -> AsyncIterator[str]:
+    yield "retry: 2000\n\n"
+    last_sent: dict[str, str] = {}
+    cursor, hw = _Cursor(metrics=offset), _Hardware()
+    while not await request.is_disconnected():
+        if run_id is not None:
+            events = await run_in_threadpool(_run_update, settings, run_id, cursor, hw)
+        else:
+            events = await run_in_threadpool(_home_update, settings, hw)
+        for event in events:
+            kind = event.split("\n", 1)[0]
+            if not kind.startswith("id:") and kind != "event: log" and last_sent.get(kind) == event:
+                continue  # unchanged since the last push
+            last_sent[kind] = event
+            yield event
+        yield ": ping\n\n"
+        await asyncio.sleep(INTERVAL)
+
+
+@router.get("/events")
+async def events(
+    request: Request,
+    settings: SettingsDep,
+    run: str | None = Query(None, description="A run id: its status and metrics; absent: every run's status."),
+    offset: int = Query(0, ge=0, description="Byte offset in the run's metrics already seen."),
+) -> StreamingResponse:
+    """Server-Sent Events: `status`/`runs`, `metrics` and `hardware`, about once a second."""
+    if run is not None:
+        get_run(settings, run)  # 404 before the stream starts
+    last = request.headers.get("last-event-id", "")
+    offset = max(offset, int(last)) if last.isdigit() else offset
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(_stream(request, settings, run, offset), media_type="text/event-stream", headers=headers)

@@ -1,0 +1,32 @@
+"""/api/v1: health, who am I, and the folder picker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from deepyard import __version__
+from deepyard.web.deps import SettingsDep, UserDep
+from deepyard.web.files import list_folder
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health")
+def health() -> dict[str, Any]:
+    return {"ok": True, "version": __version__}
+
+
+@router.get("/me")
+def me(request: Request, user: UserDep) -> dict[str, Any]:
+    """The signed-in user (null in single-user local mode) and whether sign-in is on."""
+    return {"user": user.name if user else None, "auth": bool(getattr(request.state, "auth_on", False))}
+
+
+@router.get("/folders")
+def folders(
+    settings: SettingsDep, path: str | None = Query(None, description="Absolute folder; absent: roots.")
+) -> dict[str, Any]:
+    """Sub-folders of `path` (inside the data roots and the home only) and its image count."""
+    return list_folder(settings, path)

@@ -1,0 +1,180 @@
+"""HTML pages: server-rendered Jinja2 templates over the same functions as the JSON API, plus small scripts.
+
+Each page renders what it can on the server (tables, forms generated from the configs) and its script then calls
+/api/v1 for the live parts (charts, galleries, validation, the event stream). Nothing to build: the chart library
+(uPlot, MIT) is vendored under static/vendor with its licence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from deepyard import __version__, users
+from deepyard.datasets import list_datasets
+from deepyard.datasets.spec import DatasetSpec
+from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
+from deepyard.web.api import datasets as datasets_api
+from deepyard.web.api import networks as networks_api
+from deepyard.web.api import runs as runs_api
+from deepyard.web.deps import ConnDep, SettingsDep
+from deepyard.web.forms import field_specs
+from deepyard.web.security import SESSION_COOKIE, Guard, csrf_token
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+router = APIRouter(include_in_schema=False)
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    guard: Guard = request.app.state.guard
+    user = getattr(request.state, "user", None)
+    base = {
+        "csrf": csrf_token(guard, request),
+        "user": user.name if user else None,
+        "version": __version__,
+        "auth_on": getattr(request.state, "auth_on", False),
+        "features": request.app.state.features,
+    }
+    return TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", status=status, status_code=status, message=message)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
+    return render(
+        request, "home.html", datasets=datasets_api.list_(settings, conn), runs=runs_api.list_(settings, conn)
+    )
+
+
+@router.get("/datasets/new", response_class=HTMLResponse)
+def new_dataset(request: Request, settings: SettingsDep) -> HTMLResponse:
+    fields = field_specs(DatasetSpec, skip=("name",))
+    return render(
+        request, "dataset_new.html", fields=fields, roots=[str(settings.home), *map(str, settings.data_roots)]
+    )
+
+
+@router.get("/datasets/{ref}", response_class=HTMLResponse)
+def dataset(ref: str, request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
+    data = datasets_api.show(ref, settings, conn)
+    report = datasets_api.report(ref, settings, limit=200)
+    return render(request, "dataset.html", d=data, m=data["manifest"], report=report)
+
+
+@router.get("/runs/new", response_class=HTMLResponse)
+def new_run(
+    request: Request, settings: SettingsDep, clone: str | None = None, dataset: str | None = None
+) -> HTMLResponse:
+    prefill = runs_api.clone(clone, settings) if clone else None
+    return render(
+        request,
+        "run_new.html",
+        datasets=[datasets_api.summary(m) for m in reversed(list_datasets(settings))],
+        networks=networks_api.list_(),
+        previous=[
+            {"id": r["id"], "name": r["name"], "network": r["network"]["ref"]} for r in reversed(list_runs(settings))
+        ],
+        general=field_specs(TrainConfig, skip=("device",)),
+        solver=field_specs(SolverConfig, prefix="solver."),
+        schedule=field_specs(ScheduleConfig, prefix="schedule."),
+        augment=field_specs(AugmentConfig, prefix="augment."),
+        prefill=prefill,
+        chosen_dataset=dataset,
+    )
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run(run_id: str, request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
+    info = runs_api.show(run_id, settings, conn)
+    return render(request, "run.html", r=info, s=info["summary"])
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare(request: Request, settings: SettingsDep, conn: ConnDep, runs: str = "") -> HTMLResponse:
+    chosen = [r for r in runs.split(",") if r]
+    infos = [get_run(settings, r) for r in chosen]
+    return render(
+        request,
+        "compare.html",
+        all_runs=runs_api.list_(settings, conn),
+        chosen=chosen,
+        infos=infos,
+        rows=_settings_rows(infos),
+        summaries=[runs_api.show(r, settings, conn)["summary"] for r in chosen],
+    )
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _digest(spec: Any) -> str:
+    """A short fingerprint of a stored spec, so that a customised network shows as different from the standard."""
+    if spec is None:
+        return "-"
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _settings_rows(infos: list[dict[str, Any]]) -> list[tuple[str, list[Any], bool]]:
+    """(setting, value per run, differs) for the dataset, the network and every config field."""
+    flats = [{"dataset": i["dataset"], "network": i["network"]["ref"], "network spec": _digest(i["network"]["spec"]),
+              **_flat(i["config"])} for i in infos]  # fmt: skip
+    keys = list(flats[0]) if flats else []
+    return [(k, [f.get(k) for f in flats], len({repr(f.get(k)) for f in flats}) > 1) for k in keys]
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "login.html", next=_local(next), failed=False)
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    conn: ConnDep,
+    name: str = Form(...),
+    password: str = Form(...),
+    csrf_token: str = Form(""),
+    next: str = Form("/"),
+) -> Response:
+    guard: Guard = request.app.state.guard
+    expected = guard.signer.unsign(request.cookies.get("dy_csrf"))
+    user = users.authenticate(conn, name, password) if expected and csrf_token == expected else None
+    if user is None:
+        return render(request, "login.html", status=401, next=_local(next), failed=True)
+    response = RedirectResponse(_local(next), status_code=303)
+    guard.set_cookie(response, SESSION_COOKIE, users.create_session(conn, user), max_age=users.SESSION_DAYS * 86400)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, conn: ConnDep) -> RedirectResponse:
+    guard: Guard = request.app.state.guard
+    session = guard.signer.unsign(request.cookies.get(SESSION_COOKIE))
+    if session:
+        users.end_session(conn, session)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _local(target: str) -> str:
+    """Only same-site paths as redirect targets (no open redirects)."""
+    parts = urlsplit(target)
+    return target if target.startswith("/") and not target.startswith("//") and not parts.netloc else "/"

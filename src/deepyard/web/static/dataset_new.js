@@ -1,0 +1,89 @@
+// New dataset: source tabs, the folder picker (inside the allowed roots only), zip upload, live resize preview.
+"use strict";
+const NewDataset = (() => {
+  const form = () => document.getElementById("dataset-form");
+  let source = "folder";
+
+  function options() {
+    const out = {};
+    form().querySelectorAll(".fields [data-kind]").forEach((el) => {
+      if (el.dataset.kind === "checkbox") out[el.name] = el.checked;
+      else if (el.dataset.kind === "int" || el.dataset.kind === "float") { if (el.value !== "") out[el.name] = Number(el.value); else if (el.dataset.optional) out[el.name] = null; }
+      else out[el.name] = el.value;
+    });
+    out.channels = Number(out.channels);
+    return out;
+  }
+
+  function spec() {
+    const f = form().elements, val = (n) => (f[n].value.trim() || null);
+    let src;
+    if (source === "list") src = { kind: "list", train: val("list.train"), labels: val("list.labels"), val: val("list.val"), test: val("list.test"), base: val("list.base") };
+    else src = { kind: "folder", train: val("source.train"), val: val("source.val"), test: val("source.test") };
+    return { name: f.name.value.trim(), source: src, ...options() };
+  }
+
+  async function preview() {
+    const o = options(), img = document.getElementById("resize-preview");
+    const body = { width: o.width, height: o.height, channels: o.channels, resize_mode: o.resize_mode, fill: o.fill, fill_value: o.fill_value,
+      folder: form().elements["source.train"].value.trim() || null };
+    try {
+      const res = await DY.api("POST", "/api/v1/datasets/resize-preview", body, true);
+      img.src = URL.createObjectURL(await res.blob()); DY.showError("preview-error", null);
+    } catch (err) { DY.showError("preview-error", err); }
+  }
+
+  // The folder picker: lists sub-folders through /api/v1/folders (which refuses anything outside the roots).
+  let pickTarget = null, here = null, parent = null;
+  async function browse(path) {
+    const r = await DY.api("GET", "/api/v1/folders" + (path ? "?path=" + encodeURIComponent(path) : ""));
+    here = r.path; parent = r.parent;
+    document.getElementById("picker-path").textContent = here || "allowed folders";
+    document.getElementById("picker-images").textContent = here ? `${r.images} image(s) here` : "";
+    document.getElementById("picker-list").replaceChildren(...r.folders.map((f) => {
+      const li = document.createElement("li"), a = document.createElement("a");
+      a.href = "#"; a.textContent = f.name + "/"; a.addEventListener("click", (e) => { e.preventDefault(); browse(f.path); });
+      li.append(a); return li;
+    }));
+  }
+
+  async function upload() {
+    const file = document.getElementById("zip-file").files[0], status = document.getElementById("zip-status");
+    if (!file) { status.textContent = "choose a .zip first"; return; }
+    status.textContent = "uploading…";
+    try {
+      const r = await DY.api("POST", "/api/v1/datasets/uploads", file);
+      form().elements["source.train"].value = r.path;
+      status.textContent = `uploaded: ${r.classes.length} classes in ${r.path}`;
+      document.querySelector('.tab[data-tab="folder"]').click();
+      preview();
+    } catch (err) { status.textContent = err.message; }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    document.querySelector(".tabs").addEventListener("tabchange", (e) => { if (e.detail !== "upload") source = e.detail; });
+    document.querySelectorAll(".pick-folder").forEach((b) => b.addEventListener("click", async () => {
+      pickTarget = document.getElementById(b.dataset.target);
+      await browse(pickTarget.value.trim() || null).catch(() => browse(null));
+      document.getElementById("picker").showModal();
+    }));
+    document.getElementById("picker-up").addEventListener("click", () => browse(parent));
+    document.getElementById("picker-cancel").addEventListener("click", () => document.getElementById("picker").close());
+    document.getElementById("picker-choose").addEventListener("click", () => {
+      if (here) { pickTarget.value = here; preview(); }
+      document.getElementById("picker").close();
+    });
+    document.getElementById("zip-upload").addEventListener("click", upload);
+    form().addEventListener("input", DY.debounce(preview, 300));
+    form().addEventListener("change", DY.debounce(preview, 300));
+    form().addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        await DY.api("POST", "/api/v1/datasets", { spec: spec() });
+        window.location = "/";
+      } catch (err) { DY.showError("form-error", err); }
+    });
+    preview();
+  });
+  return { spec };
+})();

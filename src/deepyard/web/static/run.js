@@ -1,0 +1,72 @@
+// Run page: live loss/accuracy and learning-rate charts, progress and hardware over Server-Sent Events; actions.
+"use strict";
+document.addEventListener("DOMContentLoaded", async () => {
+  const id = document.getElementById("run-actions").dataset.run;
+  const cols = { x: [], train: [], val: [], top1: [] }, lr = { x: [], y: [] };
+  let loss = null, lrChart = null, offset = 0;
+  const lossEl = document.getElementById("chart-loss"), lrEl = document.getElementById("chart-lr");
+
+  function add(points, reset) {
+    if (reset) { for (const k in cols) cols[k].length = 0; lr.x.length = 0; lr.y.length = 0; }
+    for (const p of points) {
+      cols.x.push(p.epoch);
+      cols.train.push(p.train_loss ?? null);
+      cols.val.push(p.val_loss ?? null);
+      cols.top1.push(p.val_top1 === undefined ? null : p.val_top1);
+      if (p.lr !== undefined) { lr.x.push(p.epoch); lr.y.push(p.lr); }
+    }
+    const data = [cols.x, cols.train, cols.val, cols.top1];
+    if (!loss) {
+      loss = DY.chart(lossEl, [
+        { label: "train loss", color: "#2563eb" }, { label: "val loss", color: "#dc2626", points: true },
+        { label: "val accuracy", color: "#16a34a", scale: "acc", points: true }], data, { ylabel: "loss" });
+      lrChart = DY.chart(lrEl, [{ label: "learning rate", color: "#9333ea" }], [lr.x, lr.y], { ylabel: "lr", height: 200 });
+    } else { loss.setData(data); lrChart.setData([lr.x, lr.y]); }
+    lossEl.dataset.points = String(cols.x.length);
+  }
+
+  const first = await DY.api("GET", `/api/v1/runs/${id}/metrics`);
+  add(first.points, false); offset = first.offset;
+
+  const text = (elId, v) => { const el = document.getElementById(elId); if (el) el.textContent = v; };
+  function status(s) {
+    const st = document.getElementById("run-status"); st.textContent = s.status; st.className = "status s-" + s.status;
+    document.getElementById("run-progress").style.width = (100 * s.progress).toFixed(1) + "%";
+    text("run-epoch", `${s.epoch.toFixed(2)} / ${s.epochs}`); text("run-elapsed", DY.fmt.secs(s.elapsed));
+    text("run-eta", DY.fmt.secs(s.eta)); text("run-train-loss", DY.fmt.num(s.train_loss));
+    text("run-val-loss", DY.fmt.num(s.val_loss)); text("run-val-top1", DY.fmt.pct(s.val_top1));
+  }
+  function hardware(h) {
+    DY.hardware(h);
+    const rows = [["CPU", h.cpu_percent.toFixed(0) + "%"], ["memory", `${DY.fmt.bytes(h.memory_used)} / ${DY.fmt.bytes(h.memory_total)}`]];
+    if (h.process) rows.push(["job process", `pid ${h.process.pid} · ${h.process.processes} process(es)`],
+      ["job CPU", h.process.cpu_percent.toFixed(0) + "%"], ["job memory", DY.fmt.bytes(h.process.memory_bytes)]);
+    for (const g of h.gpus || []) rows.push([`GPU ${g.index}`, `${g.name}: ${g.utilization_percent.toFixed(0)}% · `
+      + `${DY.fmt.bytes(g.memory_used_bytes)} / ${DY.fmt.bytes(g.memory_total_bytes)} · ${g.temperature_c.toFixed(0)} °C`]);
+    const dl = document.getElementById("hardware");
+    dl.replaceChildren(...rows.flatMap(([k, v]) => { const dt = document.createElement("dt"), dd = document.createElement("dd"); dt.textContent = k; dd.textContent = v; return [dt, dd]; }));
+  }
+  DY.events(`/api/v1/events?run=${id}&offset=${offset}`, {
+    metrics: (m) => { add(m.points, m.reset); },
+    status, hardware,
+    job: (j) => {
+      text("job-status", `${j.status}${j.message ? ": " + j.message : ""}`);
+      if (j.eta_s !== null && j.eta_s !== undefined && j.status === "running") text("run-eta", DY.fmt.secs(j.eta_s));
+      const abort = document.getElementById("abort-run"), resume = document.getElementById("resume-run");
+      if (abort) abort.disabled = !["queued", "running"].includes(j.status);
+      if (resume) resume.disabled = !["interrupted", "aborted", "failed"].includes(j.status);
+      if (j.error) text("job-error", j.error);
+    },
+    log: (l) => { const el = document.getElementById("run-log"); if (el) { el.textContent += l.text; el.scrollTop = el.scrollHeight; } },
+  });
+
+  const action = (elId, verb) => { const b = document.getElementById(elId); if (b) b.addEventListener("click", async () => {
+    try { await DY.api("POST", `/api/v1/runs/${id}/${verb}`); } catch (err) { alert(err.message); }
+  }); };
+  action("abort-run", "abort"); action("resume-run", "resume");
+  document.getElementById("delete-run").addEventListener("click", async () => {
+    if (!confirm("Delete this run and its files?")) return;
+    try { await DY.api("DELETE", `/api/v1/runs/${id}`); window.location = "/"; } catch (err) { alert(err.message); }
+  });
+  window.dispatchEvent(new CustomEvent("run-ready", { detail: id }));
+});

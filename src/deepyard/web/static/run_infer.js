@@ -1,0 +1,93 @@
+// Run page, trained-model panels: classify one (top-5, activations, weights, Grad-CAM), classify many or evaluate
+// (accuracy, confusion matrix, per class, top losses), export with the parity report and downloads.
+"use strict";
+window.addEventListener("run-ready", (e) => {
+  const id = e.detail;
+  const el = (t, props = {}, ...kids) => { const n = Object.assign(document.createElement(t), props); n.append(...kids); return n; };
+  const snapshot = () => document.getElementById("c1-snapshot").value;
+  const q = (extra = {}) => { const p = new URLSearchParams(extra); if (snapshot()) p.set("snapshot", snapshot()); return p; };
+
+  async function classifyOne() {
+    const file = document.getElementById("c1-file").files[0];
+    DY.showError("c1-error", null);
+    if (!file) { DY.showError("c1-error", new Error("choose an image first")); return; }
+    const img = document.getElementById("c1-input"); img.src = URL.createObjectURL(file); img.hidden = false;
+    try {
+      const r = await DY.api("POST", `/api/v1/runs/${id}/classify?${q({ name: file.name })}`, file);
+      document.querySelector("#c1-top tbody").replaceChildren(...r.top.map((t) => el("tr", {}, el("td", { textContent: t.class }),
+        el("td", { textContent: (100 * t.probability).toFixed(2) + "%" }),
+        el("td", {}, el("div", { className: "bar" }, el("div", { style: `width: ${(100 * t.probability).toFixed(1)}%` }))))));
+      const box = document.getElementById("c1-inspect"); box.replaceChildren();
+      if (document.getElementById("c1-visualize").checked) inspect(file, box);
+    } catch (err) { DY.showError("c1-error", err); }
+  }
+
+  async function inspect(file, box) {
+    box.append(el("p", { className: "muted", textContent: "computing activations, weights and Grad-CAM…" }));
+    const r = await DY.api("POST", `/api/v1/runs/${id}/inspect?${q({ name: file.name })}`, file);
+    const stats = (s) => `mean ${s.mean.toFixed(3)} · std ${s.std.toFixed(3)}`;
+    const rows = (views, kind) => views.map((v) => el("tr", {}, el("td", { textContent: v.name }), el("td", { textContent: v.type || "" }),
+      el("td", { textContent: (v.shape || []).join("×") }), el("td", { textContent: v.mean !== undefined ? stats(v) : "" }),
+      el("td", { textContent: v.params !== undefined ? Number(v.params).toLocaleString() : "" }),
+      el("td", {}, el("img", { src: r.base + v.histogram_file, alt: "histogram" })),
+      el("td", {}, v.file ? el("img", { src: r.base + v.file, alt: `${kind} of ${v.name}`, className: "pixelated layer-pic" }) : "")));
+    const head = () => el("thead", {}, el("tr", {}, ...["layer", "type", "shape", "statistics", "parameters", "histogram", "picture"].map((h) => el("th", { textContent: h }))));
+    box.replaceChildren(
+      el("h3", { textContent: `Grad-CAM for ${r.gradcam.class} (${(100 * r.gradcam.probability).toFixed(1)}%, layer ${r.gradcam.layer})` }),
+      el("img", { src: r.base + r.gradcam.file, id: "gradcam", alt: "Grad-CAM", className: "preview" }),
+      el("h3", { textContent: "Activations" }), el("table", { className: "grid", id: "activations" }, head(), el("tbody", {}, ...rows(r.activations, "activations"))),
+      el("h3", { textContent: "Weights" }), el("table", { className: "grid", id: "weights" }, head(), el("tbody", {}, ...rows(r.weights, "weights"))));
+  }
+
+  function showEvaluation(r) {
+    const box = document.getElementById("cm-result");
+    if (r.predictions) {
+      box.replaceChildren(el("table", { className: "grid", id: "cm-predictions" }, el("thead", {}, el("tr", {}, el("th", { textContent: "image" }), el("th", { textContent: "top-5" }))),
+        el("tbody", {}, ...r.predictions.map((p) => el("tr", {}, el("td", { textContent: p.source.split("/").pop() }),
+          el("td", { textContent: p.error || p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(", ") }))))));
+      return;
+    }
+    box.replaceChildren(
+      el("p", { id: "cm-accuracy", textContent: `${r.count} images · top-1 ${(100 * r.top1).toFixed(2)}% · top-5 ${(100 * r.top5).toFixed(2)}% · loss ${r.loss.toFixed(4)}` }),
+      el("h3", { textContent: "Confusion matrix" }), el("img", { src: r.base + "confusion.png", id: "confusion", alt: "confusion matrix" }),
+      el("h3", { textContent: "Per class" }),
+      el("table", { className: "grid", id: "per-class" }, el("thead", {}, el("tr", {}, ...["class", "precision", "recall", "F1", "images"].map((h) => el("th", { textContent: h })))),
+        el("tbody", {}, ...r.per_class.map((c) => el("tr", {}, el("td", { textContent: c.name }), el("td", { textContent: (100 * c.precision).toFixed(1) + "%" }),
+          el("td", { textContent: (100 * c.recall).toFixed(1) + "%" }), el("td", { textContent: c.f1.toFixed(3) }), el("td", { textContent: c.support }))))),
+      el("h3", { textContent: "Top losses" }), el("img", { src: r.base + "top_losses.png", alt: "top losses" }),
+      el("h3", { textContent: "Top predictions per class" }), el("img", { src: r.base + "top_per_class.png", alt: "top per class" }));
+  }
+
+  async function evaluateVal() {
+    DY.showError("cm-error", null);
+    document.getElementById("cm-result").replaceChildren(el("p", { className: "muted", textContent: "evaluating…" }));
+    try { showEvaluation(await DY.api("POST", `/api/v1/runs/${id}/evaluate?${q({ split: "val" })}`)); } catch (err) { DY.showError("cm-error", err); }
+  }
+
+  async function classifyMany() {
+    const file = document.getElementById("cm-file").files[0];
+    DY.showError("cm-error", null);
+    if (!file) { DY.showError("cm-error", new Error("choose a .zip first")); return; }
+    try { showEvaluation(await DY.api("POST", `/api/v1/runs/${id}/classify-many?${q()}`, file)); } catch (err) { DY.showError("cm-error", err); }
+  }
+
+  async function exportModel() {
+    DY.showError("ex-error", null);
+    const formats = [...document.querySelectorAll(".ex-format:checked")].map((c) => c.value);
+    const p = q(); formats.forEach((f) => p.append("formats", f));
+    try {
+      const r = await DY.api("POST", `/api/v1/runs/${id}/export?${p}`);
+      const table = document.getElementById("ex-table"); table.hidden = false;
+      table.querySelector("tbody").replaceChildren(...r.reports.map((x) => el("tr", { className: x.ok ? "" : "bad" },
+        el("td", { textContent: x.format }), el("td", { textContent: x.ok ? "passed" : "FAILED", className: x.ok ? "ok-box" : "bad" }),
+        el("td", { textContent: x.max_abs_diff.toExponential(2) }), el("td", { textContent: (100 * x.top1_agreement).toFixed(1) + "%" }),
+        el("td", { textContent: Object.entries(x.latency_ms).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") }),
+        el("td", { textContent: DY.fmt.bytes(x.size_bytes) }), el("td", {}, el("a", { href: x.url, textContent: "download", download: "" })))));
+    } catch (err) { DY.showError("ex-error", err); }
+  }
+
+  document.getElementById("c1-go").addEventListener("click", classifyOne);
+  document.getElementById("eval-val").addEventListener("click", evaluateVal);
+  document.getElementById("cm-go").addEventListener("click", classifyMany);
+  document.getElementById("ex-go").addEventListener("click", exportModel);
+});

@@ -1,0 +1,125 @@
+// New run: network source (standard / previous / custom spec with live validation and Visualize), the LR-schedule
+// chart, and the form turned into TrainConfig data (several LR or batch-size values: one run per combination).
+"use strict";
+const NewRun = (() => {
+  const form = () => document.getElementById("run-form");
+  let netTab = "standard";
+
+  function values(text, kind) {
+    const out = text.split(/[\s,;]+/).filter(Boolean).map(Number);
+    if (!out.length || out.some((v) => !Number.isFinite(v) || (kind === "int" && !Number.isInteger(v))))
+      throw new Error(`'${text}' is not a list of ${kind === "int" ? "whole numbers" : "numbers"}`);
+    return out;
+  }
+
+  // Every named config field → nested data, typed by its data-kind.
+  function config() {
+    const cfg = { solver: {}, schedule: {}, augment: {} };
+    form().querySelectorAll("[data-kind]").forEach((el) => {
+      let v;
+      switch (el.dataset.kind) {
+        case "checkbox": v = el.checked; break;
+        case "int": case "float":
+          if (el.value === "") { if (el.dataset.optional) v = null; else return; }
+          else v = Number(el.value);
+          break;
+        case "list": v = el.value.split(/[\s,;]+/).filter(Boolean).map(Number); break;
+        default: v = el.value;
+      }
+      const [a, b] = el.name.split(".");
+      if (b === undefined) cfg[a] = v; else cfg[a][b] = v;
+    });
+    cfg.device = form().elements.device.value || "auto";
+    return cfg;
+  }
+
+  function shape() {
+    const opt = document.getElementById("run-dataset").selectedOptions[0];
+    if (!opt) return { input: null, classes: 10 };
+    const [h, w, c] = JSON.parse(opt.dataset.shape);
+    return { input: [c, h, w], classes: Number(opt.dataset.classes) };
+  }
+
+  function network() {
+    if (netTab === "custom") return { spec: document.getElementById("spec-editor").value };
+    const checked = form().querySelector('input[name="standard"]:checked');
+    return { network: checked ? checked.value : "lenet" };
+  }
+
+  async function check() {
+    const status = document.getElementById("spec-status");
+    const text = document.getElementById("spec-editor").value;
+    if (!text.trim()) { status.textContent = ""; return; }
+    try {
+      const r = await DY.api("POST", "/api/v1/networks/check", { spec: text, ...shape() });
+      status.className = "ok-box";
+      status.textContent = `ok: ${r.layers.length} layers, ${r.params.toLocaleString()} parameters, output ${r.output.join("×")}`;
+    } catch (err) { status.className = "error-box"; status.textContent = err.message; }
+  }
+
+  async function visualize() {
+    const view = document.getElementById("network-view");
+    try {
+      const res = await DY.api("POST", "/api/v1/networks/view", { ...network(), ...shape() }, true);
+      const img = document.createElement("img");
+      img.src = URL.createObjectURL(await res.blob()); img.alt = "network graph"; img.id = "network-svg";
+      view.replaceChildren(img);
+    } catch (err) { view.replaceChildren(Object.assign(document.createElement("p"), { className: "error-box", textContent: err.message })); }
+  }
+
+  async function loadSpec(name) {
+    const r = await DY.api("GET", `/api/v1/networks/${name}/spec`);
+    setSpec(r.yaml);
+  }
+
+  function setSpec(text) {
+    document.getElementById("spec-editor").value = text;
+    document.querySelector('.tab[data-tab="custom"]').click();
+    check();
+  }
+
+  let lrChart = null;
+  async function schedule() {
+    try {
+      const cfg = config();
+      const lrs = values(document.getElementById("lr-values").value, "float");
+      const r = await DY.api("POST", "/api/v1/schedule/preview", { schedule: cfg.schedule, lr: lrs, epochs: cfg.epochs || 30, points: 200 });
+      const xs = r.series[0].points.map((p) => p[0]);
+      const data = [xs, ...r.series.map((s) => s.points.map((p) => p[1]))];
+      const el = document.getElementById("lr-chart");
+      if (lrChart) lrChart.destroy();
+      el.replaceChildren();
+      lrChart = DY.chart(el, r.series.map((s, i) => ({ label: `lr ${s.lr}`, color: ["#9333ea", "#2563eb", "#dc2626", "#16a34a"][i % 4] })), data, { ylabel: "learning rate" });
+      el.dataset.series = String(r.series.length);
+      DY.showError("lr-error", null);
+    } catch (err) { DY.showError("lr-error", err); }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const prefill = JSON.parse(document.getElementById("prefill").textContent);
+    document.querySelector(".tabs").addEventListener("tabchange", (e) => { netTab = e.detail; });
+    if (prefill && prefill.spec) setSpec(prefill.spec);
+    const editor = document.getElementById("spec-editor");
+    editor.addEventListener("input", DY.debounce(check, 400));
+    document.getElementById("run-dataset").addEventListener("change", check);
+    document.getElementById("visualize").addEventListener("click", visualize);
+    document.querySelectorAll("button.customize").forEach((b) => b.addEventListener("click", () => loadSpec(b.dataset.name)));
+    document.getElementById("previous-run").addEventListener("change", async (e) => {
+      if (!e.target.value) return;
+      const c = await DY.api("POST", `/api/v1/runs/${e.target.value}/clone`);
+      if (c.spec) setSpec(c.spec); else { const r = document.getElementById("net-" + c.network); if (r) { r.checked = true; document.querySelector('.tab[data-tab="standard"]').click(); } }
+    });
+    form().addEventListener("input", DY.debounce((e) => { if (e.target.id !== "spec-editor") schedule(); }, 300));
+    form().addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        const cfg = config(), net = network(), name = form().elements.name.value.trim();
+        await DY.api("POST", "/api/v1/runs", { dataset: form().elements.dataset.value, ...net, config: cfg, name: name || null,
+          lr: values(document.getElementById("lr-values").value, "float"), batch_size: values(document.getElementById("bs-values").value, "int") });
+        window.location = "/";
+      } catch (err) { DY.showError("form-error", err); }
+    });
+    schedule();
+  });
+  return { config, network };
+})();

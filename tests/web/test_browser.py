@@ -1,0 +1,153 @@
+"""The pages in real headless Chromium (Debian's `chromium`, driven by Playwright): every page that exists, its
+live parts (gallery, charts, validation, the event stream), and sign-in. Screenshots go to test-artifacts/web/."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from deepyard import db, users
+from deepyard.train.runs import run_dir
+from tests.web.conftest import Server, shot
+
+
+def test_home_dataset_and_gallery(server: Server, page: Page, dataset_id: str, run_id: str) -> None:
+    page.goto(server.url + "/")
+    expect(page.locator(f'tr[data-run="{run_id}"] [data-field="status"]')).to_have_text("done")
+    expect(page.locator("#datasets tbody tr")).to_have_count(1)
+    shot(page, "01-home")
+    page.fill("#filter", "no such thing")
+    expect(page.locator(f'tr[data-run="{run_id}"]')).to_be_hidden()
+    page.fill("#filter", "tiny")
+    expect(page.locator(f'tr[data-run="{run_id}"]')).to_be_visible()
+    page.fill("#filter", "")
+
+    page.click("#datasets a")
+    expect(page).to_have_url(f"{server.url}/datasets/{dataset_id}")
+    expect(page.locator("#gallery img")).to_have_count(36)
+    page.select_option("#g-class", "1")
+    expect(page.locator("#gallery figcaption")).to_have_count(12)
+    expect(page.locator("#gallery figcaption").first).to_have_text("class1")
+    page.select_option("#g-split", "val")
+    expect(page.locator("#gallery img")).to_have_count(4)
+    assert page.eval_on_selector("#mean-image", "img => img.naturalWidth") == 12
+    expect(page.locator("#dataset-runs li")).to_have_count(1)
+    shot(page, "02-dataset")
+
+
+def test_new_run_page_validation_visualize_and_schedule(server: Server, page: Page, dataset_id: str) -> None:
+    page.goto(server.url + "/runs/new")
+    expect(page.locator("#lr-chart canvas")).to_have_count(1)
+    page.fill("#lr-values", "0.1, 0.01")
+    expect(page.locator("#lr-chart")).to_have_attribute("data-series", "2")
+    page.select_option('select[name="schedule.policy"]', "step")
+    page.fill("#lr-values", "abc")
+    expect(page.locator("#lr-error")).to_contain_text("not a list of numbers")
+    page.fill("#lr-values", "0.05")
+    expect(page.locator("#lr-error")).to_be_hidden()
+
+    page.click('button.customize[data-name="lenet"]')
+    # LeNet is checked at the chosen dataset's 3x12x12 images, which its two 5x5 convolutions do not fit:
+    expect(page.locator("#spec-status")).to_contain_text("layer 'conv2' (conv) with input shape 20x4x4")
+    editor = page.locator("#spec-editor")
+    editor.fill(editor.input_value().replace("type: conv", "type: convolution", 1))
+    expect(page.locator("#spec-status")).to_contain_text("conv1")
+    expect(page.locator("#spec-status")).to_have_class("error-box")
+    editor.fill("name: small\nlayers:\n  - {name: fc, type: linear, out_features: num_classes}\n")
+    expect(page.locator("#spec-status")).to_contain_text("1 layers")
+    page.click("#visualize")
+    expect(page.locator("#network-svg")).to_be_visible()
+    shot(page, "03-new-run")
+
+
+def test_run_page_chart_updates_live(server: Server, page: Page, run_id: str) -> None:
+    page.goto(f"{server.url}/runs/{run_id}")
+    chart = page.locator("#chart-loss")
+    expect(chart.locator("canvas")).to_have_count(1)
+    before = int(chart.get_attribute("data-points") or 0)
+    assert before > 0
+    expect(page.locator("#hardware dt").first).to_have_text("CPU")
+    with (run_dir(server.settings, run_id) / "metrics.jsonl").open("a") as fp:
+        fp.write(json.dumps({"step": 50, "epoch": 1.5, "val_loss": 0.4, "val_top1": 91.0, "wall": 9.0}) + "\n")
+    expect(chart).to_have_attribute("data-points", str(before + 1))  # arrived over Server-Sent Events
+    expect(page.locator("#run-val-top1")).to_have_text("91.00%")
+    shot(page, "04-run")
+
+
+def test_compare_and_clone(server: Server, page: Page, run_id: str) -> None:
+    page.goto(f"{server.url}/compare")
+    page.check(f'.cmp-pick[value="{run_id}"]')
+    page.click("#compare-go")
+    expect(page.locator("#compare-table")).to_be_visible()
+    expect(page.locator("#cmp-val-top1 canvas")).to_have_count(1)
+    shot(page, "05-compare")
+    page.goto(f"{server.url}/runs/{run_id}")
+    page.click("#clone-run")
+    expect(page.locator("#run-name")).to_have_value("tiny on bars (clone)")
+    expect(page.locator("#bs-values")).to_have_value("12")
+    expect(page.locator("#spec-status")).to_contain_text("ok:")
+
+
+def _digits_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for label in ("0", "1"):
+            for i in range(3):
+                img = io.BytesIO()
+                Image.fromarray(np.full((10, 20), 40 * i, np.uint8)).save(img, "PNG")
+                zf.writestr(f"digits/{label}/{i}.png", img.getvalue())
+    return buf.getvalue()
+
+
+def test_new_dataset_preview_picker_and_upload(server: Server, page: Page, tmp_path: Path) -> None:
+    (tmp_path / "data" / "pets" / "cat").mkdir(parents=True)
+    page.goto(server.url + "/datasets/new")
+    preview = page.locator("#resize-preview")
+    expect(preview).to_have_attribute("src", re.compile("^blob:"))
+    page.fill('input[name="width"]', "64")
+    page.fill('input[name="height"]', "32")
+    page.select_option('select[name="resize_mode"]', "crop")
+    page.wait_for_function("document.getElementById('resize-preview').naturalWidth === 64")
+    page.click('.pick-folder[data-target="src-train"]')
+    expect(page.locator("#picker-list li")).to_have_count(2)  # the home and the data root, nothing else
+    page.click(f"#picker-list a:text('{tmp_path / 'data'}/')")
+    page.click("#picker-list a:text('pets/')")
+    page.click("#picker-choose")
+    expect(page.locator("#src-train")).to_have_value(str(tmp_path / "data" / "pets"))
+    zip_path = tmp_path / "digits.zip"
+    zip_path.write_bytes(_digits_zip())
+    page.click('.tab[data-tab="upload"]')
+    page.set_input_files("#zip-file", str(zip_path))
+    page.click("#zip-upload")
+    expect(page.locator("#zip-status")).to_contain_text("2 classes")
+    expect(page.locator("#src-train")).to_have_value(re.compile(r"/uploads/.+/digits$"))
+    shot(page, "06-new-dataset")
+
+
+def test_sign_in_and_out(server: Server, page: Page) -> None:
+    conn = db.connect(server.settings)
+    users.create_user(conn, "ada", "correct horse battery")
+    conn.close()
+    page.goto(server.url + "/compare")
+    expect(page).to_have_url(f"{server.url}/login?next=/compare")
+    page.fill('input[name="name"]', "ada")
+    page.fill('input[name="password"]', "wrong password")
+    page.click('button[type="submit"]')
+    expect(page.locator("#login-error")).to_be_visible()
+    page.fill('input[name="name"]', "ada")
+    page.fill('input[name="password"]', "correct horse battery")
+    page.click('button[type="submit"]')
+    expect(page).to_have_url(f"{server.url}/compare")
+    expect(page.locator(".who")).to_contain_text("ada")
+    shot(page, "07-signed-in")
+    page.click(".who button")
+    expect(page).to_have_url(f"{server.url}/login")
+    page.goto(server.url + "/")
+    expect(page).to_have_url(f"{server.url}/login?next=/")

@@ -1,0 +1,131 @@
+"""The lab (shared/LAB.md), walked in real headless Chromium against a real server with real job processes: build an
+MNIST subset → train a one-epoch LeNet and watch its chart fill → classify an uploaded digit with visualizations
+→ clone with the invert augmentation → a modified network from the editor → compare the runs in one table.
+Screenshots of every step go to test-artifacts/web/lab-*.png."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from deepyard.datasets.idx import read_idx_pair
+from tests.web.conftest import ARTIFACTS, Server
+
+PER_CLASS = {"train": 60, "t10k": 10}
+TRAINING = 120_000  # ms a one-epoch LeNet on 600 images may take on a busy 2-core machine (an upper bound)
+
+
+def write_mnist_subset(mnist_dir: Path, target: Path) -> Path:
+    """`target/{train,test}/<digit>/<n>.png`: the first PER_CLASS images of each digit."""
+    for split, folder in (("train", "train"), ("t10k", "test")):
+        images, labels = read_idx_pair(mnist_dir / f"{split}-images-idx3-ubyte.gz",
+                                       mnist_dir / f"{split}-labels-idx1-ubyte.gz")  # fmt: skip
+        for digit in range(10):
+            for i in np.flatnonzero(labels == digit)[: PER_CLASS[split]]:
+                path = target / folder / str(digit) / f"{i:05d}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(images[i]).save(path)
+    return target
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"lab-{name}.png"), full_page=True)
+
+
+def train_from_form(page: Page, server: Server, name: str) -> str:
+    """Submit the new-run form, then open the new run from the home page once it appears; return its id."""
+    page.fill("#run-name", name)
+    page.fill('input[name="epochs"]', "1")
+    page.fill("#lr-values", "0.05")
+    page.fill("#bs-values", "16")
+    page.select_option('select[name="solver.type"]', "momentum")
+    page.fill('input[name="device"]', "cpu")
+    page.click("#create-run")
+    expect(page).to_have_url(server.url + "/")
+    row = page.locator("#runs tbody tr", has_text=name)
+    expect(row).to_have_count(1, timeout=TRAINING)
+    run_id = str(row.get_attribute("data-run"))
+    expect(row.locator('[data-field="status"]')).to_have_text("done", timeout=TRAINING)
+    return run_id
+
+
+@pytest.mark.slow
+def test_the_lab_in_the_browser(server: Server, page: Page, tmp_path: Path, mnist_dir: Path) -> None:
+    digits = write_mnist_subset(mnist_dir, tmp_path / "data" / "mnist")
+
+    # 1. Dataset: MNIST small, grayscale 28x28, the test folder for validation.
+    page.goto(server.url + "/datasets/new")
+    page.fill("#ds-name", "mnist small")
+    page.fill("#src-train", str(digits / "train"))
+    page.fill("#src-val", str(digits / "test"))
+    page.select_option('select[name="channels"]', "1")
+    page.fill('input[name="width"]', "28")
+    page.fill('input[name="height"]', "28")
+    page.wait_for_function("document.getElementById('resize-preview').naturalWidth === 28")
+    shot(page, "1-new-dataset")
+    page.click("#create-dataset")
+    expect(page).to_have_url(server.url + "/")
+    dataset_link = page.locator("#datasets a", has_text="mnist small")
+    expect(dataset_link).to_be_visible(timeout=TRAINING)
+    dataset_link.click()
+    expect(page.locator("#count-train")).to_have_text("600")
+    expect(page.locator("#count-val")).to_have_text("100")
+    expect(page.locator("#gallery img")).to_have_count(48)
+    shot(page, "1-dataset")
+
+    # 2. Model: LeNet, one epoch (38 steps of 16); the chart fills live while it trains.
+    page.click("text=Train on it")
+    expect(page.locator("#net-lenet")).to_be_checked()
+    first = train_from_form(page, server, "lenet small")
+    page.goto(f"{server.url}/runs/{first}")
+    expect(page.locator("#run-status")).to_have_text("done")
+    page.wait_for_function("Number(document.getElementById('chart-loss').dataset.points) >= 3")  # train + val points
+    accuracy = float(page.locator("#run-val-top1").inner_text().rstrip("%"))
+    assert accuracy > 30.0  # one epoch over 600 digits already learns (chance is 10%)
+    shot(page, "2-run")
+
+    # 3. Classify one uploaded test digit with visualizations and statistics.
+    digit = next((digits / "test" / "7").iterdir())
+    page.set_input_files("#c1-file", str(digit))
+    page.check("#c1-visualize")
+    page.click("#c1-go")
+    expect(page.locator("#c1-top tbody tr")).to_have_count(5)
+    expect(page.locator("#gradcam")).to_be_visible(timeout=TRAINING)
+    expect(page.locator("#activations tbody tr").first).to_contain_text("conv1")
+    shot(page, "3-classify")
+
+    # 5. Clone the run and turn on the invert augmentation.
+    page.click("#clone-run")
+    expect(page.locator("#run-name")).to_have_value("lenet small (clone)")
+    page.fill('input[name="augment.invert"]', "0.5")
+    second = train_from_form(page, server, "lenet inverted")
+
+    # 6. Modify the network as text: conv1 20 -> 75 filters, conv2 50 -> 100, a ReLU after pool1.
+    page.goto(server.url + "/runs/new")
+    page.click('button.customize[data-name="lenet"]')
+    expect(page.locator("#spec-status")).to_contain_text("ok:")
+    editor = page.locator("#spec-editor")
+    text = editor.input_value()
+    text = text.replace("out_channels: 20", "out_channels: 75").replace("out_channels: 50", "out_channels: 100")
+    text = re.sub(r"(  - \{name: pool1.*\}\n)", r"\1  - {name: relu_pool1, type: relu}\n", text)
+    editor.fill(text)
+    expect(page.locator("#spec-status")).to_contain_text("ok:")
+    page.click("#visualize")
+    expect(page.locator("#network-svg")).to_be_visible()
+    shot(page, "6-modified-network")
+    page.fill('input[name="augment.invert"]', "0.5")
+    third = train_from_form(page, server, "lenet modified")
+
+    # 7. Compare the three runs in one table with overlaid curves.
+    page.goto(f"{server.url}/compare?runs={first},{second},{third}")
+    table = page.locator("#compare-table")
+    expect(table.locator("thead th")).to_have_count(4)
+    expect(table.locator("tr.differs", has_text="augment.invert")).to_have_count(1)
+    expect(table.locator("tr.differs", has_text="network spec")).to_have_count(1)
+    expect(page.locator("#cmp-val-top1 canvas")).to_have_count(1)
+    shot(page, "7-compare")
