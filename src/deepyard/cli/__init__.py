@@ -16,6 +16,7 @@ import typer
 from deepyard import __version__
 from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
+from deepyard.cli.models import model_app
 from deepyard.cli.networks import network_app
 from deepyard.cli.train import run_app, train_command
 from deepyard.config import load_settings
@@ -32,6 +33,7 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(network_app, name="network")
 app.command("train")(train_command)
 app.add_typer(run_app, name="run")
+app.add_typer(model_app, name="model")
 
 
 def _version(value: bool) -> None:
