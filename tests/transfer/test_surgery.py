@@ -64,7 +64,7 @@ def test_rgb_adapted_conv_equals_grey_conv_on_the_channel_mean() -> None:
     rgb = torch.rand(2, 3, 10, 10)
     adapted = adapt_conv_weight(conv.weight.detach(), 3)
     torch.testing.assert_close(F.conv2d(rgb, adapted, conv.bias), conv(rgb.mean(dim=1, keepdim=True)))
-    with pytest.raises(InvalidValueError, match="3 -> 1 .* 1 -> 3"):
+    with pytest.raises(InvalidValueError, match=r"3 -> 1 .* 1 -> 3"):
         adapt_conv_weight(conv.weight.detach().repeat(1, 2, 1, 1), 3)
 
 
@@ -90,7 +90,8 @@ def test_load_matching_adapts_channels_resets_the_head_and_reports() -> None:
 def test_a_fixed_size_spec_network_refuses_another_input_size_naming_both() -> None:
     source = build_network("lenet", (1, 28, 28), 10)
     target = build_network("lenet", (1, 32, 32), 10)
-    with pytest.raises(SpecError, match=r"trained on 1x28x28 inputs and this dataset gives 1x32x32; layers.ip1.1.weight has shape \(500, 800\)"):
+    expected = r"trained on 1x28x28 inputs and this dataset gives 1x32x32; layers.ip1.1.weight has shape \(500, 800\)"
+    with pytest.raises(SpecError, match=expected):
         load_matching(target, source.state_dict(), False, (1, 28, 28), (1, 32, 32))
 
 

@@ -125,7 +125,8 @@ def run_checkpoint(settings: Settings, run_id: str, step: str | int | None) -> P
         raise InvalidValueError(f"checkpoint {step!r} of run {run_id!r} is not a step number or 'best'")
     if path is None or not path.is_file():
         have = [*valid[1:], *(["best"] if (folder / "best.pt").is_file() else [])]
-        raise NotFoundError(f"run {run_id!r} has no checkpoint {step or 'yet'!r}; valid: {', '.join(have) or 'none'}")
+        wanted = str(step) if step is not None else "yet"
+        raise NotFoundError(f"run {run_id!r} has no checkpoint {wanted!r}; valid: {', '.join(have) or 'none'}")
     return path
 
 
