@@ -48,6 +48,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test $(VENV)/.sysdeps
 	$(BIN)/python bench/datasets.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/infer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

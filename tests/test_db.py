@@ -14,7 +14,7 @@ def test_connect_uses_wal_and_records_migrations(settings: Settings) -> None:
     assert db.migrate(conn, steps) == []  # recorded: never applied twice
     conn.execute("INSERT INTO t VALUES (1, 2)")
     names = [r["name"] for r in conn.execute("SELECT name FROM migrations ORDER BY name")]
-    assert names == ["0001-a", "0002-b"]
+    assert names == ["0001-a", "0001-jobs", "0002-b"]  # connect() applied the packages' own (db.MIGRATIONS)
 
 
 def test_failed_migration_rolls_back(settings: Settings) -> None:
@@ -27,4 +27,4 @@ def test_failed_migration_rolls_back(settings: Settings) -> None:
     else:
         raise AssertionError("a broken migration must raise")
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'u'").fetchone() is None
-    assert conn.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == 0
+    assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == [name for name, _ in db.MIGRATIONS]

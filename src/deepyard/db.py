@@ -16,7 +16,38 @@ from deepyard.config import Settings
 DB_FILE = "deepyard.db"
 
 # (name, SQL script). Names sort in the order they must run.
-MIGRATIONS: list[tuple[str, str]] = []
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001-jobs",
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            params TEXT NOT NULL,
+            status TEXT NOT NULL,
+            history TEXT NOT NULL,
+            progress REAL NOT NULL DEFAULT 0,
+            eta_s REAL,
+            message TEXT NOT NULL DEFAULT '',
+            result TEXT,
+            error TEXT,
+            owner TEXT,
+            priority INTEGER NOT NULL DEFAULT 0,
+            slots TEXT NOT NULL,
+            devices TEXT NOT NULL DEFAULT '[]',
+            target TEXT,
+            pid INTEGER,
+            created TEXT NOT NULL,
+            started TEXT,
+            finished TEXT,
+            abort_requested TEXT
+        );
+        CREATE INDEX jobs_status ON jobs (status, priority, seq);
+        CREATE INDEX jobs_target ON jobs (target)
+        """,
+    ),
+]
 
 
 def connect(settings: Settings) -> sqlite3.Connection:

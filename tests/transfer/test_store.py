@@ -134,3 +134,18 @@ def test_run_reference_loads_a_checkpoint(settings: Settings, pretrained_run: st
     assert start.network == get_run(settings, pretrained_run)["network"]
     with pytest.raises(NotFoundError, match="no run 'nope'"):
         load_pretrained(settings, "run:nope")
+
+
+def test_a_model_archive_is_imported_with_its_labels_and_preprocessing(
+    settings: Settings, pretrained_run: str, tmp_path: Path
+) -> None:
+    from deepyard.infer import load_run_model, write_archive
+    from deepyard.transfer import import_archive
+
+    archive = write_archive(load_run_model(settings, pretrained_run), tmp_path / "bars.zip")
+    entry = import_archive(settings, archive)
+    made = make_pretrained(settings, pretrained_run, name="from-run")
+    assert entry.name == "bars" and entry.origin["kind"] == "archive" and entry.origin["archive"] == "bars.zip"
+    assert entry.labels == made.labels and entry.input_shape == made.input_shape == (3, 12, 12)
+    assert entry.weights_sha256 == made.weights_sha256 and entry.network == made.network
+    assert entry.preprocessing["mean"] == "image" and entry.mean() is not None

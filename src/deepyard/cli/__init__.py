@@ -16,6 +16,8 @@ import typer
 from deepyard import __version__
 from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
+from deepyard.cli.infer import classify_command, evaluate_command, export_command, inspect_command
+from deepyard.cli.jobs import jobs_app
 from deepyard.cli.models import model_app
 from deepyard.cli.networks import network_app
 from deepyard.cli.train import run_app, train_command
@@ -34,6 +36,11 @@ app.add_typer(network_app, name="network")
 app.command("train")(train_command)
 app.add_typer(run_app, name="run")
 app.add_typer(model_app, name="model")
+app.command("classify")(classify_command)
+app.command("evaluate")(evaluate_command)
+app.command("inspect")(inspect_command)
+app.command("export")(export_command)
+app.add_typer(jobs_app, name="jobs")
 
 
 def _version(value: bool) -> None:

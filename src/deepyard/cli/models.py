@@ -1,4 +1,4 @@
-"""`deepyard model ...`: the model store (list, show, add, make-pretrained, pull, delete)."""
+"""`deepyard model ...`: the model store (list, show, add, make-pretrained, import, pull, delete)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,19 @@ def add(
     t = _transfer()
     names = t.load_labels(labels) if labels else None
     _show(t.add_model(ctx.obj, name, source, network, names, description=description, replace=replace), json)
+
+
+@model_app.command("import")
+def import_archive(
+    ctx: typer.Context,
+    archive: Path = typer.Argument(..., help="Model archive (.zip) written by `deepyard export` or the web app."),
+    name: str | None = typer.Option(None, help="Entry name (default: the archive's file name)."),
+    description: str = typer.Option("", help="Description."),
+    replace: bool = ReplaceOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Store a model archive (weights, network, labels, preprocessing) as a pretrained model."""
+    _show(_transfer().import_archive(ctx.obj, archive, name, description, replace), json)
 
 
 @model_app.command("pull")

@@ -62,6 +62,13 @@ def load_image(source: str | np.ndarray, geo: Geometry) -> Image.Image:
     return _decode(io.BytesIO(data), geo)
 
 
+def load_image_bytes(data: bytes, geo: Geometry) -> Image.Image:
+    """As `load_image`, for the bytes of an image file (an upload)."""
+    if not data:
+        raise ImageSkipped("empty file (0 bytes)")
+    return _decode(io.BytesIO(data), geo)
+
+
 def _decode(fp: io.BytesIO, geo: Geometry) -> Image.Image:
     with warnings.catch_warnings():
         # Our own pixel limit applies (below); Pillow's warning at its default limit would be noise.

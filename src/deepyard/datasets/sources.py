@@ -108,6 +108,17 @@ def _walk_classes(root: Path, skipped: list[Skipped]) -> dict[str, list[str]]:
     return per_class
 
 
+def walk_images(folder: Path) -> tuple[list[str], list[Skipped]]:
+    """Every image file under `folder`, recursively and sorted, and the entries skipped (with reasons)."""
+    if not folder.is_dir():
+        raise SourceError(f"folder {str(folder)!r} does not exist or is not a folder")
+    st = os.stat(folder)
+    found: list[str] = []
+    skipped: list[Skipped] = []
+    _walk_files(str(folder), found, skipped, visited={(st.st_dev, st.st_ino)})
+    return sorted(found), skipped
+
+
 def _walk_files(folder: str, out: list[str], skipped: list[Skipped], visited: set[tuple[int, int]]) -> None:
     for entry, kind, key in _scan(folder, skipped, visited):
         if kind == "dir":

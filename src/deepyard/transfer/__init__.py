@@ -2,7 +2,7 @@
 
 Public API: `load_pretrained` (`pretrained:NAME`, `timm:NAME`, `store:NAME`, `run:ID[@STEP]`, a weights file or
 URL), `describe_torchvision`, the store (`list_models`, `get_model`, `delete_model`, `save_model`, `add_model`,
-`make_pretrained`, `read_index`, `pull_model`, `write_index`), surgery (`find_heads`, `replace_head`,
+`make_pretrained`, `import_archive`, `read_index`, `pull_model`, `write_index`), surgery (`find_heads`, `replace_head`,
 `adapt_conv_weight`, `load_matching`, `LoadReport`), and fine-tuning itself through
 `deepyard.train.train(..., source=...)` with the `finetune.*` settings of TrainConfig.
 """
@@ -13,6 +13,7 @@ from deepyard.transfer.sources import (
     Pretrained,
     add_model,
     describe_torchvision,
+    import_archive,
     load_pretrained,
     make_pretrained,
     run_checkpoint,
@@ -44,6 +45,7 @@ __all__ = [
     "find_model",
     "first_conv",
     "get_model",
+    "import_archive",
     "list_models",
     "load_labels",
     "load_matching",

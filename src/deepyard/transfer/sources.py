@@ -7,7 +7,8 @@
 - `run:ID`, `run:ID@STEP`, `run:ID@best`: a previous run's checkpoint (default: its best, else its last).
 - a path or an http(s) URL of a `.safetensors` / `.pt` / `.pth` file: weights only; give the network with it.
 
-`make_pretrained` turns a run's checkpoint into a store entry; `add_model` stores any of the above.
+`make_pretrained` turns a run's checkpoint into a store entry, `import_archive` a model archive
+(deepyard.infer.archive); `add_model` stores any of the above.
 """
 
 from __future__ import annotations
@@ -203,3 +204,18 @@ def add_model(
     origin = {"kind": start.kind, "ref": ref}
     return store.save_model(settings, name, start.state, record, names, input_shape or start.input_shape,
                             start.preprocessing, origin, description, replace=replace)  # fmt: skip
+
+
+def import_archive(
+    settings: Settings, path: Path, name: str | None = None, description: str = "", replace: bool = False
+) -> store.ModelEntry:
+    """Store a model archive (deepyard.infer.archive: weights, network, labels, preprocessing, info.json)."""
+    from deepyard.infer.archive import read_archive
+
+    clf = read_archive(path)  # checks the archive: format, members, and that the weights fit the network
+    state = {k: v.detach().cpu() for k, v in clf.model.state_dict().items()}
+    info = {k: v for k, v in clf.info.items() if k in ("run", "snapshot", "step", "dataset", "created")}
+    prep = {"kind": "deepyard", **clf.preprocessing.to_json()}
+    return store.save_model(settings, name or path.stem, state, clf.network, list(clf.classes),
+                            clf.preprocessing.input_shape, prep, {"kind": "archive", "archive": path.name, **info},
+                            description, clf.preprocessing.mean_pixels, replace)  # fmt: skip

@@ -1,0 +1,176 @@
+"""`deepyard classify`, `evaluate`, `inspect` and `export`: use a trained model from the command line.
+
+MODEL is a run id (`ID`, `run:ID`, `ID@best`, `ID@1200` for a snapshot) or a model archive file. torch is imported
+inside the verbs, so the other verbs start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from deepyard.cli.common import console, err_console, print_json, progress_bar
+from deepyard.datasets.images import EXTENSIONS, ImageSkipped
+from deepyard.errors import SourceError
+
+ModelArg = typer.Argument(..., help="Run id (ID, run:ID, ID@best, ID@STEP) or a model archive (.zip).")
+SnapshotOpt = typer.Option(None, "--snapshot", help="best (default), last, or a step number.")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+def _infer() -> Any:
+    return importlib.import_module("deepyard.infer")
+
+
+def _tasks() -> Any:
+    return importlib.import_module("deepyard.infer.tasks")
+
+
+def classify_command(
+    ctx: typer.Context,
+    model: str = ModelArg,
+    inputs: str = typer.Argument(..., help="An image file or URL; a folder of images; or a list file."),
+    top: int = typer.Option(5, "--top", min=1, help="How many classes to show per image."),
+    base: Path | None = typer.Option(None, "--base", help="Folder that list-file paths are relative to."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Also write the table as CSV here."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per forward pass."),
+    snapshot: str | None = SnapshotOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Classify one image (top-k), or many from a folder or list file (a table; bad files listed with errors)."""
+    infer = _infer()
+    clf = infer.open_model(ctx.obj, model, snapshot)
+    path = Path(inputs)
+    if inputs.startswith(("http://", "https://")) or (path.is_file() and path.suffix.lower() in EXTENSIONS):
+        try:
+            rows = [infer.classify_one(clf, inputs, top)]
+        except ImageSkipped as exc:
+            raise SourceError(f"{inputs}: {exc.reason}") from None
+    else:
+        items = infer.read_inputs(path, base, clf.classes)
+        with progress_bar() as update:
+            rows = infer.classify_many(clf, items, top, batch_size, lambda d, t: update("classifying", d, t))
+    if csv_out is not None:
+        from deepyard.files import write_bytes_atomic
+        from deepyard.infer.predict import predictions_csv
+
+        write_bytes_atomic(csv_out, predictions_csv(rows, top).encode("utf-8"))
+    if json:
+        print_json({"model": clf.info, "predictions": [r.to_json() for r in rows]})
+        return
+    _print_predictions(rows)
+
+
+def _print_predictions(rows: list[Any]) -> None:
+    table = Table("image", "top classes", "true", box=None)
+    for row in rows:
+        shown = (row.error and f"[red]{row.error}[/]") or ", ".join(f"{c} {p:.1%}" for c, p in row.top)
+        mark = "" if row.correct is None else ("[green]✓[/]" if row.correct else "[red]✗[/]")
+        table.add_row(row.source, shown, f"{row.label or ''} {mark}")
+    console.print(table)
+    labelled = [r for r in rows if r.correct is not None]
+    if labelled:
+        right = sum(r.correct for r in labelled)
+        console.print(f"top-1 on {len(labelled)} labelled images: {right / len(labelled):.2%}")
+
+
+def evaluate_command(
+    ctx: typer.Context,
+    model: str = ModelArg,
+    dataset: str | None = typer.Option(None, "--dataset", help="Dataset with the same classes (default: the run's)."),
+    split: str = typer.Option("val", "--split", help="train, val or test."),
+    images: Path | None = typer.Option(None, "--images", help="Labelled images: class folders or a list file."),
+    top_n: int = typer.Option(9, "--top-n", min=1, help="Top losses and top images per class to keep."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the pictures (default: in the run folder)."),
+    snapshot: str | None = SnapshotOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Accuracy, confusion matrix, per-class precision/recall/F1, most-confused pairs, top losses, top N per class."""
+    with progress_bar() as update:
+        doc = _tasks().evaluate_model(ctx.obj, model, dataset, split, images, top_n, out, snapshot,
+                                      lambda d, t: update("evaluating", d, t))  # fmt: skip
+    if json:
+        print_json(doc)
+        return
+    console.print(f"[bold]{doc['description']}[/]: {doc['count']} images, top-1 [bold]{doc['top1']:.2%}[/], "
+                  f"top-5 {doc['top5']:.2%}, loss {doc['loss']:.4f}")  # fmt: skip
+    table = Table("class", "precision", "recall", "F1", "images", box=None)
+    for s in doc["per_class"]:
+        table.add_row(s["name"], f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"]))
+    console.print(table)
+    if doc["most_confused"]:
+        pairs = ", ".join(f"{c['actual']}→{c['predicted']} x{c['count']}" for c in doc["most_confused"][:5])
+        console.print(f"most confused: {pairs}")
+    if doc["skipped"]:
+        err_console.print(f"[yellow]{len(doc['skipped'])} unreadable images skipped[/] (see evaluation.json)")
+    console.print(f"pictures: {Path(doc['files']['confusion']).parent}")
+
+
+def inspect_command(
+    ctx: typer.Context,
+    model: str = ModelArg,
+    image: str = typer.Argument(..., help="An image file."),
+    target: str | None = typer.Option(None, "--class", help="Grad-CAM for this class (default: the predicted)."),
+    layer: str | None = typer.Option(None, "--layer", help="Grad-CAM layer (default: the last with feature maps)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the pictures (default: in the run folder)."),
+    snapshot: str | None = SnapshotOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Activations and weights of every layer (pictures + statistics) and a Grad-CAM heat map, for one image."""
+    try:
+        doc = _tasks().inspect_model(ctx.obj, model, image, target, layer, out, snapshot)
+    except ImageSkipped as exc:
+        raise SourceError(f"{image}: {exc.reason}") from None
+    if json:
+        print_json(doc)
+        return
+    cam = doc["gradcam"]
+    console.print(f"Grad-CAM for [bold]{cam['class']}[/] ({cam['probability']:.1%}) at layer {cam['layer']}")
+    table = Table("layer", "type", "output", "mean", "std", "weights", box=None)
+    params = {w["name"]: w for w in doc["weights"]}
+    for a in doc["activations"]:
+        w = params.get(a["name"])
+        table.add_row(a["name"], a["type"], "x".join(map(str, a["shape"])), f"{a['mean']:.3g}", f"{a['std']:.3g}",
+                      f"{w['params']:,}" if w else "")  # fmt: skip
+    console.print(table)
+    console.print(f"pictures: {doc['folder']}")
+
+
+def export_command(
+    ctx: typer.Context,
+    model: str = ModelArg,
+    formats: list[str] = typer.Option(
+        ["archive", "onnx", "torchscript"],
+        "--format",
+        help="archive, onnx or torchscript; repeat for several (default: all three).",
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the files (default: the run's exports/)."),
+    samples: int = typer.Option(64, "--samples", min=1, help="Validation images for the parity check."),
+    snapshot: str | None = SnapshotOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Export, then check each export against PyTorch (max |Δlogit|, top-1 agreement, latency). Exit code 3 when a
+    check fails."""
+    doc = _tasks().export_model(ctx.obj, model, formats, out, samples, snapshot)
+    if json:
+        print_json(doc)
+    else:
+        table = Table(
+            "format", "file", "max |Δlogit|", "top-1 agree", "ms/image (PyTorch → export)", "parity", box=None
+        )
+        for r in doc["reports"]:
+            ms = r["latency_ms"]
+            verdict = "[green]passed[/]" if r["ok"] else "[bold red]FAILED[/]"
+            table.add_row(r["format"], r["path"], f"{r['max_abs_diff']:.2e}", f"{r['top1_agreement']:.1%}",
+                          f"{ms['pytorch']:.2f} → {ms[r['format']]:.2f}", verdict)  # fmt: skip
+        console.print(table)
+        console.print(f"parity sample: {doc['sample']}")
+    if not doc["ok"]:
+        failed = [r["format"] for r in doc["reports"] if not r["ok"]]
+        err_console.print(f"[bold red]PARITY CHECK FAILED[/] for {', '.join(failed)}: the exported model does not "
+                          "give the PyTorch model's outputs (figures above)")  # fmt: skip
+        raise typer.Exit(3)

@@ -1,0 +1,45 @@
+"""Use a trained model: classify, evaluate, look inside, export.
+
+Public API (the CLI, the job system and the web server call these):
+`open_model`, `load_run_model`, `snapshots` (model loading), `classify_one`, `classify_many`, `read_inputs`
+(prediction), `evaluate`, `split_data`, `labelled_data`, `write_pictures` (evaluation), `activations`, `weights`,
+`grad_cam`, `inspect_image` (looking inside), `write_archive`, `read_archive`, `export`, `export_all`,
+`validation_sample` (export and parity).
+"""
+
+from __future__ import annotations
+
+from deepyard.infer.archive import read_archive, write_archive
+from deepyard.infer.evaluate import Evaluation, evaluate, labelled_data, split_data, write_pictures
+from deepyard.infer.export import FORMATS, ParityReport, export, export_all, validation_sample
+from deepyard.infer.inspect import activations, grad_cam, inspect_image, weights
+from deepyard.infer.model import Classifier, load_run_model, open_model, snapshots
+from deepyard.infer.predict import Labelled, Prediction, classify_many, classify_one, read_inputs
+
+__all__ = [
+    "FORMATS",
+    "Classifier",
+    "Evaluation",
+    "Labelled",
+    "ParityReport",
+    "Prediction",
+    "activations",
+    "classify_many",
+    "classify_one",
+    "evaluate",
+    "export",
+    "export_all",
+    "grad_cam",
+    "inspect_image",
+    "labelled_data",
+    "load_run_model",
+    "open_model",
+    "read_archive",
+    "read_inputs",
+    "snapshots",
+    "split_data",
+    "validation_sample",
+    "weights",
+    "write_archive",
+    "write_pictures",
+]

@@ -1,0 +1,183 @@
+"""Export a model (archive, ONNX, TorchScript) and check every export against the PyTorch model.
+
+The ONNX and TorchScript models contain the input transform (mean subtraction, centre crop, 1/255): they take
+resized pixels (B, C, H, W) as float32 in 0..255 and give logits; the batch size is dynamic. After writing, the
+parity check classifies the same validation sample with the export and with PyTorch and reports the largest
+absolute difference in logits, top-1 agreement and single-image latency of each; a failed check says so loudly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepyard.config import Settings
+from deepyard.datasets import get_dataset, open_split
+from deepyard.errors import InvalidValueError, choices
+from deepyard.files import write_bytes_atomic, write_json_atomic
+from deepyard.infer.archive import read_archive, write_archive
+from deepyard.infer.model import Classifier
+from deepyard.infer.preprocess import InputTransform
+
+FORMATS = ("archive", "onnx", "torchscript")
+SUFFIX = {"archive": ".zip", "onnx": ".onnx", "torchscript": ".torchscript.pt"}
+RTOL = 1e-4  # allowed logit difference, relative to the largest logit magnitude (fp32 kernels differ a little)
+Runner = Callable[[np.ndarray], np.ndarray]  # (B, C, H, W) float32 pixels → (B, K) logits
+
+
+class Deployable(nn.Module):
+    """Input transform + network: resized pixels in 0..255 → logits."""
+
+    def __init__(self, transform: InputTransform, model: nn.Module) -> None:
+        super().__init__()
+        self.transform, self.model = transform, model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(self.transform(pixels))  # type: ignore[no-any-return]
+
+
+@dataclass
+class ParityReport:
+    format: str
+    path: str
+    size_bytes: int
+    samples: int
+    max_abs_diff: float
+    tolerance: float
+    top1_agreement: float
+    latency_ms: dict[str, float]  # median single-image latency: {"pytorch": ..., format: ...}
+    ok: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        verdict = "passed" if self.ok else "FAILED"
+        return (
+            f"{self.format}: parity {verdict}: max |Δlogit| {self.max_abs_diff:.2e} (tolerance {self.tolerance:.2e}), "
+            f"top-1 agreement {self.top1_agreement:.1%} on {self.samples} images"
+        )
+
+
+def validation_sample(settings: Settings, dataset: str, n: int = 64, seed: int = 0) -> np.ndarray:
+    """Up to n images (B, H, W, C) uint8 from the dataset's val split (else train), seeded."""
+    manifest = get_dataset(settings, dataset)
+    split = "val" if "val" in manifest.splits else "train"
+    store = open_split(settings, manifest, split)
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(store), size=min(n, len(store)), replace=False))
+    return store.get_batch(picked)
+
+
+def export(clf: Classifier, fmt: str, path: Path, sample: np.ndarray) -> ParityReport:
+    """Write `clf` in format `fmt` at `path`, then check it on `sample` ((B, H, W, C) uint8, at the model's size)."""
+    if fmt not in FORMATS:
+        raise InvalidValueError(f"export format {fmt!r} is not one of {choices(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deployable = Deployable(clf.transform, clf.model).cpu().eval()
+    pixels = torch.from_numpy(np.ascontiguousarray(sample)).permute(0, 3, 1, 2).float()
+    {"archive": _write_archive, "onnx": _write_onnx, "torchscript": _write_torchscript}[fmt](
+        clf, deployable, pixels, path
+    )
+    clf.model.to(clf.device)
+    clf.transform.to(clf.device)
+    return check_parity(fmt, path, deployable, load_exported(fmt, path), pixels)
+
+
+def load_exported(fmt: str, path: Path) -> Runner:
+    """Open an exported model for inference on the CPU: (B, C, H, W) float32 pixels in 0..255 → logits."""
+    if fmt == "archive":
+        loaded = read_archive(path)
+        deployed = Deployable(loaded.transform, loaded.model).eval()
+        return lambda x: _torch_run(deployed, x)
+    if fmt == "onnx":
+        import onnxruntime as ort  # type: ignore[import-untyped]
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return lambda x: np.asarray(session.run(["logits"], {"pixels": x})[0])
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript is in maintenance mode and says so
+            module = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
+        return lambda x: _torch_run(module, x)
+    raise InvalidValueError(f"export format {fmt!r} is not one of {choices(FORMATS)}")
+
+
+def _write_archive(clf: Classifier, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
+    write_archive(clf, path)
+
+
+def _write_onnx(clf: Classifier, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
+    example = pixels[: min(2, len(pixels))]
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on its own internals are not for our users
+        program = torch.onnx.export(
+            deployable, (example,), input_names=["pixels"], output_names=["logits"], dynamo=True,
+            dynamic_shapes=({0: torch.export.Dim.DYNAMIC},), verbose=False,
+        )  # fmt: skip
+        assert program is not None
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            program.save(str(Path(tmp) / "model.onnx"))
+            write_bytes_atomic(path, (Path(tmp) / "model.onnx").read_bytes())
+
+
+def _write_torchscript(clf: Classifier, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
+    example = pixels[: min(2, len(pixels))]
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # TorchScript is in maintenance mode and says so
+        traced = torch.jit.trace(deployable, (example,), check_trace=False)  # type: ignore[no-untyped-call]
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def _torch_run(model: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return model(torch.from_numpy(x)).float().cpu().numpy()
+
+
+def check_parity(fmt: str, path: Path, reference: Deployable, runner: Runner, pixels: torch.Tensor) -> ParityReport:
+    """Compare an exported model (`runner`) with the PyTorch model on the same pixels."""
+    x = pixels.cpu().numpy().astype(np.float32)
+    expected = _torch_run(reference, x)
+    exported = runner(x)
+    diff = float(np.abs(expected - exported).max())
+    tolerance = RTOL * max(1.0, float(np.abs(expected).max()))
+    agreement = float((expected.argmax(axis=1) == exported.argmax(axis=1)).mean())
+    latency = {"pytorch": _latency(lambda a: _torch_run(reference, a), x[:1]), fmt: _latency(runner, x[:1])}
+    ok = diff <= tolerance and agreement == 1.0
+    return ParityReport(fmt, str(path), path.stat().st_size, len(x), diff, tolerance, agreement, latency, ok)
+
+
+def _latency(run: Runner, x: np.ndarray, repeats: int = 20) -> float:
+    run(x)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def export_all(
+    clf: Classifier, formats: list[str], folder: Path, sample: np.ndarray, stem: str = "model"
+) -> list[ParityReport]:
+    """Export to each format into `folder` and write `parity.json` with every report."""
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise InvalidValueError(f"export format {bad[0]!r} is not one of {choices(FORMATS)}")
+    reports = [export(clf, fmt, folder / f"{stem}{SUFFIX[fmt]}", sample) for fmt in formats]
+    write_json_atomic(folder / "parity.json", [r.to_json() for r in reports])
+    return reports

@@ -1,0 +1,238 @@
+"""The built-in job kinds: "dataset" (build a dataset from a spec) and "train" (a new run, or {"run": id} to resume).
+
+Each kind has a check (in the submitting process: validate and normalise the parameters, pick default slots, so a
+bad value is refused before anything is queued) and a runner (in the worker process).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deepyard.config import Settings
+from deepyard.errors import InvalidValueError, choices
+from deepyard.jobs.context import JobContext, JobStopped
+from deepyard.jobs.kinds import Checked
+
+if TYPE_CHECKING:
+    from deepyard.train.loop import StepInfo
+    from deepyard.train.trainer import Run
+
+TRAIN_KEYS = ("dataset", "network", "config", "name")
+SECTIONS = ("solver", "schedule", "augment")
+
+
+def _only(params: dict[str, Any], allowed: tuple[str, ...], kind: str) -> None:
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InvalidValueError(f"unknown {kind} job parameter {unknown[0]!r}; valid: {choices(allowed)}")
+
+
+# --- dataset ---------------------------------------------------------------------------------------------------
+
+
+def check_dataset(settings: Settings, params: dict[str, Any]) -> Checked:
+    """params: {"spec": DatasetSpec fields, "workers": int | None}. Source paths must lie in the data roots."""
+    from deepyard.datasets import make_spec
+
+    _only(params, ("spec", "workers"), "dataset")
+    if not isinstance(params.get("spec"), dict):
+        raise InvalidValueError("dataset job needs 'spec': the dataset options as a mapping (name, source, ...)")
+    spec = make_spec(**params["spec"])
+    for key, value in spec.source:
+        if isinstance(value, Path) and not settings.is_readable(value):
+            roots = ", ".join(str(r) for r in settings.data_roots) or "none configured (set DEEPYARD_DATA_ROOTS)"
+            raise InvalidValueError(f"source.{key} {str(value)!r} is outside the data roots ({roots})")
+    workers = params.get("workers")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise InvalidValueError(f"workers {workers!r} must be a whole number of processes, at least 1")
+    return Checked({"spec": spec.model_dump(mode="json"), "workers": workers})
+
+
+def run_dataset(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    from deepyard.datasets import create_dataset, make_spec
+
+    started = time.monotonic()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if ctx.poll():
+            raise JobStopped  # the build removes its unfinished folder
+        if stage == "encoding":
+            fraction = done / max(total, 1)
+            elapsed = time.monotonic() - started
+            eta = elapsed / fraction * (1 - fraction) if fraction > 0.02 else None
+            ctx.report(0.9 * fraction, f"encoding images: {done:,} of {total:,}", eta)
+        else:
+            ctx.report(0.9 + 0.1 * done / max(total, 1), stage)
+
+    ctx.report(0.0, "listing the source")
+    manifest = create_dataset(ctx.settings, make_spec(**params["spec"]), progress=progress, workers=params["workers"])
+    ctx.set_target(manifest.id)
+    counts = {split: info.count for split, info in manifest.splits.items()}
+    return {"dataset": manifest.id, "name": manifest.name, "counts": counts, "skipped": manifest.skipped}
+
+
+# --- train -----------------------------------------------------------------------------------------------------
+
+
+def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
+    """params: {"dataset", "network", "config", "name"} for a new run, or {"run": id} to resume one."""
+    if "run" in params:
+        return _check_resume(settings, params)
+    _only(params, TRAIN_KEYS, "train")
+    from deepyard.datasets import get_dataset
+
+    for key in ("dataset", "network"):
+        if not params.get(key):
+            raise InvalidValueError(f"train job needs {key!r}")
+    manifest = get_dataset(settings, str(params["dataset"]))
+    config = _config(params.get("config") or {})
+    shape = (manifest.shape[2], manifest.shape[0], manifest.shape[1])  # (C, H, W)
+    if config.crop_size:
+        shape = (shape[0], config.crop_size, config.crop_size)
+    network = _network(settings, params["network"], shape, len(manifest.classes))
+    name = params.get("name")
+    if name is not None and not isinstance(name, str):
+        raise InvalidValueError(f"name {name!r} must be text")
+    normal = {"dataset": manifest.id, "network": network, "config": config.model_dump(mode="json"), "name": name}
+    return Checked(normal, _train_slots(config.device))
+
+
+def _check_resume(settings: Settings, params: dict[str, Any]) -> Checked:
+    from deepyard.train import get_run
+
+    _only(params, ("run",), "train")
+    info = get_run(settings, str(params["run"]))
+    return Checked({"run": info["id"]}, _train_slots(info["config"].get("device", "auto")), target=info["id"])
+
+
+def _config(data: Any) -> Any:
+    from deepyard.train import make_config
+
+    if not isinstance(data, dict):
+        raise InvalidValueError(f"config must be a mapping of training settings, not {data!r}")
+    config = make_config(**_flat(data))
+    if config.device.startswith("cuda:"):
+        raise InvalidValueError(
+            f"device {config.device!r}: the scheduler assigns GPUs to jobs; use 'auto', 'cuda' or 'cpu'"
+        )
+    return config
+
+
+def _network(settings: Settings, ref: Any, shape: tuple[int, int, int], classes: int) -> Any:
+    """A spec (mapping, standard spec name or spec file) is checked against the data and stored whole."""
+    from deepyard.networks import check_spec, get_network, is_torchvision, load_spec, spec_from_data
+
+    if isinstance(ref, dict):
+        spec = spec_from_data(ref)
+    elif not isinstance(ref, str):
+        raise InvalidValueError(f"network {ref!r} must be a name, a spec file or a spec mapping")
+    elif is_torchvision(ref):
+        if not ref.startswith("torchvision:"):
+            get_network(ref)
+        return ref
+    elif ref.endswith(".py"):
+        if not settings.allow_python_networks:
+            raise InvalidValueError(f"network {ref!r} is Python code; set DEEPYARD_ALLOW_PYTHON_NETWORKS=1 to allow it")
+        return ref
+    else:
+        if Path(ref).suffix and not settings.is_readable(Path(ref)):
+            raise InvalidValueError(f"network file {ref!r} is outside the data roots and the home")
+        spec = load_spec(ref)
+    check_spec(spec, shape, classes)
+    return spec.to_data()
+
+
+def _train_slots(device: str) -> dict[str, int]:
+    from deepyard.jobs.hardware import gpu_count
+
+    return {"gpu": 1} if device != "cpu" and gpu_count() > 0 else {"cpu": 1}
+
+
+class JobProgress:
+    """Training callback: progress, ETA and a message for the job; the target as soon as the run exists."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.first_step = 0
+        self.started = 0.0
+        self.val = ""
+
+    def __getattr__(self, name: str) -> Any:  # the hooks it does not use
+        return lambda *args: None
+
+    def on_train_start(self, run: Run) -> None:
+        if self.ctx.target != run.run_id:
+            self.ctx.set_target(run.run_id)
+        self.first_step, self.started = run.state.step, time.monotonic()
+        self.ctx.report(run.state.step / run.total_steps, "training")
+
+    def on_step_end(self, run: Run, info: StepInfo) -> None:
+        self.ctx.poll()  # the trainer's stop request reads ctx.stop after this step
+        step, total = run.state.step, run.total_steps
+        rate = (time.monotonic() - self.started) / max(step - self.first_step, 1)  # seconds per step
+        epochs = run.config.epochs
+        self.ctx.report(step / total, f"epoch {step / run.steps_per_epoch:.2f} of {epochs:g}{self.val}",
+                        (total - step) * rate)  # fmt: skip
+
+    def on_validation_end(self, run: Run, metrics: dict[str, float]) -> None:
+        self.val = f", val loss {metrics['val_loss']:.4f}, top-1 {metrics['val_top1']:.2f}%"
+
+
+class SyncStop:
+    """Under DDP every rank must stop at the same step: rank 0's stop request is broadcast after each step."""
+
+    def __init__(self, local: threading.Event, synced: threading.Event) -> None:
+        self.local, self.synced = local, synced
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: None
+
+    def on_step_end(self, run: Run, info: StepInfo) -> None:
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(run.is_main and self.local.is_set())], device=run.device)
+        dist.broadcast(flag, 0)
+        if flag.item():
+            self.synced.set()
+
+
+def run_train(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    from deepyard.networks import spec_from_data
+    from deepyard.train import make_config, resume_run, train
+    from deepyard.train.runs import set_status
+
+    callbacks: list[Any] = [JobProgress(ctx)]
+    stop = ctx.stop
+    if ctx.world > 1:
+        stop = threading.Event()
+        callbacks.append(SyncStop(ctx.stop, stop))
+    run_id = params.get("run") or ctx.target
+    if run_id:
+        result = resume_run(ctx.settings, run_id, callbacks=callbacks, stop=stop)
+    else:
+        network = params["network"]
+        ref = spec_from_data(network) if isinstance(network, dict) else network
+        config = make_config(**_flat(params["config"]))
+        result = train(ctx.settings, params["dataset"], ref, config, callbacks=callbacks, stop=stop,
+                       name=params.get("name"))  # fmt: skip
+    if result.stop_reason == "aborted":
+        if ctx.stop_cause == "interrupt":
+            set_status(ctx.settings, result.run_id, "interrupted", ctx.rank)
+        raise JobStopped
+    return {"run": result.run_id, "steps": result.steps, "epochs": result.epochs, "stop_reason": result.stop_reason,
+            "last_val": result.last_val, "best": result.best, "best_step": result.best_step,
+            "seconds": round(result.seconds, 3)}  # fmt: skip
+
+
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in SECTIONS and isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat

@@ -1,0 +1,58 @@
+"""Hardware figures for the live panel: a real busy process tree measured with psutil; NVML when present."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from deepyard.jobs import ProcessSampler, gpu_figures, hardware_figures
+from deepyard.jobs.hardware import _nvml, cuda_visible, visible_gpus
+
+BUSY = (
+    "import subprocess, sys\n"
+    "subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n"
+    "x = bytearray(64 << 20)\n"
+    "while True: pass\n"
+)
+
+
+def test_cpu_and_memory_of_a_busy_process_tree() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", BUSY])
+    try:
+        sampler = ProcessSampler(proc.pid)
+        while (first := sampler.sample()) is not None and first.processes < 2:
+            time.sleep(0.05)  # until the grandchild exists
+        time.sleep(0.5)  # an interval for the CPU figure (not asserted on)
+        figures = sampler.sample()
+        assert figures is not None and figures.processes == 2
+        assert figures.cpu_percent > 0 and figures.memory_bytes > 64 << 20
+        panel = hardware_figures(proc.pid, sampler)
+        assert panel["process"]["pid"] == proc.pid and isinstance(panel["gpus"], list)
+    finally:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        proc.wait()
+    assert sampler.sample() is None  # gone
+    assert hardware_figures(None)["process"] is None
+
+
+def test_gpu_figures_come_from_nvml_or_are_empty() -> None:
+    found = gpu_figures()
+    if _nvml() is None:
+        assert found == []
+    else:
+        assert found and all(g.memory_total_bytes > 0 and 0 <= g.utilization_percent <= 100 for g in found)
+
+
+def test_child_gpu_numbers_map_through_our_own_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6")
+    assert cuda_visible([1, 2]) == "5,6" and visible_gpus() == [0, 1, 2]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == []
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert cuda_visible([0, 1]) == "0,1"
