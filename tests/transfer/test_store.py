@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,7 +56,11 @@ def test_make_pretrained_stores_weights_labels_and_preprocessing(settings: Setti
     assert [e.name for e in list_models(settings)] == ["bars-net"]
     assert entry.labels == ["class0", "class1", "class2"] and entry.num_classes == 3
     assert entry.input_shape == (3, 12, 12) and entry.network["spec"]["name"] == "tiny"
-    assert entry.preprocessing["mean"] == "image" and entry.mean() is not None and entry.mean().shape == (12, 12, 3)
+    prep = entry.preprocessing
+    assert (prep["mean"], prep["input_shape"], prep["resize_mode"], prep["scale"]) == ("image", [3, 12, 12], "squash",
+                                                                                        1 / 255)  # fmt: skip
+    mean = entry.mean()
+    assert mean is not None and mean.shape == (12, 12, 3) and 0 < float(mean.mean()) < 255
     assert entry.origin["checkpoint"] == "best.pt" and entry.origin["run"] == pretrained_run
     best = load_checkpoint(settings.home / "runs" / pretrained_run / "checkpoints" / "best.pt")["model"]
     weights = entry.load_weights()
@@ -148,4 +153,5 @@ def test_a_model_archive_is_imported_with_its_labels_and_preprocessing(
     assert entry.name == "bars" and entry.origin["kind"] == "archive" and entry.origin["archive"] == "bars.zip"
     assert entry.labels == made.labels and entry.input_shape == made.input_shape == (3, 12, 12)
     assert entry.weights_sha256 == made.weights_sha256 and entry.network == made.network
-    assert entry.preprocessing["mean"] == "image" and entry.mean() is not None
+    assert entry.preprocessing == made.preprocessing and entry.preprocessing["mean"] == "image"
+    assert entry.mean() is not None and np.array_equal(entry.mean(), made.mean())

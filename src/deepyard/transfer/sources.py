@@ -131,34 +131,28 @@ def run_checkpoint(settings: Settings, run_id: str, step: str | int | None) -> P
     return path
 
 
-def _run_meta(settings: Settings, info: dict[str, Any]) -> tuple[tuple[int, int, int], list[str], np.ndarray | None]:
+def _run_meta(
+    settings: Settings, info: dict[str, Any]
+) -> tuple[tuple[int, int, int], list[str], np.ndarray | None, dict[str, Any]]:
+    """Input shape, labels, mean image and preprocessing record of a run, as deepyard.infer reads a run."""
+    from deepyard.infer.preprocess import Preprocessing
+
     manifest = find_dataset(settings, info["dataset"])
     if manifest is None:
         raise NotFoundError(f"run {info['id']!r} was trained on dataset {info['dataset']!r}, which no longer exists; "
                             "its labels and input shape are unknown")  # fmt: skip
-    crop = info["config"].get("crop_size")
-    height, width, channels = manifest.shape
-    shape = (channels, crop, crop) if crop else (channels, height, width)
-    mean = None
-    if info["config"].get("mean", "none") != "none":
-        mean = np.load(dataset_dir(settings, manifest.id) / "mean.npy", allow_pickle=False)
-    return shape, list(manifest.classes), mean
-
-
-def _run_preprocessing(info: dict[str, Any]) -> dict[str, Any]:
     config = info["config"]
-    prep: dict[str, Any] = {"kind": "deepyard", "mean": config.get("mean", "image"), "scale": "1/255 after the mean"}
-    if config.get("crop_size"):
-        prep["crop_size"] = config["crop_size"]
-    return prep
+    mean_image = np.load(dataset_dir(settings, manifest.id) / "mean.npy", allow_pickle=False)
+    pre = Preprocessing.from_dataset(manifest.spec, config.get("mean", "image"), config.get("crop_size"), mean_image)
+    return pre.input_shape, list(manifest.classes), pre.mean_pixels, {"kind": "deepyard", **pre.to_json()}
 
 
 def _run(settings: Settings, ref: str) -> Pretrained:
     run_id, step = parse_run_ref(ref)
     info = runs.get_run(settings, run_id)
     state = load_checkpoint(run_checkpoint(settings, run_id, step))["model"]
-    shape, labels, _ = _run_meta(settings, info)
-    return Pretrained(ref, "run", state, info["network"], shape, labels, _run_preprocessing(info),
+    shape, labels, _, prep = _run_meta(settings, info)
+    return Pretrained(ref, "run", state, info["network"], shape, labels, prep,
                       weights.state_hash(state))  # fmt: skip
 
 
@@ -169,10 +163,10 @@ def make_pretrained(
     info = runs.get_run(settings, run_id)
     path = run_checkpoint(settings, run_id, step)
     state = load_checkpoint(path)["model"]
-    shape, labels, mean = _run_meta(settings, info)
+    shape, labels, mean, prep = _run_meta(settings, info)
     origin = {"kind": "run", "run": info["id"], "checkpoint": path.name, "dataset": info["dataset"]}
     return store.save_model(settings, name or f"{info['network']['ref']}-{info['id']}".replace("/", "_"), state,
-                            info["network"], labels, shape, _run_preprocessing(info), origin,
+                            info["network"], labels, shape, prep, origin,
                             description or info.get("name", ""), mean)  # fmt: skip
 
 
