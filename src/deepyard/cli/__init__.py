@@ -18,6 +18,7 @@ from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
 from deepyard.cli.infer import classify_command, evaluate_command, export_command, inspect_command
 from deepyard.cli.jobs import jobs_app
+from deepyard.cli.models import model_app
 from deepyard.cli.networks import network_app
 from deepyard.cli.serve import serve_command, user_app
 from deepyard.cli.train import run_app, train_command
@@ -35,6 +36,7 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(network_app, name="network")
 app.command("train")(train_command)
 app.add_typer(run_app, name="run")
+app.add_typer(model_app, name="model")
 app.command("classify")(classify_command)
 app.command("evaluate")(evaluate_command)
 app.command("inspect")(inspect_command)

@@ -53,7 +53,7 @@ def build_config(config_file: Path | None, sets: list[str], flags: dict[str, Any
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, dict) and key in ("solver", "schedule", "augment"):
+        if isinstance(value, dict) and key in ("solver", "schedule", "augment", "finetune"):
             out.update(_flatten(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
@@ -71,6 +71,8 @@ class _ProgressCallback:
         return lambda *args: None
 
     def on_train_start(self, run: Any) -> None:
+        if run.start_report is not None:
+            self.bar.console.print("pretrained weights: " + run.start_report.summary(), highlight=False)
         self.task = self.bar.add_task("training", total=run.total_steps, completed=run.state.step)
 
     def on_step_end(self, run: Any, info: Any) -> None:
@@ -109,7 +111,16 @@ def _run_with_progress(fn: Any, *args: Any) -> Any:
 def train_command(
     ctx: typer.Context,
     dataset: str = typer.Option(..., "--dataset", help="Dataset id or name."),
-    network: str = typer.Option(..., "--network", help="Standard network, torchvision:NAME, or a spec file."),
+    network: str | None = typer.Option(
+        None, "--network", help="Standard network, torchvision:NAME, or a spec file (default: the --from one's)."
+    ),
+    source: str | None = typer.Option(
+        None, "--from", help="Start from pretrained:NAME, store:NAME, run:ID[@STEP], timm:NAME, or a weights file/URL."
+    ),
+    freeze: list[str] = typer.Option([], "--freeze", help="Keep these parameters/modules frozen (glob; repeatable)."),
+    train_last: int | None = typer.Option(None, help="Train only the last N parametrised layers."),
+    head_epochs: float | None = typer.Option(None, help="Train only the new head this many epochs, then all."),
+    body_lr_mult: float | None = typer.Option(None, help="Learning-rate multiplier of all but the head."),
     epochs: float | None = typer.Option(None, help="Epochs (default 30)."),
     batch_size: int | None = typer.Option(None, help="Batch size (default 64)."),
     lr: float | None = typer.Option(None, "--lr", help="Base learning rate (default 0.01)."),
@@ -124,9 +135,15 @@ def train_command(
 ) -> None:
     """Train a network on a dataset, with a progress bar; prints the final metrics."""
     flags = {"epochs": epochs, "batch_size": batch_size, "solver.lr": lr, "solver.type": solver,
-             "schedule.policy": policy, "seed": seed, "device": device}  # fmt: skip
+             "schedule.policy": policy, "seed": seed, "device": device, "finetune.freeze": freeze or None,
+             "finetune.train_last": train_last, "finetune.head_epochs": head_epochs,
+             "finetune.body_lr_mult": body_lr_mult}  # fmt: skip
+    if network is None and source is None:
+        raise InvalidValueError("give --network NAME, or --from SOURCE to start from pretrained weights")
     cfg = build_config(config, set_, flags)
-    result = _run_with_progress(lambda **kw: _train().train(ctx.obj, dataset, network, cfg, name=name, **kw))
+    result = _run_with_progress(
+        lambda **kw: _train().train(ctx.obj, dataset, network, cfg, name=name, source=source, **kw)
+    )
     _print_result(result, json)
 
 

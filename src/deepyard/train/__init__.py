@@ -7,7 +7,14 @@ Public API: `TrainConfig`, `make_config`, `train`, `resume_run`, `lr_at`, `sched
 from __future__ import annotations
 
 from deepyard.train.callbacks import Callback
-from deepyard.train.config import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, make_config
+from deepyard.train.config import (
+    AugmentConfig,
+    FinetuneConfig,
+    ScheduleConfig,
+    SolverConfig,
+    TrainConfig,
+    make_config,
+)
 from deepyard.train.runs import get_run, list_runs, run_dir
 from deepyard.train.schedules import lr_at, schedule_points
 from deepyard.train.trainer import RunResult, resume_run, train
@@ -15,6 +22,7 @@ from deepyard.train.trainer import RunResult, resume_run, train
 __all__ = [
     "AugmentConfig",
     "Callback",
+    "FinetuneConfig",
     "RunResult",
     "ScheduleConfig",
     "SolverConfig",

@@ -64,6 +64,31 @@ class AugmentConfig(_Frozen):
     invert: float = Field(0, ge=0, le=1, description="Probability of inverting an image (255 - pixel).")
 
 
+class FinetuneConfig(_Frozen):
+    """Fine-tuning from a pretrained model or a previous run (`deepyard train --from ...`); inert by default.
+
+    Names are the model's parameter or module names (`conv1`, `layer4.*`, `features.0.weight`; a spec network's
+    layers also match without their `layers.` prefix). The head is the classifier layer (see deepyard.transfer).
+    """
+
+    freeze: list[str] = Field([], description="Glob patterns of parameters or modules to keep frozen.")
+    train_last: int = Field(0, ge=0, description="Train only the last N parametrised layers (0: all).")
+    head_epochs: float = Field(0, ge=0, description="First train only the head for this many epochs, body frozen.")
+    unfreeze_lr_mult: float = Field(0.1, gt=0, description="After the head epochs, every rate is multiplied by this.")
+    body_lr_mult: float = Field(1.0, ge=0, description="Learning-rate multiplier of the body (all but the head).")
+    head_lr_mult: float = Field(1.0, ge=0, description="Learning-rate multiplier of the head.")
+    reset_head: Literal["auto", "always", "never"] = Field(
+        "auto", description="Reinitialise the head: auto when the class count or the labels differ."
+    )
+
+    @property
+    def active(self) -> bool:
+        """True when the optimizer needs parameter groups or some parameters are frozen."""
+        return bool(
+            self.freeze or self.train_last or self.head_epochs or self.body_lr_mult != 1 or self.head_lr_mult != 1
+        )
+
+
 class TrainConfig(_Frozen):
     """One training run."""
 
@@ -83,6 +108,7 @@ class TrainConfig(_Frozen):
     mean: Literal["none", "image", "pixel"] = Field("image", description="Mean subtraction (DIGITS' default).")
     crop_size: int | None = Field(None, ge=1, description="Random square crop in training, centre crop in eval.")
     augment: AugmentConfig = AugmentConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N (torchrun sets one per process).")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto picks the fastest safe.")
     channels_last: Literal["auto", "on", "off"] = Field("auto", description="Memory layout of conv activations.")
@@ -109,7 +135,7 @@ def make_config(base: TrainConfig | None = None, **updates: Any) -> TrainConfig:
         *parents, leaf = key.split(".")
         for part in parents:
             if not isinstance(node.get(part), dict):
-                raise InvalidValueError(f"unknown setting {key!r}; sections: solver, schedule, augment")
+                raise InvalidValueError(f"unknown setting {key!r}; sections: solver, schedule, augment, finetune")
             node = node[part]
         if leaf not in node:
             raise InvalidValueError(f"unknown setting {key!r}; valid here: {', '.join(sorted(node))}")

@@ -9,6 +9,7 @@ targets for single-label data).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +20,12 @@ from deepyard.train.config import SolverConfig, TrainConfig
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def build_optimizer(params: Iterable[nn.Parameter], s: SolverConfig) -> torch.optim.Optimizer:
-    """The optimizer for `s`; the learning rate is then set every step by the schedule."""
-    p = list(params)
+def build_optimizer(
+    params: Iterable[nn.Parameter] | Iterable[dict[str, Any]], s: SolverConfig
+) -> torch.optim.Optimizer:
+    """The optimizer for `s`, over parameters or parameter groups (a group's `lr_mult` scales its rate); the
+    learning rate is then set every step by the schedule."""
+    p: list[Any] = list(params)
     if s.type in ("sgd", "momentum", "nesterov"):
         momentum = 0.0 if s.type == "sgd" else s.momentum
         return torch.optim.SGD(
@@ -69,5 +73,6 @@ def override_dropout(model: nn.Module, rate: float | None) -> None:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the schedule's rate, times each group's `lr_mult` (fine-tuning's per-group rates; 1 otherwise)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)

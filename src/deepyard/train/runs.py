@@ -47,12 +47,14 @@ def create_run(
     config: TrainConfig,
     placement: Placement,
     name: str | None = None,
+    source: dict[str, Any] | None = None,
 ) -> str:
+    """A new run folder; `source` records where a fine-tune starts (see deepyard.transfer.sources)."""
     run_id = new_id()
     folder = run_dir(settings, run_id)
     folder.mkdir(parents=True)
     record = _network_record(network)
-    info = {
+    info: dict[str, Any] = {
         "id": run_id,
         "name": name or f"{record['ref']} on {manifest.name}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -60,6 +62,7 @@ def create_run(
         "network": record,
         "config": config.model_dump(mode="json"),
         "placement": placement.to_json(),
+        "source": source,
         "status": "queued",
         "history": [],
     }
@@ -92,6 +95,15 @@ def set_status(settings: Settings, run_id: str, status: str, rank: int = 0, **ex
     info["status"] = status
     info["history"].append([status, datetime.now(timezone.utc).isoformat(timespec="seconds")])
     info.update(extra)
+    write_json_atomic(run_dir(settings, run_id) / RUN_FILE, info)
+
+
+def update_run(settings: Settings, run_id: str, rank: int = 0, **fields: Any) -> None:
+    """Set top-level fields of run.json (rank 0 only)."""
+    if rank != 0:
+        return
+    info = get_run(settings, run_id)
+    info.update(fields)
     write_json_atomic(run_dir(settings, run_id) / RUN_FILE, info)
 
 

@@ -21,6 +21,7 @@ from torch import nn
 from deepyard.config import Settings
 from deepyard.datasets import Manifest, get_dataset, open_split
 from deepyard.datasets.catalog import dataset_dir
+from deepyard.errors import InvalidValueError
 from deepyard.networks import NetworkSpec
 from deepyard.train import runs
 from deepyard.train.augment import check_augment
@@ -77,6 +78,7 @@ class Run:
     callbacks: CallbackList = field(default_factory=lambda: CallbackList([]))
     metrics: MetricsWriter = field(init=False)
     last_checkpoint_step: int = -1
+    start_report: Any = None  # fine-tuning: what loading the source weights did (deepyard.transfer LoadReport)
 
     @property
     def device(self) -> torch.device:
@@ -158,18 +160,33 @@ class RunResult:
 def train(
     settings: Settings,
     dataset: str,
-    network: str | NetworkSpec,
+    network: str | NetworkSpec | None,
     config: TrainConfig,
     callbacks: list[Callback] | None = None,
     stop: threading.Event | None = None,
     name: str | None = None,
+    source: str | None = None,
 ) -> RunResult:
-    """Train `network` (a name, spec file or spec) on `dataset` (id or name) in a new run folder."""
+    """Train `network` (a name, spec file or spec) on `dataset` (id or name) in a new run folder.
+
+    With `source` (`pretrained:NAME`, `store:NAME`, `run:ID[@STEP]`, a weights file or URL; see
+    deepyard.transfer) the run starts from those weights, and `network` defaults to the source's network.
+    """
     manifest = get_dataset(settings, dataset)
     placement = resolve_placement(config)
-    run_id = runs.create_run(settings, manifest, network, config, placement, name) if placement.rank == 0 else ""
+    start = None
+    if source is not None:
+        from deepyard.transfer.finetune import resolve_start  # transfer builds on train: imported when used
+
+        start, network = resolve_start(settings, source, network)
+    if network is None:
+        raise InvalidValueError("give a network to train (or a source to start from)")
+    record = start.record() if start is not None else None
+    run_id = (
+        runs.create_run(settings, manifest, network, config, placement, name, record) if placement.rank == 0 else ""
+    )
     run_id = _broadcast_id(run_id, placement)
-    return _execute(settings, run_id, callbacks or [], stop, resume=False)
+    return _execute(settings, run_id, callbacks or [], stop, resume=False, start=start)
 
 
 def resume_run(
@@ -181,8 +198,9 @@ def resume_run(
 
 
 def _execute(
-    settings: Settings, run_id: str, extra: list[Callback], stop: threading.Event | None, resume: bool
-) -> RunResult:
+    settings: Settings, run_id: str, extra: list[Callback], stop: threading.Event | None, resume: bool,
+    start: Any = None,
+) -> RunResult:  # fmt: skip
     info = runs.get_run(settings, run_id)
     folder = runs.run_dir(settings, run_id)
     config = TrainConfig.model_validate(info["config"])
@@ -192,11 +210,17 @@ def _execute(
     checkpoint = runs.latest_checkpoint(folder) if resume else None
     if checkpoint is not None:
         _restore(run, load_checkpoint(checkpoint, run.device))
+    elif info.get("source"):  # never over a checkpoint: a resumed fine-tune continues from its own weights
+        _load_source(settings, run, info, manifest, start)
     event = stop or threading.Event()
     run.metrics = MetricsWriter(folder, run.state.step, run.state.wall)
     builtins: list[Callback] = [run.metrics, Validator(), Checkpointer()]
     if config.early_stopping:
         builtins.append(EarlyStopping(config.early_stopping))
+    if config.finetune.active:
+        from deepyard.transfer.finetune import schedule_callback
+
+        builtins.extend(cb for cb in [schedule_callback(run)] if cb is not None)
     run.callbacks = CallbackList([*builtins, *extra, StopRequest(event)])
     started = time.perf_counter()
     runs.set_status(settings, run_id, "running", placement.rank)
@@ -232,6 +256,22 @@ def _summary(run: Run) -> dict[str, Any]:
             "best": run.state.best, "best_step": run.state.best_step}  # fmt: skip
 
 
+def _load_source(settings: Settings, run: Run, info: dict[str, Any], manifest: Manifest, start: Any) -> None:
+    from deepyard.transfer.finetune import load_start
+
+    model = run.bare_model()
+    run.start_report = load_start(settings, getattr(model, "_orig_mod", model), info["source"],
+                                  _input_shape(manifest, run.config), list(manifest.classes), run.config.finetune,
+                                  start)  # fmt: skip
+    runs.update_run(settings, run.run_id, run.placement.rank, source={**info["source"],
+                    "report": run.start_report.to_json()})  # fmt: skip
+
+
+def _input_shape(manifest: Manifest, config: TrainConfig) -> tuple[int, int, int]:
+    channels, height, width = manifest.shape[2], manifest.shape[0], manifest.shape[1]
+    return (channels, config.crop_size, config.crop_size) if config.crop_size else (channels, height, width)
+
+
 def assemble(
     settings: Settings, run_id: str, folder: Path, config: TrainConfig, placement: Placement, manifest: Manifest,
     info: dict[str, Any],
@@ -239,13 +279,18 @@ def assemble(
     torch.manual_seed(config.seed)
     shape = (manifest.shape[2], manifest.shape[0], manifest.shape[1])  # (C, H, W)
     check_augment(config.augment, shape)
-    input_shape = (shape[0], config.crop_size, config.crop_size) if config.crop_size else shape
+    input_shape = _input_shape(manifest, config)
     model = runs.build_run_model(info, input_shape, len(manifest.classes), settings)
     override_dropout(model, config.dropout)
     model = model.to(placement.device)
     if placement.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], config.solver)
+    params: list[Any] = [p for p in model.parameters() if p.requires_grad]
+    if config.finetune.active:
+        from deepyard.transfer.finetune import optimizer_params
+
+        params = optimizer_params(model, config.finetune)  # freezes what stays frozen, before DDP wraps the model
+    optimizer = build_optimizer(params, config.solver)
     if placement.world > 1:
         model = nn.parallel.DistributedDataParallel(model)
     if config.compile:

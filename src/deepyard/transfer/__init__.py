@@ -1,0 +1,64 @@
+"""Transfer learning: pretrained weights, the model store, and fine-tuning a network on a new dataset.
+
+Public API: `load_pretrained` (`pretrained:NAME`, `timm:NAME`, `store:NAME`, `run:ID[@STEP]`, a weights file or
+URL), `describe_torchvision`, the store (`list_models`, `get_model`, `delete_model`, `save_model`, `add_model`,
+`make_pretrained`, `import_archive`, `read_index`, `pull_model`, `write_index`), surgery (`find_heads`, `replace_head`,
+`adapt_conv_weight`, `load_matching`, `LoadReport`), and fine-tuning itself through
+`deepyard.train.train(..., source=...)` with the `finetune.*` settings of TrainConfig.
+"""
+
+from __future__ import annotations
+
+from deepyard.transfer.sources import (
+    Pretrained,
+    add_model,
+    describe_torchvision,
+    import_archive,
+    load_pretrained,
+    make_pretrained,
+    run_checkpoint,
+)
+from deepyard.transfer.store import (
+    ModelEntry,
+    delete_model,
+    find_model,
+    get_model,
+    list_models,
+    models_dir,
+    pull_model,
+    read_index,
+    save_model,
+    write_index,
+)
+from deepyard.transfer.surgery import LoadReport, adapt_conv_weight, find_heads, first_conv, load_matching, replace_head
+from deepyard.transfer.weights import load_labels, load_weights_file, save_safetensors, state_hash
+
+__all__ = [
+    "LoadReport",
+    "ModelEntry",
+    "Pretrained",
+    "adapt_conv_weight",
+    "add_model",
+    "delete_model",
+    "describe_torchvision",
+    "find_heads",
+    "find_model",
+    "first_conv",
+    "get_model",
+    "import_archive",
+    "list_models",
+    "load_labels",
+    "load_matching",
+    "load_pretrained",
+    "load_weights_file",
+    "make_pretrained",
+    "models_dir",
+    "pull_model",
+    "read_index",
+    "replace_head",
+    "run_checkpoint",
+    "save_model",
+    "save_safetensors",
+    "state_hash",
+    "write_index",
+]
