@@ -162,7 +162,8 @@ def test_a_worker_killed_with_sigkill_is_failed_and_the_scheduler_goes_on(
     os.kill(running.pid, signal.SIGKILL)
     failed = wait_status(settings, job.id, "failed", "done")
     assert failed.status == "failed" and "killed by signal SIGKILL" in (failed.error or "")
-    assert get_run(settings, running.target or "")["status"] == "failed"
+    # the scheduler marks the run just after the job (run.json after SQLite): wait for it, not a race
+    wait_for(lambda: get_run(settings, running.target or "")["status"] == "failed", "the run marked failed")
     after = submit(settings, "train", train_params(tiny, tiny_net, epochs=1))
     assert wait_status(settings, after.id, "done", "failed").status == "done"
 

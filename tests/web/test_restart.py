@@ -31,8 +31,8 @@ from tests.train.conftest import tiny, tiny_net
 
 __all__ = ["tiny", "tiny_net"]
 
-EPOCHS = 8  # 13 steps per epoch (108 images, batch 8): 104 steps, 91 of them after the first checkpoint, far more
-# than run between that checkpoint appearing and the test freezing the worker (checked below, not assumed)
+EPOCHS = 12  # 13 steps per epoch (108 images, batch 8): 156 steps, 143 of them after the first checkpoint, far
+# more than run between that checkpoint appearing and the test freezing the worker (checked below, not assumed)
 STEPS_PER_EPOCH = 13
 SOLVER = {"type": "momentum", "lr": 0.05}
 CONFIG = {"epochs": EPOCHS, "batch_size": 8, "snapshot_interval": 1, "precision": "fp32", "device": "cpu",

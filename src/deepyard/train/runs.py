@@ -5,10 +5,12 @@ checkpoints/. Paths inside are relative, so a home can be moved. Only rank 0 wri
 from __future__ import annotations
 
 import os
+import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
 from torch import nn
 
 from deepyard.config import Settings
@@ -65,6 +67,7 @@ def create_run(
         "source": source,
         "status": "queued",
         "history": [],
+        "process": this_process(),
     }
     if record["spec"] is not None:
         (folder / "network.yaml").write_text(dump_yaml(spec_from_data(record["spec"])))
@@ -96,6 +99,29 @@ def set_status(settings: Settings, run_id: str, status: str, rank: int = 0, **ex
     info["history"].append([status, datetime.now(timezone.utc).isoformat(timespec="seconds")])
     info.update(extra)
     write_json_atomic(run_dir(settings, run_id) / RUN_FILE, info)
+
+
+def this_process() -> dict[str, Any]:
+    """The process about to train a run, recorded in run.json (`process`) as its status becomes "running": a
+    process killed hard never gets to change that status, and this lets readers see that nobody runs it."""
+    proc = psutil.Process()
+    return {"pid": proc.pid, "created": proc.create_time(), "host": socket.gethostname()}
+
+
+def process_gone(info: dict[str, Any]) -> bool:
+    """True when the process recorded as training the run has certainly ended: on this host, its pid is gone, a
+    zombie, or now another process (a different start time). False when it lives, and when it cannot be told: no
+    record (runs from before it was kept), another host sharing the home, or no permission to look."""
+    record = info.get("process")
+    if not isinstance(record, dict) or record.get("host") != socket.gethostname():
+        return False
+    try:
+        proc = psutil.Process(int(record["pid"]))
+        return proc.status() == psutil.STATUS_ZOMBIE or abs(proc.create_time() - float(record["created"])) > 0.01
+    except psutil.NoSuchProcess:
+        return True
+    except (psutil.Error, KeyError, TypeError, ValueError):
+        return False
 
 
 def update_run(settings: Settings, run_id: str, rank: int = 0, **fields: Any) -> None:

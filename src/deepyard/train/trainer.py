@@ -223,7 +223,7 @@ def _execute(
         builtins.extend(cb for cb in [schedule_callback(run)] if cb is not None)
     run.callbacks = CallbackList([*builtins, *extra, StopRequest(event)])
     started = time.perf_counter()
-    runs.set_status(settings, run_id, "running", placement.rank)
+    runs.set_status(settings, run_id, "running", placement.rank, process=runs.this_process())
     try:
         _fit(run)
     except BaseException as exc:

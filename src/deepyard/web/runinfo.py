@@ -12,8 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from deepyard import jobs
 from deepyard.config import Settings
-from deepyard.train.runs import run_dir
+from deepyard.train.runs import process_gone, run_dir
 
 METRICS = "metrics.jsonl"
 SPARK_POINTS = 40
@@ -75,21 +76,34 @@ def snapshots(folder: Path) -> list[dict[str, Any]]:
     return found
 
 
+def run_status(settings: Settings, info: dict[str, Any]) -> str:
+    """run.json's status, except for a run it says is queued or running that nothing runs: no queued or running
+    job works on it and the process recorded as training it is gone (a CLI training killed hard never got to say
+    so). That run is "interrupted": shown so, deletable, and resumable from its last checkpoint as a train job."""
+    status = str(info["status"])
+    if status not in ("queued", "running") or not process_gone(info):
+        return status
+    if jobs.list_jobs(settings, jobs.ACTIVE, kind="train", target=info["id"]):
+        return status  # its worker just ended; the scheduler records how
+    return "interrupted"
+
+
 def run_summary(settings: Settings, info: dict[str, Any]) -> dict[str, Any]:
-    """A run's listing row: identity, settings in brief, status and progress."""
+    """A run's listing row: identity, settings in brief, status (as `run_status` tells it) and progress."""
     folder = run_dir(settings, info["id"])
     points = read_metrics(folder)["points"]
     config = info["config"]
+    status = run_status(settings, info)
     return {
         "id": info["id"],
         "name": info["name"],
         "created": info["created"],
-        "status": info["status"],
+        "status": status,
         "dataset": info["dataset"],
         "network": info["network"]["ref"],
         "lr": config["solver"]["lr"],
         "batch_size": config["batch_size"],
         "solver": config["solver"]["type"],
         "error": info.get("error"),
-        **progress(info, points),
+        **progress({**info, "status": status}, points),
     }

@@ -16,7 +16,8 @@ from deepyard.jobs.kinds import check_params
 from deepyard.networks import parse_spec
 from deepyard.train import get_run
 from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
-from deepyard.web.errors import Forbidden
+from deepyard.web.errors import Conflict, Forbidden
+from deepyard.web.runinfo import run_status
 
 router = APIRouter(tags=["jobs"])
 LOG_TAIL = 64 * 1024  # bytes of log returned at most per call
@@ -166,12 +167,16 @@ def abort_run(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) 
 
 @router.post("/runs/{run_id}/resume", status_code=202)
 def resume_run(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
-    """Continue a stopped run from its last checkpoint: its job again when there is one, else a new job."""
-    get_run(settings, run_id)
+    """Continue a stopped run from its last checkpoint: its job again when there is one, else a new job (a run
+    whose CLI training was killed hard shows as "interrupted" and resumes so). Refused while it trains."""
+    info = get_run(settings, run_id)
     job = run_job(settings, run_id)
-    if job is not None and job.status in jobs.RESUMABLE:
-        return resume(job.id, settings, conn, user)
     if job is not None and job.status in jobs.ACTIVE:
         raise InvalidValueError(f"run {run_id!r} is already {job.status} (job {job.id})")
+    if (status := run_status(settings, info)) in jobs.ACTIVE:
+        raise Conflict(f"run {run_id!r} is {status}: a process outside the job system trains it (process "
+                       f"{info.get('process', {}).get('pid', '?')}); stop it, or wait for it, first")  # fmt: skip
+    if job is not None and job.status in jobs.RESUMABLE:
+        return resume(job.id, settings, conn, user)
     require_owner(conn, "run", run_id, user)
     return job_json(jobs.submit(settings, "train", {"run": run_id}, owner=user.name if user else None))

@@ -15,7 +15,7 @@ from deepyard.train import get_run, list_runs, make_config, schedule_points
 from deepyard.train.runs import delete_run, run_dir
 from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import Conflict, Forbidden
-from deepyard.web.runinfo import read_metrics, run_summary, snapshots
+from deepyard.web.runinfo import read_metrics, run_status, run_summary, snapshots
 
 router = APIRouter(tags=["runs"])
 ACTIVE = ("queued", "running")
@@ -35,9 +35,11 @@ def show(run_id: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
     """run.json, the summary (progress, ETA, metrics), snapshots and the dataset's name."""
     info = get_run(settings, run_id)
     dataset = find_dataset(settings, info["dataset"])
+    summary = run_summary(settings, info)
     return {
         **info,
-        "summary": run_summary(settings, info),
+        "status": summary["status"],  # "interrupted" when run.json says running but nothing runs it
+        "summary": summary,
         "snapshots": snapshots(run_dir(settings, run_id)),
         "dataset_name": dataset.name if dataset else None,
         "owner": users.owner_of(conn, "run", run_id),
@@ -62,12 +64,17 @@ def delete(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> 
             raise Forbidden(f"run {run_id!r} belongs to {job.owner!r}; only its creator may delete it")
         if job.status in jobs.ACTIVE:
             raise Conflict(f"run {run_id!r} has a {job.status} job ({job.id}); abort it before deleting the run")
-    if info["status"] in ACTIVE and not work:
-        raise Conflict(f"run {run_id!r} is {info['status']}; abort it before deleting it")
+    if run_status(settings, info) in ACTIVE:  # trained by a live process outside the job system (the CLI)
+        raise Conflict(f"run {run_id!r} is {info['status']}{_by(info)}; stop it before deleting it")
     delete_run(settings, run_id)
     for job in work:
         jobs.delete_job(settings, job.id)
     return {"deleted": run_id, "name": info["name"]}
+
+
+def _by(info: dict[str, Any]) -> str:
+    process = info.get("process") or {}
+    return f" (process {process['pid']} on {process.get('host', '?')})" if "pid" in process else ""
 
 
 @router.post("/runs/{run_id}/clone")
