@@ -3,17 +3,24 @@ live parts (gallery, charts, validation, the event stream), and sign-in. Screens
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import re
+import signal
 import zipfile
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from deepyard import db, users
+from deepyard import db, jobs, users
+from deepyard.config import Settings
+from deepyard.jobs import store, worker
 from deepyard.train.runs import run_dir
 from tests.web.conftest import Server, shot
 
@@ -79,6 +86,36 @@ def test_run_page_chart_updates_live(server: Server, page: Page, run_id: str) ->
     expect(chart).to_have_attribute("data-points", str(before + 1))  # arrived over Server-Sent Events
     expect(page.locator("#run-val-top1")).to_have_text("91.00%")
     shot(page, "04-run")
+
+
+def test_a_failed_parity_check_is_shown_loudly(
+    make_server: Callable[..., Server], web_settings: Settings, run_id: str, page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real export job run by the worker's code, made to fail its parity check (a negative tolerance): the run
+    page shows the job as a failed parity check and its error, with the figures, in a loud red box."""
+    job = jobs.submit(web_settings, "export", {"model": run_id, "formats": ["torchscript"]})
+    with closing(db.connect(web_settings)) as conn:
+        assert store.transition(conn, job.id, "running", ("queued",))  # claimed, as the scheduler does
+    monkeypatch.setattr(importlib.import_module("deepyard.infer.export"), "RTOL", -1.0)  # the package's `export`
+    # attribute is the function of that name, so the module is taken from the import system
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    try:
+        assert worker.run_job(str(web_settings.home), job.id) == "failed"
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    error = str(jobs.get_job(web_settings, job.id).error)
+    assert re.fullmatch(r"PARITY CHECK FAILED: torchscript: parity FAILED: max \|Δlogit\| .* on \d+ images", error)
+
+    server = make_server(web_settings)
+    page.goto(f"{server.url}/runs/{run_id}")
+    expect(page.locator("#ex-job .status")).to_have_text("parity check failed")
+    box = page.locator("#ex-error")
+    expect(box).to_have_text(error)
+    expect(box).to_have_class(re.compile(r"\bloud\b"))
+    assert box.evaluate("e => getComputedStyle(e).color") == "rgb(185, 28, 28)"  # --bad
+    expect(page.locator("#ex-table")).to_be_hidden()
+    shot(page, "04-parity-failed")
 
 
 def test_compare_and_clone(server: Server, page: Page, run_id: str) -> None:

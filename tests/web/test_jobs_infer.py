@@ -71,9 +71,24 @@ def test_build_train_sweep_then_use_the_model(server: Server, tmp_path: Path) ->
         assert [a["name"] for a in inspected["activations"]][:2] == ["conv", "relu"]
         assert c.get(inspected["base"] + inspected["gradcam"]["file"]).headers["content-type"] == "image/png"
 
-        evaluation = c.post(f"/api/v1/runs/{run}/evaluate", params={"split": "val"}).json()
+        evaluating = c.post(f"/api/v1/runs/{run}/evaluate", params={"split": "val"})
+        assert evaluating.status_code == 202 and evaluating.json()["job"]["kind"] == "evaluate"
+        exporting = c.post(f"/api/v1/runs/{run}/export", params={"formats": ["onnx"]})
+        assert exporting.status_code == 202 and exporting.json()["job"]["params"]["formats"] == ["onnx"]
+        no_snapshot = c.post(f"/api/v1/runs/{run}/export", params={"snapshot": "12345"})
+        assert no_snapshot.status_code == 404 and "no snapshot '12345'" in no_snapshot.json()["error"]["message"]
+        bad_format = c.post(f"/api/v1/runs/{run}/export", params={"formats": ["tflite"]})
+        assert bad_format.status_code == 422 and "'tflite' is not one of" in bad_format.json()["error"]["message"]
+        evaluated, exported_job = wait_jobs(c, [evaluating.json()["job"]["id"], exporting.json()["job"]["id"]])
+        assert evaluated["status"] == "done" and exported_job["status"] == "done", (evaluated, exported_job)
+        assert evaluated["target"] == run and evaluated["result"]["count"] == 12
+
+        evaluation = c.get(f"/api/v1/runs/{run}/results/{evaluated['id']}").json()
         assert evaluation["count"] == 12 and np.asarray(evaluation["confusion"]).sum() == 12
-        assert c.get(evaluation["base"] + "confusion.png").status_code == 200
+        assert len(evaluation["per_class"]) == 3 and evaluation["job"] == evaluated["id"]
+        assert c.get(evaluation["base"] + "confusion.png").headers["content-type"] == "image/png"
+        training = c.get(f"/api/v1/runs/{run}/results/{sweep[0]['id']}")
+        assert training.status_code == 404 and "not an evaluation or export" in training.json()["error"]["message"]
 
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
@@ -82,7 +97,7 @@ def test_build_train_sweep_then_use_the_model(server: Server, tmp_path: Path) ->
         many = c.post(f"/api/v1/runs/{run}/classify-many", content=buf.getvalue()).json()
         assert many["count"] == 2 and len(many["per_class"]) == 3
 
-        exported = c.post(f"/api/v1/runs/{run}/export", params={"formats": ["onnx"]}).json()
+        exported = c.get(f"/api/v1/runs/{run}/results/{exported_job['id']}").json()
         (report,) = exported["reports"]
         assert report["format"] == "onnx" and report["ok"]
         download = c.get(report["url"])
@@ -101,14 +116,24 @@ def test_abort_a_running_training_then_resume_it(server: Server, dataset_id: str
         body = {"dataset": dataset_id, "network": "lenet", "config": {"epochs": 200, "device": "cpu"}}
         assert c.post("/api/v1/runs", json=body).status_code == 422  # lenet does not fit 12x12 images: refused
         body = {"dataset": dataset_id, "spec": f"{TINY_NET}".replace("'", '"'),
-                "config": {"epochs": 200, "device": "cpu", "snapshot_interval": 1}}  # fmt: skip
+                "config": {"epochs": 2000, "device": "cpu", "snapshot_interval": 1}}  # fmt: skip
         (job,) = c.post("/api/v1/runs", json=body).json()["jobs"]
-        while (state := c.get(f"/api/v1/jobs/{job['id']}").json())["target"] is None or not state["progress"]:
-            time.sleep(0.1)  # until the run exists and has taken a step
+        while (state := c.get(f"/api/v1/jobs/{job['id']}").json())["target"] is None or not (
+            c.get(f"/api/v1/runs/{state['target']}").json()["snapshots"]
+        ):
+            time.sleep(0.1)  # until the run exists and has written its first checkpoint
         run = state["target"]
-        assert c.post(f"/api/v1/runs/{run}/abort").status_code == 200
-        (stopped,) = wait_jobs(c, [job["id"]])
-        assert stopped["status"] == "aborted"
+
+        # An evaluation of the run is a job on it too; it waits for the one CPU slot the training holds.
+        evaluating = c.post(f"/api/v1/runs/{run}/evaluate").json()["job"]
+        early = c.get(f"/api/v1/runs/{run}/results/{evaluating['id']}")
+        assert early.status_code == 409 and f"job {evaluating['id']} is queued" in early.json()["error"]["message"]
+        aborted = c.post(f"/api/v1/runs/{run}/abort")  # the run's training job, not the newer evaluation
+        assert aborted.status_code == 200 and aborted.json()["id"] == job["id"]
+        stopped, evaluated = wait_jobs(c, [job["id"], evaluating["id"]])
+        assert stopped["status"] == "aborted" and evaluated["status"] == "done", (stopped, evaluated)
+        assert c.get(f"/api/v1/runs/{run}/results/{evaluated['id']}").json()["count"] == 12
+
         assert c.post(f"/api/v1/runs/{run}/resume").json()["status"] == "queued"
         assert c.post(f"/api/v1/runs/{run}/abort").status_code == 200
         assert wait_jobs(c, [job["id"]])[0]["status"] == "aborted"

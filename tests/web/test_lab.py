@@ -1,7 +1,7 @@
 """The lab (shared/LAB.md), walked in real headless Chromium against a real server with real job processes: build an
 MNIST subset → train a one-epoch LeNet and watch its chart fill → classify an uploaded digit with visualizations
-→ clone with the invert augmentation → a modified network from the editor → compare the runs in one table.
-Screenshots of every step go to test-artifacts/web/lab-*.png."""
+→ evaluate it and export it (both jobs) → clone with the invert augmentation → a modified network from the editor
+→ compare the runs in one table. Screenshots of every step go to test-artifacts/web/lab-*.png."""
 
 from __future__ import annotations
 
@@ -98,6 +98,23 @@ def test_the_lab_in_the_browser(server: Server, page: Page, tmp_path: Path, mnis
     expect(page.locator("#gradcam")).to_be_visible(timeout=TRAINING)
     expect(page.locator("#activations tbody tr").first).to_contain_text("conv1")
     shot(page, "3-classify")
+
+    # 3b. Evaluate on the validation split and export: each a job, followed live on the page until its result shows.
+    page.click("#eval-val")
+    expect(page.locator("#eval-job")).to_have_attribute("data-status", "done", timeout=TRAINING)
+    expect(page.locator("#cm-accuracy")).to_contain_text("100 images")
+    expect(page.locator("#per-class tbody tr")).to_have_count(10)
+    page.wait_for_function("document.getElementById('confusion').naturalWidth > 0")
+    page.click("#ex-go")
+    expect(page.locator("#ex-job")).to_have_attribute("data-status", "done", timeout=TRAINING)
+    expect(page.locator("#ex-table tbody tr")).to_have_count(3)
+    expect(page.locator("#ex-table td.ok-box")).to_have_count(3)  # parity passed for each format
+    with page.expect_download() as fetched:
+        page.locator("#ex-table a", has_text="download").first.click()
+    name = fetched.value.suggested_filename
+    exported = server.settings.home / "runs" / first / "exports" / name
+    assert name.endswith(".zip") and Path(fetched.value.path()).read_bytes() == exported.read_bytes()
+    shot(page, "3-evaluate-export")
 
     # 5. Clone the run and turn on the invert augmentation.
     page.click("#clone-run")

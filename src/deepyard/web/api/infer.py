@@ -1,5 +1,7 @@
-"""/api/v1/runs/{id}: classify one (an uploaded image), classify many (a zip of images, or a dataset split),
-inspect (activations, weights, Grad-CAM), export with its parity report, and the files those write.
+"""/api/v1/runs/{id}: classify one (an uploaded image), classify many (a zip of images), inspect (activations,
+weights, Grad-CAM), evaluate and export (with its parity report) as jobs, their results, and the files all these
+write. Classify and inspect answer within the request (interactive, small); evaluating a split and exporting take
+longer, so they are jobs run by the scheduler in a worker process, with progress, abort and a status history.
 
 Models are loaded only from runs (never from a path in a request) and kept in a small cache keyed by the
 checkpoint file and its modification time, so repeated requests do not reload them. Files are served only from
@@ -19,22 +21,26 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
+from deepyard import jobs
 from deepyard.config import Settings
 from deepyard.datasets.images import ImageSkipped
 from deepyard.errors import InvalidValueError, NotFoundError
+from deepyard.files import read_json
 from deepyard.infer import FORMATS, Classifier, classify_many, classify_one, load_run_model, read_inputs
 from deepyard.infer.model import checkpoint_path
-from deepyard.infer.tasks import evaluate_model, export_model, inspect_model
+from deepyard.infer.tasks import evaluate_model, inspect_model
 from deepyard.train import get_run
 from deepyard.train.runs import run_dir
-from deepyard.web.deps import SettingsDep
-from deepyard.web.errors import Forbidden, TooLarge
+from deepyard.web.api.jobs import job_json
+from deepyard.web.deps import SettingsDep, UserDep
+from deepyard.web.errors import Conflict, Forbidden, TooLarge
 from deepyard.web.files import Limits, extract_zip, save_stream, uploads_dir
 
 router = APIRouter(tags=["inference"])
 IMAGE_LIMIT = 50 * 1024**2  # bytes of one uploaded image
 SERVED = ("evaluations", "inspections", "exports")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+INFER_KINDS = ("evaluate", "export")  # job kinds of a run's model, shown on the run page as `tasks`
 
 _cache: OrderedDict[tuple[str, str, float], Classifier] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -124,17 +130,28 @@ def _file_url(settings: Settings, run_id: str, folder: Path) -> str:
     return f"/api/v1/runs/{run_id}/files/{rel.as_posix()}/"
 
 
-@router.post("/runs/{run_id}/evaluate")
+def _submit(settings: Settings, run_id: str, kind: str, params: dict[str, Any], user: Any) -> dict[str, Any]:
+    """Queue an evaluate or export job on the run's model; a missing run or snapshot is refused before queueing."""
+    get_run(settings, run_id)
+    checkpoint_path(settings, run_id, params.get("snapshot"))
+    job = jobs.submit(settings, kind, {"model": run_id, **params}, owner=user.name if user else None)
+    return {"job": job_json(job)}
+
+
+@router.post("/runs/{run_id}/evaluate", status_code=202)
 def evaluate(
     run_id: str,
     settings: SettingsDep,
+    user: UserDep,
     split: str = Query("val", description="Split of the run's dataset."),
     snapshot: str | None = None,
     top_n: int = Query(9, ge=1, le=100),
 ) -> Any:
-    """Evaluate on a split of the run's dataset: accuracy, confusion matrix, per class, top losses, top N."""
-    doc = evaluate_model(settings, run_id, split=split, top_n=top_n, snapshot=snapshot)
-    return {**doc, "base": _file_url(settings, run_id, Path(doc["files"]["json"]).parent)}
+    """Evaluate on a split of the run's dataset as a job (accuracy, confusion matrix, per class, top losses,
+    top N). Follow the job (`/jobs/{id}`, or `tasks` on the run's event stream); once it is done,
+    `GET /runs/{run_id}/results/{job_id}` gives the evaluation with the URLs of its pictures."""
+    params = {"split": split, "top_n": top_n, "snapshot": snapshot or None}
+    return _submit(settings, run_id, "evaluate", params, user)
 
 
 @router.post("/runs/{run_id}/classify-many")
@@ -161,18 +178,50 @@ async def classify_zip(
     return await run_in_threadpool(work)
 
 
-@router.post("/runs/{run_id}/export")
+@router.post("/runs/{run_id}/export", status_code=202)
 def export(
     run_id: str,
     settings: SettingsDep,
+    user: UserDep,
     formats: list[str] = Query(list(FORMATS), description="Formats to write."),
     snapshot: str | None = None,
 ) -> Any:
-    """Export to each format and check it against PyTorch on a validation sample (the parity report)."""
-    doc = export_model(settings, run_id, formats, snapshot=snapshot)
+    """Export to each format and check it against PyTorch on a validation sample (the parity report), as a job.
+    A failed parity check fails the job, with `PARITY CHECK FAILED` and the figures as its error; once done,
+    `GET /runs/{run_id}/results/{job_id}` gives the reports, each with a download URL."""
+    return _submit(settings, run_id, "export", {"formats": formats, "snapshot": snapshot or None}, user)
+
+
+@router.get("/runs/{run_id}/results/{job_id}")
+def result(run_id: str, job_id: str, settings: SettingsDep) -> Any:
+    """What a finished evaluate or export job of this run produced: the evaluation (as classify-many returns one,
+    with `base`, the URL its pictures are under) or the export reports (each with a download `url`)."""
+    job = jobs.get_job(settings, job_id)
+    if job.target != run_id or job.kind not in INFER_KINDS:
+        raise NotFoundError(f"job {job_id!r} is not an evaluation or export of run {run_id!r}")
+    if job.status != "done" or job.result is None:
+        why = f": {job.error}" if job.error else ""
+        raise Conflict(f"job {job_id} is {job.status}{why}; its results exist once it is done")
+    if job.kind == "evaluate":
+        path = _served(settings, run_id, Path(job.result["files"]["json"]))
+        doc = read_json(path)
+        return {**doc, "base": _file_url(settings, run_id, path.parent), "job": job_id}
+    doc = dict(job.result)
     for report in doc["reports"]:
-        report["url"] = _file_url(settings, run_id, Path(report["path"]).parent) + Path(report["path"]).name
-    return doc
+        path = _served(settings, run_id, Path(report["path"]))
+        report["url"] = _file_url(settings, run_id, path.parent) + path.name
+    return {**doc, "job": job_id}
+
+
+def _served(settings: Settings, run_id: str, path: Path) -> Path:
+    """`path` resolved, when it is a file the files route serves for this run (else the result is unusable)."""
+    folder = run_dir(settings, run_id).resolve()
+    target = path.resolve()
+    if not target.is_relative_to(folder) or target.relative_to(folder).parts[:1] not in [(s,) for s in SERVED]:
+        raise Forbidden(f"{path} is not an evaluation, inspection or export file of run {run_id!r}")
+    if not target.is_file():
+        raise NotFoundError(f"{target.name} of run {run_id!r} is gone (deleted since the job ran?)")
+    return target
 
 
 @router.get("/runs/{run_id}/files/{path:path}", response_class=FileResponse)

@@ -149,8 +149,9 @@ def create_runs(body: TrainRequest, settings: SettingsDep, user: UserDep) -> dic
 
 
 def run_job(settings: Any, run_id: str) -> jobs.Job | None:
-    """The newest job working on (or that worked on) run `run_id`."""
-    found = jobs.list_jobs(settings, target=run_id)
+    """The newest training job working on (or that worked on) run `run_id` (evaluations and exports of the run
+    are jobs on it too, but they are not what aborting or resuming the run means)."""
+    found = jobs.list_jobs(settings, kind="train", target=run_id)
     return found[-1] if found else None
 
 

@@ -1,11 +1,12 @@
 """/api/v1/events: Server-Sent Events pushing run status and progress, new metric points and hardware figures.
 
 About once a second the stream sends what changed: `status` (a run's status and progress, or every run's for the
-home page as `runs`), `job` / `jobs` (the job system's status, progress, ETA and message), `metrics` (points
-appended to the run's metrics.jsonl since the offset the client last saw), `log` (new output of the run's job)
-and `hardware` (machine CPU and memory; per GPU utilization, memory and temperature through NVML; the job
-process's CPU and memory). SSE and not WebSocket: one-way, plain HTTP, reconnects on its own, and works through the same
-cookies and middleware as every other request. A client that reconnects passes `offset` and misses nothing.
+home page as `runs`), `job` / `jobs` (the job system's status, progress, ETA and message: a run's training job, or
+every recent job), `tasks` (a run's evaluate and export jobs, newest first), `metrics` (points appended to the
+run's metrics.jsonl since the offset the client last saw), `log` (new output of the run's job) and `hardware`
+(machine CPU and memory; per GPU utilization, memory and temperature through NVML; the job process's CPU and
+memory). SSE and not WebSocket: one-way, plain HTTP, reconnects on its own, and works through the same cookies and
+middleware as every other request. A client that reconnects passes `offset` and misses nothing.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from deepyard import jobs
 from deepyard.config import Settings
 from deepyard.train import get_run, list_runs
 from deepyard.train.runs import run_dir
+from deepyard.web.api.infer import INFER_KINDS
 from deepyard.web.api.jobs import job_json, read_log, run_job
 from deepyard.web.deps import SettingsDep
 from deepyard.web.runinfo import read_metrics, run_summary
 
 router = APIRouter(tags=["live"])
 INTERVAL = 1.0  # seconds between updates
+TASKS = 10  # evaluate and export jobs of a run sent, newest first
 
 
 class _Hardware:
@@ -79,6 +82,8 @@ def _run_update(settings: Settings, run_id: str, cur: _Cursor, hw: _Hardware) ->
         if log["text"]:
             out.append(_event("log", log))
         cur.log = int(log["offset"])
+    tasks = [job_json(j) for j in reversed(jobs.list_jobs(settings, target=run_id)) if j.kind in INFER_KINDS]
+    out.append(_event("tasks", tasks[:TASKS]))
     running = job is not None and job.status == "running"
     out.append(_event("hardware", hw.sample(job.pid if running and job else None)))
     return out

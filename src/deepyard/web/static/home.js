@@ -28,7 +28,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const jobsBody = document.querySelector("#jobs tbody");
   function jobRow(j) {
     const tr = document.createElement("tr"); tr.dataset.job = j.id;
-    const what = j.kind === "dataset" ? (j.params.spec && j.params.spec.name) : (j.params.name || j.params.run || j.params.network && (j.params.network.name || j.params.network));
+    const what = j.kind === "dataset" ? (j.params.spec && j.params.spec.name) : (j.params.name || j.params.run || j.params.model || j.params.network && (j.params.network.name || j.params.network));
     const link = j.target ? (j.kind === "dataset" ? `/datasets/${j.target}` : `/runs/${j.target}`) : null;
     const cells = [[link ? "a" : "span", `${what || j.kind}`], ["span", j.kind], ["span", j.status], ["div", ""], ["span", j.message || j.error || ""]];
     cells.forEach(([tag, txt], i) => {

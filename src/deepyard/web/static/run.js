@@ -57,6 +57,7 @@ document.addEventListener("DOMContentLoaded", async () => {
       if (resume) resume.disabled = !["interrupted", "aborted", "failed"].includes(j.status);
       if (j.error) text("job-error", j.error);
     },
+    tasks: (list) => window.dispatchEvent(new CustomEvent("run-tasks", { detail: list })),
     log: (l) => { const el = document.getElementById("run-log"); if (el) { el.textContent += l.text; el.scrollTop = el.scrollHeight; } },
   });
 

@@ -1,5 +1,6 @@
-// Run page, trained-model panels: classify one (top-5, activations, weights, Grad-CAM), classify many or evaluate
-// (accuracy, confusion matrix, per class, top losses), export with the parity report and downloads.
+// Run page, trained-model panels: classify one (top-5, activations, weights, Grad-CAM), classify many (a zip) or
+// evaluate (a job: accuracy, confusion matrix, per class, top losses), export (a job) with the parity report and
+// downloads.
 "use strict";
 window.addEventListener("run-ready", (e) => {
   const id = e.detail;
@@ -41,6 +42,7 @@ window.addEventListener("run-ready", (e) => {
 
   function showEvaluation(r) {
     const box = document.getElementById("cm-result");
+    const pic = (name) => r.base + name + (r.job ? `?job=${r.job}` : "");  // a later evaluation rewrites the files
     if (r.predictions) {
       box.replaceChildren(el("table", { className: "grid", id: "cm-predictions" }, el("thead", {}, el("tr", {}, el("th", { textContent: "image" }), el("th", { textContent: "top-5" }))),
         el("tbody", {}, ...r.predictions.map((p) => el("tr", {}, el("td", { textContent: p.source.split("/").pop() }),
@@ -49,41 +51,95 @@ window.addEventListener("run-ready", (e) => {
     }
     box.replaceChildren(
       el("p", { id: "cm-accuracy", textContent: `${r.count} images · top-1 ${(100 * r.top1).toFixed(2)}% · top-5 ${(100 * r.top5).toFixed(2)}% · loss ${r.loss.toFixed(4)}` }),
-      el("h3", { textContent: "Confusion matrix" }), el("img", { src: r.base + "confusion.png", id: "confusion", alt: "confusion matrix" }),
+      el("h3", { textContent: "Confusion matrix" }), el("img", { src: pic("confusion.png"), id: "confusion", alt: "confusion matrix" }),
       el("h3", { textContent: "Per class" }),
       el("table", { className: "grid", id: "per-class" }, el("thead", {}, el("tr", {}, ...["class", "precision", "recall", "F1", "images"].map((h) => el("th", { textContent: h })))),
         el("tbody", {}, ...r.per_class.map((c) => el("tr", {}, el("td", { textContent: c.name }), el("td", { textContent: (100 * c.precision).toFixed(1) + "%" }),
           el("td", { textContent: (100 * c.recall).toFixed(1) + "%" }), el("td", { textContent: c.f1.toFixed(3) }), el("td", { textContent: c.support }))))),
-      el("h3", { textContent: "Top losses" }), el("img", { src: r.base + "top_losses.png", alt: "top losses" }),
-      el("h3", { textContent: "Top predictions per class" }), el("img", { src: r.base + "top_per_class.png", alt: "top per class" }));
+      el("h3", { textContent: "Top losses" }), el("img", { src: pic("top_losses.png"), alt: "top losses" }),
+      el("h3", { textContent: "Top predictions per class" }), el("img", { src: pic("top_per_class.png"), alt: "top per class" }));
   }
 
-  async function evaluateVal() {
-    DY.showError("cm-error", null);
-    document.getElementById("cm-result").replaceChildren(el("p", { className: "muted", textContent: "evaluating…" }));
-    try { showEvaluation(await DY.api("POST", `/api/v1/runs/${id}/evaluate?${q({ split: "val" })}`)); } catch (err) { DY.showError("cm-error", err); }
+  // Evaluations and exports are jobs: submitting returns the job; its progress arrives as `tasks` on the run's
+  // event stream; when it is done the result (pictures, tables, reports) is fetched and shown. After a reload the
+  // newest job of each kind is shown again.
+  const panels = {
+    evaluate: { line: "eval-job", error: "cm-error", show: (r) => showEvaluation(r), watched: null, shown: null },
+    export: { line: "ex-job", error: "ex-error", show: (r) => showExport(r), watched: null, shown: null },
+  };
+
+  function jobLine(p, j) {
+    const line = document.getElementById(p.line); line.hidden = false;
+    const fill = el("div", { style: `width: ${(100 * (j.progress || 0)).toFixed(1)}%` });
+    const word = j.status === "failed" && j.kind === "export" && (j.error || "").includes("PARITY") ? "parity check failed" : j.status;
+    line.dataset.job = j.id; line.dataset.status = j.status;
+    const active = ["queued", "running"].includes(j.status);
+    line.replaceChildren(el("span", { className: "status s-" + j.status, textContent: word }),
+      ...(active || j.status === "done" ? [el("div", { className: "bar" }, fill)] : []),
+      el("span", { className: "muted", textContent: j.status === "failed" ? "" : j.message || "" }));
+  }
+
+  async function follow(kind, j) {
+    const p = panels[kind];
+    if (p.watched !== j.id) return;
+    jobLine(p, j);
+    if (p.shown === j.id + j.status) return;
+    p.shown = j.id + j.status;
+    if (j.status === "done") {
+      try { p.show(await DY.api("GET", `/api/v1/runs/${id}/results/${j.id}`)); } catch (err) { DY.showError(p.error, err); }
+    } else if (j.status === "failed") {
+      DY.showError(p.error, new Error(j.error || "the job failed"));
+      document.getElementById(p.error).classList.add("loud");
+    } else if (["aborted", "interrupted"].includes(j.status)) {
+      DY.showError(p.error, new Error(`the ${kind} job was ${j.status}${j.message ? ": " + j.message : ""}`));
+    }
+  }
+
+  window.addEventListener("run-tasks", (e) => {
+    for (const kind of Object.keys(panels)) {
+      const p = panels[kind];
+      if (p.watched === null) { const newest = e.detail.find((j) => j.kind === kind); if (newest) p.watched = newest.id; }
+      const j = e.detail.find((x) => x.id === p.watched);
+      if (j) follow(kind, j);
+    }
+  });
+
+  async function submit(kind, url, busy) {
+    const p = panels[kind];
+    DY.showError(p.error, null); document.getElementById(p.error).classList.remove("loud");
+    try {
+      const { job } = await DY.api("POST", url);
+      p.watched = job.id; p.shown = null;
+      busy(); follow(kind, job);
+    } catch (err) { DY.showError(p.error, err); }
+  }
+
+  function evaluateVal() {
+    submit("evaluate", `/api/v1/runs/${id}/evaluate?${q({ split: "val" })}`,
+      () => document.getElementById("cm-result").replaceChildren(el("p", { className: "muted", textContent: "evaluating as a job…" })));
   }
 
   async function classifyMany() {
     const file = document.getElementById("cm-file").files[0];
     DY.showError("cm-error", null);
     if (!file) { DY.showError("cm-error", new Error("choose a .zip first")); return; }
+    panels.evaluate.watched = ""; document.getElementById("eval-job").hidden = true;  // this result replaces it
     try { showEvaluation(await DY.api("POST", `/api/v1/runs/${id}/classify-many?${q()}`, file)); } catch (err) { DY.showError("cm-error", err); }
   }
 
-  async function exportModel() {
-    DY.showError("ex-error", null);
+  function showExport(r) {
+    const table = document.getElementById("ex-table"); table.hidden = false;
+    table.querySelector("tbody").replaceChildren(...r.reports.map((x) => el("tr", { className: x.ok ? "" : "bad" },
+      el("td", { textContent: x.format }), el("td", { textContent: x.ok ? "passed" : "FAILED", className: x.ok ? "ok-box" : "bad" }),
+      el("td", { textContent: x.max_abs_diff.toExponential(2) }), el("td", { textContent: (100 * x.top1_agreement).toFixed(1) + "%" }),
+      el("td", { textContent: Object.entries(x.latency_ms).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") }),
+      el("td", { textContent: DY.fmt.bytes(x.size_bytes) }), el("td", {}, el("a", { href: x.url, textContent: "download", download: "" })))));
+  }
+
+  function exportModel() {
     const formats = [...document.querySelectorAll(".ex-format:checked")].map((c) => c.value);
     const p = q(); formats.forEach((f) => p.append("formats", f));
-    try {
-      const r = await DY.api("POST", `/api/v1/runs/${id}/export?${p}`);
-      const table = document.getElementById("ex-table"); table.hidden = false;
-      table.querySelector("tbody").replaceChildren(...r.reports.map((x) => el("tr", { className: x.ok ? "" : "bad" },
-        el("td", { textContent: x.format }), el("td", { textContent: x.ok ? "passed" : "FAILED", className: x.ok ? "ok-box" : "bad" }),
-        el("td", { textContent: x.max_abs_diff.toExponential(2) }), el("td", { textContent: (100 * x.top1_agreement).toFixed(1) + "%" }),
-        el("td", { textContent: Object.entries(x.latency_ms).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") }),
-        el("td", { textContent: DY.fmt.bytes(x.size_bytes) }), el("td", {}, el("a", { href: x.url, textContent: "download", download: "" })))));
-    } catch (err) { DY.showError("ex-error", err); }
+    submit("export", `/api/v1/runs/${id}/export?${p}`, () => { document.getElementById("ex-table").hidden = true; });
   }
 
   document.getElementById("c1-go").addEventListener("click", classifyOne);
