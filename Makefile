@@ -1,5 +1,5 @@
 # Deepyard: the only commands a person or CI needs.
-#   make demo   set up .venv, import MNIST, build the dataset, train LeNet on it (about a minute on a CPU)
+#   make demo   set up .venv, import MNIST, build the dataset, train LeNet on it, serve the web app
 #   make test   set up .venv with the test extras (playwright) and Chromium, run the whole test suite (what CI runs)
 #   make lint   ruff + mypy
 #   make bench  measured tables (see README)
@@ -40,8 +40,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed $(VENV)/.sysdeps
 	$(BIN)/deepyard dataset import mnist $(MNIST_SRC) --name mnist --reuse
+	@$(BIN)/deepyard run list --json | $(BIN)/python -c 'import json, sys; runs = json.load(sys.stdin); \
+		sys.exit(not any(r["name"] == "LeNet demo" and r["status"] == "done" for r in runs))' || \
 	$(BIN)/deepyard train --dataset mnist --network lenet --epochs 3 --batch-size 64 --solver nesterov --lr 0.05 \
-		--policy onecycle --set schedule.pct_start=15 --set solver.weight_decay=5e-4
+		--policy onecycle --set schedule.pct_start=15 --set solver.weight_decay=5e-4 --name "LeNet demo"
+	$(BIN)/deepyard serve
 
 test: $(VENV)/.installed-test $(VENV)/.sysdeps-test
 	$(BIN)/pytest
@@ -51,10 +54,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-test $(VENV)/.sysdeps
+bench: $(VENV)/.installed-test $(VENV)/.sysdeps-test
 	$(BIN)/python bench/datasets.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/infer.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
 """The embedded database: one SQLite file (WAL) in the home, shared by the server and its job processes.
 
 Migrations are ordered and recorded: each is applied once, in order, inside a transaction, and its name is stored
-in the `migrations` table. Packages append theirs to `MIGRATIONS`; never edit one that has shipped, add a new one.
+in the `migrations` table. Every migration is listed in `MIGRATIONS`, in order; never edit one that has shipped,
+add a new one.
 """
 
 from __future__ import annotations
@@ -45,6 +46,34 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX jobs_status ON jobs (status, priority, seq);
         CREATE INDEX jobs_target ON jobs (target)
+        """,
+    ),
+    (
+        "0100-users",
+        """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            password TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE tokens (
+            hash TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE TABLE sessions (
+            hash TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            expires TEXT NOT NULL
+        );
+        CREATE TABLE owners (
+            kind TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            PRIMARY KEY (kind, ref)
+        )
         """,
     ),
 ]

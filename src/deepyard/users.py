@@ -20,37 +20,6 @@ from datetime import datetime, timedelta, timezone
 from deepyard import db
 from deepyard.errors import InvalidValueError, NotFoundError
 
-db.MIGRATIONS.append(
-    (
-        "0100-users",
-        """
-        CREATE TABLE users (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE,
-            password TEXT NOT NULL,
-            created TEXT NOT NULL
-        );
-        CREATE TABLE tokens (
-            hash TEXT PRIMARY KEY,
-            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-            label TEXT NOT NULL,
-            created TEXT NOT NULL
-        );
-        CREATE TABLE sessions (
-            hash TEXT PRIMARY KEY,
-            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-            expires TEXT NOT NULL
-        );
-        CREATE TABLE owners (
-            kind TEXT NOT NULL,
-            ref TEXT NOT NULL,
-            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-            PRIMARY KEY (kind, ref)
-        )
-        """,
-    )
-)
-
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 MIN_PASSWORD = 8
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1

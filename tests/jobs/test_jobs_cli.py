@@ -47,7 +47,10 @@ def test_bad_submissions_are_one_line_errors(settings: Settings) -> None:
     bad = cli(settings, "submit", "dataset", "{not json")
     assert bad.returncode == 2 and "params is not valid JSON" in bad.stderr
     kind = cli(settings, "submit", "bake", "{}")
-    assert kind.returncode == 2 and "unknown job kind 'bake'; valid: 'dataset' or 'train'" in kind.stderr
+    assert (
+        kind.returncode == 2
+        and "unknown job kind 'bake'; valid: 'dataset', 'train', 'evaluate' or 'export'" in kind.stderr
+    )
     slots = cli(settings, "submit", "dataset", json.dumps(bars_spec(settings)), "--slots", '{"tpu": 1}')
     assert slots.returncode == 2 and "slot type 'tpu'" in slots.stderr
     assert json.loads(cli(settings, "list", "--json").stdout) == []

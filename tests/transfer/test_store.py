@@ -69,7 +69,7 @@ def test_make_pretrained_stores_weights_labels_and_preprocessing(settings: Setti
         "entry.json", "labels.txt", "mean.npy", "model.safetensors", "network.yaml"]  # fmt: skip
     step = make_pretrained(settings, pretrained_run, name="bars-net-step6", step=6)
     assert step.origin["checkpoint"] == "step-0000006.pt"
-    with pytest.raises(NotFoundError, match=r"has no checkpoint '5'; valid: 6, 12, 18, 24, 26, best"):
+    with pytest.raises(NotFoundError, match=r"no snapshot '5'; valid: 'last', 'best', '26', '24', '18', '12' or '6'"):
         make_pretrained(settings, pretrained_run, name="x", step=5)
     with pytest.raises(InvalidValueError, match="already exists"):
         make_pretrained(settings, pretrained_run, name="bars-net")

@@ -188,3 +188,37 @@ def test_sign_in_and_out(server: Server, page: Page) -> None:
     expect(page).to_have_url(f"{server.url}/login")
     page.goto(server.url + "/")
     expect(page).to_have_url(f"{server.url}/login?next=/")
+
+
+def test_fine_tune_from_a_previous_run_in_the_form(server: Server, page: Page, run_id: str) -> None:
+    """New run → Starting weights: a previous run's best snapshot, conv frozen; the job trains and keeps conv."""
+    import torch
+
+    from deepyard.train.checkpoint import load_checkpoint
+
+    page.goto(server.url + "/runs/new")
+    page.select_option("#source-kind", "run")
+    page.select_option("#source-run", run_id)
+    expect(page.locator('input[name="finetune.freeze"]')).to_be_visible()
+    page.fill('input[name="finetune.freeze"]', "conv*")
+    page.fill("#run-name", "fine-tuned")
+    page.fill("#lr-values", "0.05")
+    page.fill("#bs-values", "12")
+    page.fill('input[name="epochs"]', "1")
+    shot(page, "08-fine-tune-form")
+    page.click("#create-run")
+    page.wait_for_url(server.url + "/")
+    with server.client() as c:
+        job = next(j for j in c.get("/api/v1/jobs").json() if j["params"].get("name") == "fine-tuned")
+        assert job["params"]["source"] == f"run:{run_id}@best" and job["params"]["config"]["finetune"]["freeze"] == [
+            "conv*"
+        ]
+        while job["status"] not in ("done", "failed"):
+            page.wait_for_timeout(200)
+            job = c.get(f"/api/v1/jobs/{job['id']}").json()
+    assert job["status"] == "done", job["error"]
+    folder = run_dir(server.settings, job["target"])
+    before = load_checkpoint(run_dir(server.settings, run_id) / "checkpoints" / "best.pt")["model"]
+    after = load_checkpoint(sorted((folder / "checkpoints").glob("step-*.pt"))[-1])["model"]
+    assert torch.equal(after["layers.conv.weight"], before["layers.conv.weight"])
+    assert not torch.equal(after["layers.fc.1.weight"], before["layers.fc.1.weight"])

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from deepyard.train.loop import StepInfo
     from deepyard.train.trainer import Run
 
-TRAIN_KEYS = ("dataset", "network", "config", "name")
+TRAIN_KEYS = ("dataset", "network", "config", "name", "source")
 SECTIONS = ("solver", "schedule", "augment")
 
 
@@ -84,19 +84,26 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
     _only(params, TRAIN_KEYS, "train")
     from deepyard.datasets import get_dataset
 
+    source = params.get("source")
+    if source is not None and (not isinstance(source, str) or not source):
+        raise InvalidValueError(f"source {source!r} must be a reference such as pretrained:NAME, store:NAME or run:ID")
+    if source and ":" not in source and not settings.is_readable(Path(source)):
+        raise InvalidValueError(f"weights file {source!r} is outside the data roots and the home")
     for key in ("dataset", "network"):
-        if not params.get(key):
+        if not params.get(key) and not (key == "network" and source):
             raise InvalidValueError(f"train job needs {key!r}")
     manifest = get_dataset(settings, str(params["dataset"]))
     config = _config(params.get("config") or {})
     shape = (manifest.shape[2], manifest.shape[0], manifest.shape[1])  # (C, H, W)
     if config.crop_size:
         shape = (shape[0], config.crop_size, config.crop_size)
-    network = _network(settings, params["network"], shape, len(manifest.classes))
+    ref = params.get("network") or _source_network(settings, str(source))
+    network = _network(settings, ref, shape, len(manifest.classes))
     name = params.get("name")
     if name is not None and not isinstance(name, str):
         raise InvalidValueError(f"name {name!r} must be text")
-    normal = {"dataset": manifest.id, "network": network, "config": config.model_dump(mode="json"), "name": name}
+    normal = {"dataset": manifest.id, "network": network, "config": config.model_dump(mode="json"), "name": name,
+              "source": source}  # fmt: skip
     return Checked(normal, _train_slots(config.device))
 
 
@@ -143,6 +150,15 @@ def _network(settings: Settings, ref: Any, shape: tuple[int, int, int], classes:
         spec = load_spec(ref)
     check_spec(spec, shape, classes)
     return spec.to_data()
+
+
+def _source_network(settings: Settings, source: str) -> Any:
+    """The network a fine-tuning source records (its weights are read to find it: a bad source fails here)."""
+    from deepyard.networks import NetworkSpec
+    from deepyard.transfer.finetune import resolve_start
+
+    _, network = resolve_start(settings, source, None)
+    return network.to_data() if isinstance(network, NetworkSpec) else network
 
 
 def _train_slots(device: str) -> dict[str, int]:
@@ -218,7 +234,7 @@ def run_train(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         ref = spec_from_data(network) if isinstance(network, dict) else network
         config = make_config(**_flat(params["config"]))
         result = train(ctx.settings, params["dataset"], ref, config, callbacks=callbacks, stop=stop,
-                       name=params.get("name"))  # fmt: skip
+                       name=params.get("name"), source=params.get("source"))  # fmt: skip
     if result.stop_reason == "aborted":
         if ctx.stop_cause == "interrupt":
             set_status(ctx.settings, result.run_id, "interrupted", ctx.rank)

@@ -16,7 +16,6 @@ from deepyard.transfer.sources import (
     import_archive,
     load_pretrained,
     make_pretrained,
-    run_checkpoint,
 )
 from deepyard.transfer.store import (
     ModelEntry,
@@ -56,7 +55,6 @@ __all__ = [
     "pull_model",
     "read_index",
     "replace_head",
-    "run_checkpoint",
     "save_model",
     "save_safetensors",
     "state_hash",

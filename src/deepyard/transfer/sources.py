@@ -23,6 +23,7 @@ from deepyard.config import Settings
 from deepyard.datasets import find_dataset
 from deepyard.datasets.catalog import dataset_dir
 from deepyard.errors import InvalidValueError, NotFoundError
+from deepyard.infer.model import checkpoint_path
 from deepyard.networks.registry import REGISTRY
 from deepyard.train import runs
 from deepyard.train.checkpoint import load_checkpoint
@@ -110,27 +111,6 @@ def parse_run_ref(ref: str) -> tuple[str, str | None]:
     return run_id, step or None
 
 
-def run_checkpoint(settings: Settings, run_id: str, step: str | int | None) -> Path:
-    """The checkpoint file of `run_id` at `step` (a number or `best`); default: best.pt, else the last step."""
-    info = runs.get_run(settings, run_id)
-    folder = runs.run_dir(settings, info["id"]) / "checkpoints"
-    steps = sorted(p.name for p in folder.glob("step-*.pt"))
-    valid = ["best", *[str(int(s[5:12])) for s in steps]]
-    if step is None:
-        path = folder / "best.pt" if (folder / "best.pt").is_file() else (folder / steps[-1] if steps else None)
-    elif str(step) == "best":
-        path = folder / "best.pt"
-    elif str(step).isdigit():
-        path = folder / f"step-{int(step):07d}.pt"
-    else:
-        raise InvalidValueError(f"checkpoint {step!r} of run {run_id!r} is not a step number or 'best'")
-    if path is None or not path.is_file():
-        have = [*valid[1:], *(["best"] if (folder / "best.pt").is_file() else [])]
-        wanted = str(step) if step is not None else "yet"
-        raise NotFoundError(f"run {run_id!r} has no checkpoint {wanted!r}; valid: {', '.join(have) or 'none'}")
-    return path
-
-
 def _run_meta(
     settings: Settings, info: dict[str, Any]
 ) -> tuple[tuple[int, int, int], list[str], np.ndarray | None, dict[str, Any]]:
@@ -150,7 +130,7 @@ def _run_meta(
 def _run(settings: Settings, ref: str) -> Pretrained:
     run_id, step = parse_run_ref(ref)
     info = runs.get_run(settings, run_id)
-    state = load_checkpoint(run_checkpoint(settings, run_id, step))["model"]
+    state = load_checkpoint(checkpoint_path(settings, run_id, step))["model"]
     shape, labels, _, prep = _run_meta(settings, info)
     return Pretrained(ref, "run", state, info["network"], shape, labels, prep,
                       weights.state_hash(state))  # fmt: skip
@@ -161,7 +141,7 @@ def make_pretrained(
 ) -> store.ModelEntry:
     """Store a run's checkpoint (its best by default) as a pretrained model, with labels and preprocessing."""
     info = runs.get_run(settings, run_id)
-    path = run_checkpoint(settings, run_id, step)
+    path = checkpoint_path(settings, run_id, step)
     state = load_checkpoint(path)["model"]
     shape, labels, mean, prep = _run_meta(settings, info)
     origin = {"kind": "run", "run": info["id"], "checkpoint": path.name, "dataset": info["dataset"]}

@@ -21,6 +21,8 @@ from deepyard import __version__, users
 from deepyard.datasets import list_datasets
 from deepyard.datasets.spec import DatasetSpec
 from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
+from deepyard.train.config import FinetuneConfig
+from deepyard.transfer.store import list_models
 from deepyard.web.api import datasets as datasets_api
 from deepyard.web.api import networks as networks_api
 from deepyard.web.api import runs as runs_api
@@ -88,6 +90,8 @@ def new_run(
         solver=field_specs(SolverConfig, prefix="solver."),
         schedule=field_specs(ScheduleConfig, prefix="schedule."),
         augment=field_specs(AugmentConfig, prefix="augment."),
+        finetune=field_specs(FinetuneConfig, prefix="finetune."),
+        stored=[{"name": m.name, "network": m.network["ref"], "classes": m.num_classes} for m in list_models(settings)],
         prefill=prefill,
         chosen_dataset=dataset,
     )

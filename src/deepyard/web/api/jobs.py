@@ -112,6 +112,7 @@ class TrainRequest(BaseModel):
     dataset: str
     network: str | None = Field(None, description="A standard network name (or give `spec`).")
     spec: str | None = Field(None, description="A network spec as YAML text.")
+    source: str | None = Field(None, description="Start from these weights (pretrained:NAME, store:NAME, run:ID[@S]).")
     config: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields (nested sections).")
     name: str | None = None
     lr: list[float] | None = Field(None, max_length=20, description="Several rates: one run per combination.")
@@ -139,10 +140,16 @@ def _combinations(body: TrainRequest) -> list[tuple[dict[str, Any], str | None]]
 def create_runs(body: TrainRequest, settings: SettingsDep, user: UserDep) -> dict[str, Any]:
     """Train as jobs: one run per (learning rate, batch size) combination. Every job is checked first, so a bad
     value in any combination queues none."""
-    if (body.network is None) == (body.spec is None):
-        raise InvalidValueError("give exactly one of 'network' (a standard name) or 'spec' (YAML text)")
-    network: Any = body.network if body.spec is None else parse_spec(body.spec).to_data()
-    params = [{"dataset": body.dataset, "network": network, "config": c, "name": n} for c, n in _combinations(body)]
+    if body.network is not None and body.spec is not None:
+        raise InvalidValueError("give one of 'network' (a standard name) or 'spec' (YAML text), not both")
+    if body.network is None and body.spec is None and body.source is None:
+        raise InvalidValueError(
+            "give 'network' (a standard name), 'spec' (YAML text) or 'source' (weights to start from)"
+        )
+    network: Any = parse_spec(body.spec).to_data() if body.spec is not None else body.network
+    start = {"source": body.source} if body.source else {}
+    params = [{"dataset": body.dataset, "network": network, "config": c, "name": n, **start}
+              for c, n in _combinations(body)]  # fmt: skip
     for p in params:
         check_params(settings, "train", p)
     owner = user.name if user else None

@@ -14,7 +14,7 @@ const NewRun = (() => {
 
   // Every named config field → nested data, typed by its data-kind.
   function config() {
-    const cfg = { solver: {}, schedule: {}, augment: {} };
+    const cfg = { solver: {}, schedule: {}, augment: {}, finetune: {} };
     form().querySelectorAll("[data-kind]").forEach((el) => {
       let v;
       switch (el.dataset.kind) {
@@ -24,6 +24,7 @@ const NewRun = (() => {
           else v = Number(el.value);
           break;
         case "list": v = el.value.split(/[\s,;]+/).filter(Boolean).map(Number); break;
+        case "globs": v = el.value.split(/[\s,;]+/).filter(Boolean); break;
         default: v = el.value;
       }
       const [a, b] = el.name.split(".");
@@ -40,7 +41,27 @@ const NewRun = (() => {
     return { input: [c, h, w], classes: Number(opt.dataset.classes) };
   }
 
+  // The starting weights: none, or a `--from` reference (the network then comes from the source).
+  function source() {
+    const kind = document.getElementById("source-kind").value;
+    if (kind === "run") {
+      const snap = document.getElementById("source-snapshot").value.trim();
+      return `run:${document.getElementById("source-run").value}${snap ? "@" + snap : ""}`;
+    }
+    if (kind === "store") return `store:${document.getElementById("source-store").value}`;
+    if (kind === "pretrained") return `pretrained:${document.getElementById("source-pretrained").value.trim()}`;
+    return null;
+  }
+
+  function showSource() {
+    const kind = document.getElementById("source-kind").value;
+    document.querySelectorAll(".source-pane").forEach((el) => {
+      el.hidden = !(el.dataset.source === kind || (el.dataset.source === "any" && kind));
+    });
+  }
+
   function network() {
+    if (source()) return { source: source() };
     if (netTab === "custom") return { spec: document.getElementById("spec-editor").value };
     const checked = form().querySelector('input[name="standard"]:checked');
     return { network: checked ? checked.value : "lenet" };
@@ -109,6 +130,7 @@ const NewRun = (() => {
       const c = await DY.api("POST", `/api/v1/runs/${e.target.value}/clone`);
       if (c.spec) setSpec(c.spec); else { const r = document.getElementById("net-" + c.network); if (r) { r.checked = true; document.querySelector('.tab[data-tab="standard"]').click(); } }
     });
+    document.getElementById("source-kind").addEventListener("change", showSource);
     form().addEventListener("input", DY.debounce((e) => { if (e.target.id !== "spec-editor") schedule(); }, 300));
     form().addEventListener("submit", async (e) => {
       e.preventDefault();
