@@ -1,6 +1,7 @@
 # Deepyard: the only commands a person or CI needs.
 #   make demo   set up .venv, import MNIST, build the dataset, train LeNet on it, serve the web app
-#   make test   set up .venv with the test extras (playwright) and Chromium, run the whole test suite (what CI runs)
+#   make test   set up .venv with the test extras (playwright) and Chromium, run the test suite (what CI runs)
+#   make test-slow  the tests marked slow: accuracy gates, the lab walked in a browser (CI runs them too)
 #   make lint   ruff + mypy
 #   make bench  measured tables (see README)
 
@@ -13,7 +14,7 @@ MNIST_SRC := $(if $(wildcard $(MNIST_DIR)/train-images-idx3-ubyte.gz),--from $(M
 
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +48,10 @@ demo: $(VENV)/.installed $(VENV)/.sysdeps
 	$(BIN)/deepyard serve
 
 test: $(VENV)/.installed-test $(VENV)/.sysdeps-test
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow"
+
+test-slow: $(VENV)/.installed-test $(VENV)/.sysdeps-test
+	$(BIN)/pytest -m slow
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
