@@ -28,7 +28,7 @@ from deepyard import __version__
 from deepyard.config import Settings
 from deepyard.datasets import catalog, store
 from deepyard.datasets.hygiene import find_duplicates
-from deepyard.datasets.images import Geometry
+from deepyard.datasets.images import spec_geometry
 from deepyard.datasets.sources import Listing, Skipped, list_source
 from deepyard.datasets.spec import RAW_AUTO_LIMIT, SPLITS, DatasetSpec, Encoding
 from deepyard.datasets.worker import Chunk, ChunkResult, WorkerConfig, init_worker, process_chunk
@@ -103,7 +103,7 @@ def _build(
         (work / split).mkdir()
         if encoding == "raw":
             store.create_raw(work / split, len(items), shape)
-    config = WorkerConfig(_geometry(spec), encoding, spec.jpeg_quality, spec.seed)
+    config = WorkerConfig(spec_geometry(spec), encoding, spec.jpeg_quality, spec.seed)
     chunks = _run_chunks(listing, work, config, total, workers)
     results = _collect(chunks, listing, work, encoding, shape, report)
     report("finishing", 0, 1)
@@ -150,19 +150,6 @@ def _build(
     write_json_atomic(work / catalog.MANIFEST, manifest.model_dump(mode="json"))
     report("finishing", 1, 1)
     return manifest
-
-
-def _geometry(spec: DatasetSpec) -> Geometry:
-    return Geometry(
-        width=spec.width,
-        height=spec.height,
-        channels=spec.channels,
-        resize_mode=spec.resize_mode,
-        fill=spec.fill,
-        fill_value=spec.fill_value,
-        max_pixels=spec.max_pixels,
-        alpha_background=spec.alpha_background,
-    )
 
 
 def _chunks(listing: Listing, work: Path) -> Iterator[Chunk]:

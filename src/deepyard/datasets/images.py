@@ -16,7 +16,7 @@ from typing import Final
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from deepyard.datasets.spec import Fill, ResizeMode
+from deepyard.datasets.spec import DatasetSpec, Fill, ResizeMode
 
 # File extensions looked at when walking folders, and the Pillow decoders allowed to open them. Restricting the
 # decoders keeps exotic formats (EPS runs Ghostscript, for one) out of a build.
@@ -46,6 +46,12 @@ class Geometry:
     fill_value: int
     max_pixels: int
     alpha_background: int
+
+
+def spec_geometry(spec: DatasetSpec) -> Geometry:
+    """The geometry a dataset spec asks for."""
+    return Geometry(spec.width, spec.height, spec.channels, spec.resize_mode, spec.fill, spec.fill_value,
+                    spec.max_pixels, spec.alpha_background)  # fmt: skip
 
 
 def load_image(source: str | np.ndarray, geo: Geometry) -> Image.Image:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from deepyard import users
 from deepyard.datasets import Manifest, delete_dataset, get_dataset, list_datasets, make_spec, open_split
 from deepyard.datasets.catalog import MEAN_IMAGE, REPORT, dataset_dir
-from deepyard.datasets.images import EXTENSIONS, Geometry, ImageSkipped, load_image, resize
+from deepyard.datasets.images import EXTENSIONS, ImageSkipped, load_image, resize, spec_geometry
 from deepyard.datasets.spec import SPLITS, Fill, ResizeMode
 from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.files import read_json
@@ -159,16 +159,7 @@ def resize_preview(body: ResizePreview, settings: SettingsDep) -> Response:
         fill=body.fill,
         fill_value=body.fill_value,
     )
-    geo = Geometry(
-        spec.width,
-        spec.height,
-        spec.channels,
-        spec.resize_mode,
-        spec.fill,
-        spec.fill_value,
-        spec.max_pixels,
-        spec.alpha_background,
-    )
+    geo = spec_geometry(spec)
     sample = _first_image(resolve_readable(settings, body.folder)) if body.folder else None
     try:
         img = load_image(str(sample), geo) if sample else load_image(_builtin_sample(spec.channels), geo)
