@@ -38,6 +38,10 @@ def test_bad_parameters_are_refused_before_queueing(trained: Trained, tmp_path: 
         submit(settings, "evaluate", {"model": trained.run_id, "split": "dev"})
     with pytest.raises(InvalidValueError, match="outside the data roots"):
         submit(settings, "evaluate", {"model": trained.run_id, "images": str(tmp_path)})
+    with pytest.raises(InvalidValueError, match="images 123 must be text"):
+        submit(settings, "evaluate", {"model": trained.run_id, "images": 123})
+    with pytest.raises(NotFoundError, match="nope"):
+        submit(settings, "evaluate", {"model": trained.run_id, "dataset": "nope"})
     with pytest.raises(NotFoundError, match="no run 'missing'"):
         submit(settings, "evaluate", {"model": "missing"})
     with pytest.raises(InvalidValueError, match="unknown export job parameter 'colour'"):

@@ -38,5 +38,7 @@ def test_bad_sources_are_refused_at_submit(settings: Settings, tiny: str, tmp_pa
         submit(settings, "train", {"dataset": tiny, "source": "run:nope", "config": TRAIN})
     with pytest.raises(InvalidValueError, match="outside the data roots and the home"):
         submit(settings, "train", {"dataset": tiny, "source": "/etc/weights.pt", "network": "lenet", "config": TRAIN})
+    with pytest.raises(InvalidValueError, match="outside the data roots and the home"):  # a colon is no reference
+        submit(settings, "train", {"dataset": tiny, "source": "/etc/a:b.pt", "network": "lenet", "config": TRAIN})
     with pytest.raises(InvalidValueError, match="train job needs 'network'"):
         submit(settings, "train", {"dataset": tiny, "config": TRAIN})

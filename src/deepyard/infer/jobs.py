@@ -48,6 +48,14 @@ def check_evaluate(settings: Settings, params: dict[str, Any]) -> Checked:
     if split not in SPLITS:
         raise InvalidValueError(f"split {split!r} is not one of {choices(SPLITS)}")
     images = params.get("images")
+    for key in ("images", "dataset", "snapshot"):
+        value = params.get(key)
+        if value is not None and not isinstance(value, str) and not (key == "snapshot" and type(value) is int):
+            raise InvalidValueError(f"{key} {value!r} must be text")
+    if params.get("dataset") is not None:
+        from deepyard.datasets import get_dataset
+
+        get_dataset(settings, str(params["dataset"]))
     if images is not None and not settings.is_readable(Path(images)):
         raise InvalidValueError(f"images {images!r} are outside the data roots and the home")
     top_n = params.get("top_n", 9)

@@ -26,12 +26,12 @@ Progress = Callable[[int, int], None]
 
 
 def output_folder(settings: Settings, clf: Classifier, kind: str, name: str, out: Path | None) -> Path:
-    """`out` when given, else `<run>/<kind>/<name>` for a run's model, else `./<kind>/<name>` for an archive."""
+    """`out` when given, else `<run>/<kind>/<name>` for a run's model, else `<home>/<kind>/<archive>/<name>`."""
     if out is not None:
         return out
     if "run" in clf.info and "archive" not in clf.info:
         return run_dir(settings, str(clf.info["run"])) / kind / name
-    return Path(kind) / name
+    return settings.home / kind / Path(str(clf.info.get("archive", "model"))).stem / name
 
 
 def evaluate_model(

@@ -87,7 +87,7 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
     source = params.get("source")
     if source is not None and (not isinstance(source, str) or not source):
         raise InvalidValueError(f"source {source!r} must be a reference such as pretrained:NAME, store:NAME or run:ID")
-    if source and ":" not in source and not settings.is_readable(Path(source)):
+    if source and not _is_reference(source) and not settings.is_readable(Path(source).expanduser()):
         raise InvalidValueError(f"weights file {source!r} is outside the data roots and the home")
     for key in ("dataset", "network"):
         if not params.get(key) and not (key == "network" and source):
@@ -150,6 +150,13 @@ def _network(settings: Settings, ref: Any, shape: tuple[int, int, int], classes:
         spec = load_spec(ref)
     check_spec(spec, shape, classes)
     return spec.to_data()
+
+
+def _is_reference(source: str) -> bool:
+    """A named source or a URL; anything else is read as a file path (and must lie in the roots)."""
+    from deepyard.transfer.sources import KINDS
+
+    return source.startswith((*KINDS, "http://", "https://"))
 
 
 def _source_network(settings: Settings, source: str) -> Any:

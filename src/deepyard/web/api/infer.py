@@ -11,6 +11,7 @@ the run's `evaluations/`, `inspections/` and `exports/` folders, with `..` and s
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -167,13 +168,16 @@ async def classify_zip(
         upload = await run_in_threadpool(extract_zip, settings, Path(tmp.name), limits)
 
     def work() -> Any:
-        clf = model_for(settings, run_id, snapshot)
         root = Path(str(upload["path"]))
-        items = read_inputs(root, classes=clf.classes)
-        if items and all(it.label is not None for it in items):
-            doc = evaluate_model(settings, run_id, images=root, top_n=top_n, snapshot=snapshot)
-            return {**doc, "base": _file_url(settings, run_id, Path(doc["files"]["json"]).parent)}
-        return {"predictions": [p.to_json() for p in classify_many(clf, items)], "model": clf.info}
+        try:
+            clf = model_for(settings, run_id, snapshot)
+            items = read_inputs(root, classes=clf.classes)
+            if items and all(it.label is not None for it in items):
+                doc = evaluate_model(settings, run_id, images=root, top_n=top_n, snapshot=snapshot)
+                return {**doc, "base": _file_url(settings, run_id, Path(doc["files"]["json"]).parent)}
+            return {"predictions": [p.to_json() for p in classify_many(clf, items)], "model": clf.info}
+        finally:
+            shutil.rmtree(root, ignore_errors=True)  # the results are kept; the uploaded images are not
 
     return await run_in_threadpool(work)
 
