@@ -224,7 +224,7 @@ def _served(settings: Settings, run_id: str, path: Path) -> Path:
     if not target.is_relative_to(folder) or target.relative_to(folder).parts[:1] not in [(s,) for s in SERVED]:
         raise Forbidden(f"{path} is not an evaluation, inspection or export file of run {run_id!r}")
     if not target.is_file():
-        raise NotFoundError(f"{target.name} of run {run_id!r} is gone (deleted since the job ran?)")
+        raise NotFoundError(f"run {run_id!r} has no file {target.name!r}")
     return target
 
 
@@ -232,10 +232,5 @@ def _served(settings: Settings, run_id: str, path: Path) -> Path:
 def files(run_id: str, path: str, settings: SettingsDep) -> FileResponse:
     """A file an evaluation, inspection or export wrote in the run's folder."""
     get_run(settings, run_id)
-    folder = run_dir(settings, run_id).resolve()
-    target = (folder / path).resolve()
-    if not target.is_relative_to(folder) or target.relative_to(folder).parts[:1] not in [(s,) for s in SERVED]:
-        raise Forbidden(f"{path!r} is not an evaluation, inspection or export file of run {run_id!r}")
-    if not target.is_file():
-        raise NotFoundError(f"run {run_id!r} has no file {path!r}")
+    target = _served(settings, run_id, run_dir(settings, run_id) / path)
     return FileResponse(target, filename=target.name if target.parent.name == "exports" else None)

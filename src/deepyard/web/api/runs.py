@@ -18,7 +18,6 @@ from deepyard.web.errors import Conflict, Forbidden
 from deepyard.web.runinfo import read_metrics, run_status, run_summary, snapshots
 
 router = APIRouter(tags=["runs"])
-ACTIVE = ("queued", "running")
 
 
 @router.get("/runs")
@@ -64,8 +63,9 @@ def delete(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> 
             raise Forbidden(f"run {run_id!r} belongs to {job.owner!r}; only its creator may delete it")
         if job.status in jobs.ACTIVE:
             raise Conflict(f"run {run_id!r} has a {job.status} job ({job.id}); abort it before deleting the run")
-    if run_status(settings, info) in ACTIVE:  # trained by a live process outside the job system (the CLI)
-        raise Conflict(f"run {run_id!r} is {info['status']}{_by(info)}; stop it before deleting it")
+    status = run_status(settings, info)
+    if status in jobs.ACTIVE:  # trained by a live process outside the job system (the CLI)
+        raise Conflict(f"run {run_id!r} is {status}{_by(info)}; stop it before deleting it")
     delete_run(settings, run_id)
     for job in work:
         jobs.delete_job(settings, job.id)
