@@ -1,7 +1,7 @@
 """One error hierarchy for everything a user can get wrong.
 
 Every message names the bad value and, where there is a closed set, the valid ones. The CLI turns these into a
-one-line message and exit code 2; the web layer (later) maps them to one JSON error shape. Programming errors are
+one-line message and exit code 2; the web layer (web/errors.py) maps them to one JSON error shape. Programming errors are
 not DeepyardErrors and keep their tracebacks.
 """
 

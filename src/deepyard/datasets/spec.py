@@ -1,6 +1,6 @@
 """DatasetSpec: everything that decides what a dataset build produces, as plain data.
 
-The CLI options and (later) the web form are generated from these fields; the resolved spec is stored in the
+The CLI options and the web form are generated from these fields; the resolved spec is stored in the
 manifest, so a build can be reproduced and compared. Units are in the field descriptions.
 """
 
