@@ -1,8 +1,8 @@
 """One error hierarchy for everything a user can get wrong.
 
 Every message names the bad value and, where there is a closed set, the valid ones. The CLI turns these into a
-one-line message and exit code 2; the web layer (web/errors.py) maps them to one JSON error shape. Programming errors are
-not DeepyardErrors and keep their tracebacks.
+one-line message and exit code 2; the web layer (web/errors.py) maps them to one JSON error shape. Programming
+errors are not DeepyardErrors and keep their tracebacks.
 """
 
 from __future__ import annotations
