@@ -22,7 +22,7 @@ from deepyard import db, jobs, users
 from deepyard.config import Settings
 from deepyard.jobs import store, worker
 from deepyard.train.runs import run_dir
-from tests.web.conftest import Server, shot
+from tests.web.conftest import TINY_NET, Server, shot
 
 
 def test_home_dataset_and_gallery(server: Server, page: Page, dataset_id: str, run_id: str) -> None:
@@ -222,3 +222,30 @@ def test_fine_tune_from_a_previous_run_in_the_form(server: Server, page: Page, r
     after = load_checkpoint(sorted((folder / "checkpoints").glob("step-*.pt"))[-1])["model"]
     assert torch.equal(after["layers.conv.weight"], before["layers.conv.weight"])
     assert not torch.equal(after["layers.fc.1.weight"], before["layers.fc.1.weight"])
+
+
+def test_batch_abort_from_the_home_page(server: Server, page: Page, dataset_id: str) -> None:
+    """A running training picked on the home page and aborted: it ends 'aborted' with a checkpoint; the queued job
+    that was not picked is untouched."""
+    import time
+
+    body = {"dataset": dataset_id, "spec": json.dumps(TINY_NET), "lr": [0.05, 0.01],
+            "config": {"epochs": 2000, "device": "cpu", "snapshot_interval": 1}}  # fmt: skip
+    with server.client() as c:
+        started = c.post("/api/v1/runs", json=body).json()["jobs"]
+        ids = [j["id"] for j in started]
+        while not (first := c.get(f"/api/v1/jobs/{ids[0]}").json())["target"] or first["status"] != "running":
+            time.sleep(0.1)  # one CPU slot: the first trains, the second waits in the queue
+        second = c.get(f"/api/v1/jobs/{ids[1]}").json()
+        page.on("dialog", lambda d: d.accept())
+        page.goto(server.url + "/")
+        page.check(f'input.pick[value="{first["target"]}"]')
+        page.click("#abort-selected")
+        deadline = time.monotonic() + 120  # a safeguard against a hang, not a timing assertion
+        while (first := c.get(f"/api/v1/jobs/{ids[0]}").json())["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert first["status"] == "aborted", first
+        assert c.get(f"/api/v1/runs/{first['target']}").json()["snapshots"]
+        assert c.get(f"/api/v1/jobs/{ids[1]}").json()["status"] in ("queued", "running")  # not picked
+        assert second["status"] == "queued"
+        c.post(f"/api/v1/jobs/{ids[1]}/abort")

@@ -1,4 +1,4 @@
-// Home: filter, sparklines, live run status over Server-Sent Events, batch compare and delete.
+// Home: filter, sparklines, live run status over Server-Sent Events, batch compare, abort and delete.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("canvas[data-spark]").forEach((c) => DY.sparkline(c, JSON.parse(c.dataset.spark)));
@@ -14,6 +14,16 @@ document.addEventListener("DOMContentLoaded", () => {
   const picked = () => [...document.querySelectorAll("input.pick:checked")].map((c) => c.value);
   const cmp = document.getElementById("compare-selected");
   if (cmp) cmp.addEventListener("click", () => { window.location = "/compare?runs=" + picked().join(","); });
+  const abort = document.getElementById("abort-selected");
+  if (abort) abort.addEventListener("click", async () => {
+    const ids = picked();
+    if (!ids.length || !confirm(`Abort ${ids.length} run(s)? Each finishes its step and writes a checkpoint.`)) return;
+    const failed = [];
+    for (const id of ids) {
+      try { await DY.api("POST", `/api/v1/runs/${id}/abort`); } catch (err) { failed.push(`${id}: ${err.message}`); }
+    }
+    if (failed.length) alert(failed.join("\n"));
+  });
   const del = document.getElementById("delete-selected");
   if (del) del.addEventListener("click", async () => {
     const ids = picked();
