@@ -117,6 +117,8 @@ async def inspect(
 
     def work() -> Any:
         model_for(settings, run_id, snapshot)  # the same checks and errors as classify
+        # inspect_model loads its own copy: its forward hooks on the shared cached model would also record the
+        # outputs of classify requests running at the same time
         try:
             doc = inspect_model(settings, run_id, data, target, layer, snapshot=snapshot, name=label)
         except ImageSkipped as exc:
