@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from deepyard import db
@@ -17,6 +21,7 @@ from deepyard.jobs import (
     store,
     submit,
 )
+from deepyard.jobs.queue import catches_signal
 from deepyard.networks import NetworkSpec
 from tests.jobs.conftest import bars_spec, train_params
 
@@ -124,3 +129,18 @@ def test_resuming_a_run_that_a_job_works_on_is_refused(settings: Settings, tiny:
         submit(settings, "train", {"run": result.run_id})
     with pytest.raises(NotFoundError, match="no run 'nope'"):
         submit(settings, "train", {"run": "nope"})
+
+
+def test_catches_signal_reads_whether_a_process_handles_it() -> None:
+    handler = "import signal, time; signal.signal(signal.SIGUSR1, print); print(1, flush=True); time.sleep(60)"
+    plain = "import time; print(1, flush=True); time.sleep(60)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE) for code in (handler, plain)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline()  # its handler (if any) is installed
+        assert [catches_signal(p.pid, signal.SIGUSR1) for p in procs] == [True, False]
+        assert not catches_signal(procs[0].pid, signal.SIGUSR2)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.communicate()

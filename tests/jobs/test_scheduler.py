@@ -9,7 +9,7 @@ import signal
 from deepyard import db
 from deepyard.config import Settings
 from deepyard.datasets import get_dataset
-from deepyard.jobs import JobContext, Scheduler, abort_job, get_job, list_queue, store, submit
+from deepyard.jobs import Job, JobContext, Scheduler, abort_job, get_job, list_queue, store, submit
 from deepyard.networks import NetworkSpec
 from deepyard.train import get_run
 from deepyard.train.checkpoint import load_checkpoint
@@ -178,3 +178,20 @@ def test_a_two_gpu_training_job_runs_one_process_per_slot(settings: Settings, ti
     info = get_run(settings, done.target or "")
     assert info["placement"]["world"] == 2 and info["status"] == "done"
     assert done.result["steps"] == 2 * (54 // 8)  # each rank trains on its half of the 108 images
+
+
+def test_an_abort_while_the_worker_is_still_starting_ends_aborted(
+    settings: Settings, tiny: str, tiny_net: NetworkSpec, manual: Scheduler
+) -> None:
+    # The worker takes a second or more to import torch; SIGUSR1 before it installs its handler would kill it.
+    job = submit(settings, "train", train_params(tiny, tiny_net, **LONG))
+    assert manual.tick() == [job.id]
+    abort_job(settings, job.id)
+
+    def ended() -> Job | None:
+        manual.tick()  # reaps the worker, if it died
+        found = get_job(settings, job.id)
+        return None if found.status == "running" else found
+
+    stopped = wait_for(ended, "the job to end")
+    assert stopped.status == "aborted" and stopped.error is None, stopped

@@ -132,10 +132,26 @@ def abort_job(settings: Settings, job_id: str) -> Job:
 
 
 def _nudge(job: Job) -> None:
-    """SIGUSR1 makes the worker stop after this step instead of at its next database poll."""
-    if job.pid is not None and is_worker(job.pid, job.id, direct=True):
+    """SIGUSR1 makes the worker stop after this step instead of at its next database poll. Only sent once the
+    worker catches it: a worker still starting up (importing torch) would die of it, and its first poll of the
+    database sees the request anyway."""
+    pid = job.pid
+    if pid is not None and is_worker(pid, job.id, direct=True) and catches_signal(pid, signal.SIGUSR1):
         with contextlib.suppress(OSError):  # it just ended; the database request stands
-            os.kill(job.pid, signal.SIGUSR1)
+            os.kill(pid, signal.SIGUSR1)
+
+
+def catches_signal(pid: int, sig: int) -> bool:
+    """True when process `pid` has installed a handler for `sig` (Linux: the SigCgt mask in /proc/PID/status).
+    False where that cannot be read: the caller must then not count on the signal being handled."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
 
 
 def is_worker(pid: int, job_id: str, direct: bool = False) -> bool:
