@@ -14,7 +14,13 @@ def test_connect_uses_wal_and_records_migrations(settings: Settings) -> None:
     assert db.migrate(conn, steps) == []  # recorded: never applied twice
     conn.execute("INSERT INTO t VALUES (1, 2)")
     names = [r["name"] for r in conn.execute("SELECT name FROM migrations ORDER BY name")]
-    assert names == ["0001-a", "0001-jobs", "0002-b", "0100-users"]  # connect() applied db.MIGRATIONS too
+    assert names == [
+        "0001-a",
+        "0001-jobs",
+        "0002-b",
+        "0100-users",
+        "0200-groups",
+    ]  # connect() applied db.MIGRATIONS too
 
 
 def test_failed_migration_rolls_back(settings: Settings) -> None:

@@ -76,6 +76,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         )
         """,
     ),
+    (
+        "0200-groups",
+        """
+        CREATE TABLE groups (
+            kind TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            name TEXT NOT NULL,
+            PRIMARY KEY (kind, ref)
+        );
+        CREATE INDEX groups_name ON groups (name);
+        ALTER TABLE jobs ADD COLUMN group_name TEXT
+        """,
+    ),
 ]
 
 

@@ -146,6 +146,16 @@ def set_owner(conn: sqlite3.Connection, kind: str, ref: str, user: User | None) 
         conn.execute("INSERT OR REPLACE INTO owners VALUES (?, ?, ?)", (kind, ref, user.id))
 
 
+def claim(conn: sqlite3.Connection, kind: str, ref: str, name: str) -> None:
+    """Record user `name` as the creator of `ref`, unless it has an owner already (or the user is gone)."""
+    conn.execute("INSERT OR IGNORE INTO owners SELECT ?, ?, id FROM users WHERE name = ?", (kind, ref, name))
+
+
+def forget(conn: sqlite3.Connection, kind: str, ref: str) -> None:
+    """Drop the ownership record of a deleted dataset or run."""
+    conn.execute("DELETE FROM owners WHERE kind = ? AND ref = ?", (kind, ref))
+
+
 def owner_of(conn: sqlite3.Connection, kind: str, ref: str) -> str | None:
     row = conn.execute(
         "SELECT users.name FROM owners JOIN users ON users.id = owners.user_id WHERE kind = ? AND ref = ?",

@@ -80,3 +80,10 @@ def test_bad_choice_lists_the_valid_ones(tmp_path: Path) -> None:
     proc = run(tmp_path, "dataset", "create", ".", "--resize-mode", "stretch")
     assert proc.returncode == 2
     assert all(mode in proc.stderr for mode in ("squash", "crop", "fill", "half_crop"))
+
+
+def test_the_command_starts_without_importing_torch() -> None:
+    """Verbs that need no model (listing, groups, jobs) start in a fraction of a second: torch loads per verb."""
+    code = "import sys, deepyard.cli; print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr

@@ -19,13 +19,14 @@ def test_train_list_show_resume_and_bad_settings(tmp_path: Path) -> None:
                    "  - {name: fc, type: linear, out_features: num_classes}\n")  # fmt: skip
     proc = run(home, "train", "--dataset", "bars", "--network", str(net), "--epochs", "2", "--batch-size", "4",
                "--lr", "0.05", "--solver", "momentum", "--set", "augment.flip=ud", "--set", "precision=fp32",
-               "--json")  # fmt: skip
+               "--group", "first tries", "--json")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["steps"] == 2 * (36 // 4) and doc["last_val"]["val_top1"] >= 0
     assert "training" in proc.stderr  # the progress bar went to stderr
     listed = json.loads(run(home, "run", "list", "--json").stdout)
     assert [r["id"] for r in listed] == [doc["run"]] and listed[0]["config"]["augment"]["flip"] == "ud"
+    assert listed[0]["group"] == "first tries" and listed[0]["status"] == "done"
     shown = json.loads(run(home, "run", "show", doc["run"], "--json").stdout)
     assert shown["status"] == "done" and shown["network"]["spec"]["name"] == "tiny"
     resumed = json.loads(run(home, "run", "resume", doc["run"], "--json").stdout)
@@ -70,3 +71,18 @@ def test_ctrl_c_finishes_the_step_checkpoints_and_resumes(tmp_path: Path) -> Non
     assert "stopping after this step" in err
     shown = json.loads(run(home, "run", "show", doc["run"], "--json").stdout)
     assert shown["status"] == "aborted"
+
+
+def test_group_set_list_and_clear(tmp_path: Path) -> None:
+    write_bars(tmp_path / "bars", per_class=4)
+    home = tmp_path / "home"
+    made = json.loads(run(home, "dataset", "create", str(tmp_path / "bars"), "--size", "12x12", "--json").stdout)
+    dataset = made["manifest"]
+    assert run(home, "group", "set", "lab", "bars").returncode == 0  # a dataset by name
+    assert json.loads(run(home, "group", "list", "--json").stdout) == [
+        {"name": "lab", "datasets": [dataset["id"]], "runs": []}
+    ]
+    missing = run(home, "group", "set", "lab", "no-such-thing")
+    assert missing.returncode == 2 and "no run or dataset 'no-such-thing'" in missing.stderr
+    assert run(home, "group", "clear", dataset["id"]).returncode == 0
+    assert json.loads(run(home, "group", "list", "--json").stdout) == []

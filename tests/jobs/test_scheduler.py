@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import closing
 
-from deepyard import db
+from deepyard import db, groups, users
 from deepyard.config import Settings
 from deepyard.datasets import get_dataset
 from deepyard.jobs import Job, JobContext, Scheduler, abort_job, get_job, list_queue, store, submit
@@ -27,13 +28,18 @@ from tests.jobs.conftest import (
 
 
 def test_dataset_build_job_runs_to_done(settings: Settings, scheduler: Scheduler) -> None:
-    job = submit(settings, "dataset", bars_spec(settings, per_class=10))
+    with closing(db.connect(settings)) as conn:
+        users.create_user(conn, "ada", "correct horse")
+    job = submit(settings, "dataset", bars_spec(settings, per_class=10), owner="ada", group="lab")
     done = wait_status(settings, job.id, "done", "failed")
     assert done.status == "done", done.error
     assert [s for s, _ in done.history] == ["queued", "running", "done"]
     assert done.progress == 1.0 and done.result is not None and done.finished is not None
     manifest = get_dataset(settings, done.target or "")
     assert done.result["dataset"] == manifest.id and sum(done.result["counts"].values()) == 30
+    with closing(db.connect(settings)) as conn:  # what the job created is its submitter's, in its group
+        assert users.owner_of(conn, "dataset", manifest.id) == "ada"
+        assert groups.group_of(conn, "dataset", manifest.id) == "lab"
 
 
 def test_training_job_runs_to_done_with_rising_progress(

@@ -120,3 +120,31 @@ def test_resize_preview_uses_mode(server: Server) -> None:
         assert img.size == (64, 32) and img.mode == "L"
         assert img.getpixel((0, 16)) == 7 and img.getpixel((63, 16)) == 7  # the sides padded with the constant
         assert img.getpixel((32, 16)) > 200  # the test card's white disc in the middle
+
+
+def test_groups_set_list_move_and_clear(server: Server, dataset_id: str, run_id: str) -> None:
+    with server.client() as c:
+        put = c.put("/api/v1/groups", json={"kind": "run", "ids": [run_id], "group": " first  tries "})
+        assert put.json() == {"kind": "run", "ids": [run_id], "group": "first tries"}
+        by_name = c.put("/api/v1/groups", json={"kind": "dataset", "ids": ["bars"], "group": "first tries"})
+        assert by_name.json()["ids"] == [dataset_id]  # a dataset by name, stored by id
+        assert c.get("/api/v1/groups").json() == {
+            "groups": [{"name": "first tries", "datasets": [dataset_id], "runs": [run_id]}]
+        }
+        assert c.get("/api/v1/runs").json()[0]["group"] == "first tries"
+        assert c.get(f"/api/v1/runs/{run_id}").json()["group"] == "first tries"
+        assert c.get("/api/v1/datasets").json()[0]["group"] == "first tries"
+
+        missing = c.put("/api/v1/groups", json={"kind": "run", "ids": [run_id, "nope"], "group": "other"})
+        assert missing.status_code == 404 and "nope" in missing.json()["error"]["message"]
+        assert c.get(f"/api/v1/runs/{run_id}").json()["group"] == "first tries"  # nothing changed: all or none
+        bad = c.put("/api/v1/groups", json={"kind": "job", "ids": [run_id], "group": "x"})
+        assert bad.status_code == 422 and "'dataset' or 'run'" in bad.json()["error"]["message"]
+        long = c.put("/api/v1/groups", json={"kind": "run", "ids": [run_id], "group": "x" * 65})
+        assert long.status_code == 422 and "at most 64" in long.json()["error"]["message"]
+
+        assert c.put("/api/v1/groups", json={"kind": "run", "ids": [run_id], "group": None}).json()["group"] is None
+        assert c.get(f"/api/v1/runs/{run_id}").json()["group"] is None
+        assert c.get("/api/v1/groups").json()["groups"] == [
+            {"name": "first tries", "datasets": [dataset_id], "runs": []}
+        ]

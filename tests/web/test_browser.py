@@ -249,3 +249,57 @@ def test_batch_abort_from_the_home_page(server: Server, page: Page, dataset_id: 
         assert c.get(f"/api/v1/jobs/{ids[1]}").json()["status"] in ("queued", "running")  # not picked
         assert second["status"] == "queued"
         c.post(f"/api/v1/jobs/{ids[1]}/abort")
+
+
+def test_group_runs_and_datasets_on_the_home_page(
+    server: Server, page: Page, dataset_id: str, run_id: str, web_settings: Settings
+) -> None:
+    from deepyard.networks import spec_from_data
+    from deepyard.train import make_config, train
+
+    other = train(web_settings, dataset_id, spec_from_data(TINY_NET), make_config(epochs=1, device="cpu")).run_id
+    page.goto(server.url + "/")
+    expect(page.locator("tr.group-head")).to_have_count(0)  # no groups yet: plain tables
+    page.check(f'#runs input.pick[value="{run_id}"]')
+    page.click("#group-runs")
+    expect(page.locator("#group-dialog .what")).to_have_text("1 run")
+    page.fill("#group-dialog input", "lab: first tries")
+    page.click("#group-set")
+    expect(page.locator('#runs tr.group-head[data-group="lab: first tries"]')).to_contain_text("1 run")
+    expect(page.locator('#runs tr.group-head[data-group=""]')).to_contain_text("Ungrouped")
+    assert page.locator("#runs tbody tr[data-run]").evaluate_all("rows => rows.map((r) => r.dataset.run)") == [
+        run_id,
+        other,
+    ]  # the group first, then the ungrouped
+
+    page.check(f'#datasets input.pick[value="{dataset_id}"]')
+    page.click("#group-datasets")
+    expect(page.locator("datalist#group-names option")).to_have_attribute("value", "lab: first tries")  # offered
+    page.fill("#group-dialog input", "lab: first tries")
+    page.click("#group-set")
+    expect(page.locator('#datasets tr.group-head[data-group="lab: first tries"]')).to_contain_text("1 dataset")
+
+    fold = page.locator('#runs tr.group-head[data-group="lab: first tries"] button.fold')
+    fold.click()
+    expect(page.locator(f'tr[data-run="{run_id}"]')).to_be_hidden()
+    expect(page.locator(f'tr[data-run="{other}"]')).to_be_visible()
+    page.reload()  # the browser remembers the fold
+    expect(page.locator(f'tr[data-run="{run_id}"]')).to_be_hidden()
+    shot(page, "11-home-groups")
+    fold.click()
+    expect(page.locator(f'tr[data-run="{run_id}"]')).to_be_visible()
+
+    page.fill("#filter", "first tries")  # the filter matches group names; a group left empty hides its header
+    expect(page.locator(f'tr[data-run="{other}"]')).to_be_hidden()
+    expect(page.locator('#runs tr.group-head[data-group=""]')).to_be_hidden()
+    page.fill("#filter", "")
+
+    page.check('#runs tr.group-head[data-group="lab: first tries"] input.pick-group')  # picks the whole group
+    page.click("#group-runs")
+    expect(page.locator("#group-dialog input")).to_have_value("lab: first tries")  # their common group
+    page.fill("#group-dialog input", "")  # blank: out of the group
+    page.click("#group-set")
+    expect(page.locator("#runs tr.group-head")).to_have_count(0)
+    with server.client() as c:
+        assert c.get(f"/api/v1/runs/{run_id}").json()["group"] is None
+        assert c.get(f"/api/v1/datasets/{dataset_id}").json()["group"] == "lab: first tries"

@@ -6,11 +6,12 @@ import os
 import re
 import subprocess
 import sys
+from contextlib import closing
 
 import httpx
 import pytest
 
-from deepyard import db, users
+from deepyard import db, groups, users
 from deepyard.config import Settings
 from deepyard.web.security import BindRefused, check_bind
 from tests.web.conftest import Server
@@ -170,3 +171,35 @@ def test_public_bind_marks_cookies_secure_when_https(web_settings: Settings) -> 
 
     app = create_app(web_settings, host="0.0.0.0", https=True)
     assert app.state.guard.https and not app.state.guard.loopback_only
+
+
+def test_a_dataset_built_by_a_user_is_theirs(server: Server) -> None:
+    """The worker records the job's submitter as the owner of what it creates: only they may regroup or delete it."""
+    import time
+
+    from tests.train.conftest import write_bars
+
+    folder = server.settings.data_roots[0] / "mine"
+    write_bars(folder, per_class=4)
+    ada, bob = _add_user(server.settings, "ada"), _add_user(server.settings, "bob")
+    as_ada = {"authorization": f"Bearer {_token(server.settings, ada)}"}
+    as_bob = {"authorization": f"Bearer {_token(server.settings, bob)}"}
+    spec = {"name": "mine", "source": {"kind": "folder", "train": str(folder)}, "width": 12, "height": 12}
+    with server.client() as c:
+        job = c.post("/api/v1/datasets", json={"spec": spec, "group": "ada's"}, headers=as_ada).json()["job"]
+        deadline = time.monotonic() + 120  # a safeguard against a hang, not a timing assertion
+        while (job := c.get(f"/api/v1/jobs/{job['id']}", headers=as_ada).json())["status"] != "done":
+            assert time.monotonic() < deadline, job
+            assert job["status"] in ("queued", "running"), job
+            time.sleep(0.1)
+        shown = c.get(f"/api/v1/datasets/{job['target']}", headers=as_bob).json()
+        assert (shown["owner"], shown["group"]) == ("ada", "ada's")
+        regroup = {"kind": "dataset", "ids": [job["target"]], "group": "bob's"}
+        refused = c.put("/api/v1/groups", json=regroup, headers=as_bob)
+        assert refused.status_code == 403 and "belongs to 'ada'" in refused.json()["error"]["message"]
+        assert c.delete(f"/api/v1/datasets/{job['target']}", headers=as_bob).status_code == 403
+        assert c.put("/api/v1/groups", json=regroup, headers=as_ada).json()["group"] == "bob's"
+        assert c.delete(f"/api/v1/datasets/{job['target']}", headers=as_ada).status_code == 200
+    with closing(db.connect(server.settings)) as conn:  # nothing left behind of the deleted dataset
+        assert users.owner_of(conn, "dataset", job["target"]) is None
+        assert groups.group_of(conn, "dataset", job["target"]) is None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deepyard.files import read_json
+from tests.cli.test_datasets_cli import run as run_cli
 from tests.jobs.conftest import freeze, wait_for
 from tests.web.conftest import TINY_NET, Server
 from tests.web.test_jobs_infer import wait_jobs
@@ -87,6 +88,8 @@ def test_a_killed_cli_training_shows_interrupted_then_deletes_or_resumes(
             kill(resumed)
             listed = {r["id"]: r["status"] for r in c.get("/api/v1/runs").json()}
             assert listed == {first["id"]: "interrupted", second["id"]: "interrupted"}
+            cli = json.loads(run_cli(server.settings.home, "run", "list", "--json").stdout)  # the CLI tells it too
+            assert {r["id"]: r["status"] for r in cli} == listed
             assert read_json(folder / "run.json")["status"] == "running"  # run.json itself is as the process left it
             with server.client() as browser:  # the page sets a CSRF cookie, which this API client does without
                 assert 'id="run-status">interrupted<' in browser.get(f"/runs/{second['id']}").text

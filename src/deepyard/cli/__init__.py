@@ -16,6 +16,7 @@ import typer
 from deepyard import __version__
 from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
+from deepyard.cli.groups import group_app
 from deepyard.cli.infer import classify_command, evaluate_command, export_command, inspect_command
 from deepyard.cli.jobs import jobs_app
 from deepyard.cli.models import model_app
@@ -44,6 +45,7 @@ app.command("export")(export_command)
 app.command("serve")(serve_command)
 app.add_typer(user_app, name="user")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(group_app, name="group")
 
 
 def _version(value: bool) -> None:

@@ -77,11 +77,12 @@ def submit(
     params: str = typer.Argument(..., help='Parameters as JSON, e.g. \'{"run": "ID"}\' to resume a run.'),
     priority: int = typer.Option(0, help="Higher starts first."),
     slots: str | None = typer.Option(None, help="Resources as JSON, e.g. '{\"gpu\": 2}' (default: the kind's)."),
+    group: str | None = typer.Option(None, help="Group the dataset or run it creates joins."),
     json_: bool = JsonOpt,
 ) -> None:
     """Queue a job (a scheduler must be running: `deepyard jobs work` or the server)."""
     job = _jobs().submit(ctx.obj, kind, _parse(params, "params"), priority=priority,
-                         slots=_parse(slots, "--slots") if slots else None)  # fmt: skip
+                         slots=_parse(slots, "--slots") if slots else None, group=group)  # fmt: skip
     _print_one(job, json_, "queued")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import signal
 import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from deepyard import db, groups
 from deepyard.cli.common import console, err_console, print_json
 from deepyard.errors import InvalidValueError
 
@@ -86,7 +88,21 @@ class _ProgressCallback:
         )
 
 
-def _run_with_progress(fn: Any, *args: Any) -> Any:
+class _JoinGroup:
+    """Puts the run in a group as soon as it exists."""
+
+    def __init__(self, settings: Any, group: str) -> None:
+        self.settings, self.group = settings, group
+
+    def __getattr__(self, name: str) -> Any:  # hooks it does not use
+        return lambda *args: None
+
+    def on_train_start(self, run: Any) -> None:
+        with closing(db.connect(self.settings)) as conn:
+            groups.set_group(conn, "run", [run.run_id], self.group)
+
+
+def _run_with_progress(fn: Any, extra: list[Any] | None = None) -> Any:
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console)  # fmt: skip
     stop = threading.Event()
@@ -100,7 +116,7 @@ def _run_with_progress(fn: Any, *args: Any) -> Any:
     previous = signal.signal(signal.SIGINT, interrupt)
     try:
         with bar:
-            result = fn(*args, callbacks=[_ProgressCallback(bar)], stop=stop)
+            result = fn(callbacks=[_ProgressCallback(bar), *(extra or [])], stop=stop)
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.stop_reason == "aborted":
@@ -129,6 +145,7 @@ def train_command(
     seed: int | None = typer.Option(None, help="Random seed (default 0)."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
     name: str | None = typer.Option(None, help="Run name."),
+    group: str | None = typer.Option(None, help="Group the run joins (the home page gathers a group's runs)."),
     config: Path | None = ConfigOpt,
     set_: list[str] = SetOpt,
     json: bool = JsonOpt,
@@ -141,8 +158,9 @@ def train_command(
     if network is None and source is None:
         raise InvalidValueError("give --network NAME, or --from SOURCE to start from pretrained weights")
     cfg = build_config(config, set_, flags)
+    joins = [_JoinGroup(ctx.obj, stored)] if (stored := groups.check_name(group)) else []
     result = _run_with_progress(
-        lambda **kw: _train().train(ctx.obj, dataset, network, cfg, name=name, source=source, **kw)
+        lambda **kw: _train().train(ctx.obj, dataset, network, cfg, name=name, source=source, **kw), joins
     )
     _print_result(result, json)
 
@@ -158,25 +176,39 @@ def _print_result(result: Any, as_json: bool) -> None:
         console.print(f"[bold]{key}[/]: {value}", highlight=False)
 
 
+def _as_seen(settings: Any, info: dict[str, Any], grouped: dict[str, str]) -> dict[str, Any]:
+    """run.json with the status people should see ("interrupted" when nothing trains it any more) and its group."""
+    from deepyard.jobs import run_status
+
+    return {**info, "status": run_status(settings, info), "group": grouped.get(info["id"])}
+
+
+def _groups(settings: Any) -> dict[str, str]:
+    with closing(db.connect(settings)) as conn:
+        return groups.groups_of(conn, "run")
+
+
 @run_app.command("list")
 def list_runs(ctx: typer.Context, json: bool = JsonOpt) -> None:
     """Runs in the home, oldest first."""
-    found = _train().list_runs(ctx.obj)
+    grouped = _groups(ctx.obj)
+    found = [_as_seen(ctx.obj, r, grouped) for r in _train().list_runs(ctx.obj)]
     if json:
         print_json(found)
         return
-    table = Table("id", "name", "status", "epochs", "val top-1", "created")
+    table = Table("id", "name", "group", "status", "epochs", "val top-1", "created")
     for r in found:
         val = (r.get("result") or {}).get("last_val") or {}
         top1 = f"{val['val_top1']:.2f}%" if "val_top1" in val else "-"
-        table.add_row(r["id"], r["name"], r["status"], str(r["config"]["epochs"]), top1, r["created"])
+        table.add_row(r["id"], r["name"], r["group"] or "-", r["status"], str(r["config"]["epochs"]), top1,
+                      r["created"])  # fmt: skip
     console.print(table if found else "no runs yet: try `deepyard train --dataset mnist --network lenet`")
 
 
 @run_app.command("show")
 def show_run(ctx: typer.Context, run_id: str = typer.Argument(..., help="Run id."), json: bool = JsonOpt) -> None:
     """A run's settings, status and final metrics."""
-    info = _train().get_run(ctx.obj, run_id)
+    info = _as_seen(ctx.obj, _train().get_run(ctx.obj, run_id), _groups(ctx.obj))
     if json:
         print_json(info)
         return

@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 
+from deepyard import groups, users
 from deepyard.config import Settings
 from deepyard.jobs import store
 
@@ -30,7 +31,8 @@ class JobContext:
     """A running job's link to the job system. Thread-safe."""
 
     def __init__(self, settings: Settings, job_id: str, conn: sqlite3.Connection, target: str | None = None,
-                 parent: int | None = None, rank: int = 0, world: int = 1) -> None:  # fmt: skip
+                 parent: int | None = None, rank: int = 0, world: int = 1, creates: str | None = None,
+                 owner: str | None = None, group: str | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.rank = rank  # under torchrun (a multi-GPU job) only rank 0 writes to the database
         self.world = world
@@ -38,6 +40,7 @@ class JobContext:
         self.stop = threading.Event()
         self.stop_cause: str | None = None
         self._target = target
+        self._creates = (creates, owner, group)  # what the target is, who owns it, the group it joins
         self._conn = conn
         self._lock = threading.Lock()
         self._pending: dict[str, Any] = {}
@@ -52,12 +55,18 @@ class JobContext:
         return self._target
 
     def set_target(self, target: str) -> None:
-        """Record the id the job produces or works on; written at once, so pages can link to it."""
+        """Record the id the job produces or works on; written at once, so pages can link to it. A dataset or run
+        the job creates gets the job's owner and joins its group at the same moment."""
         self._target = target
         if self.rank != 0:
             return
+        kind, owner, group = self._creates
         with self._lock:
             store.update(self._conn, self.job_id, target=target)
+            if kind is not None and owner is not None:
+                users.claim(self._conn, kind, target, owner)
+            if kind is not None and group is not None:
+                groups.join_if_ungrouped(self._conn, kind, target, group)
 
     def report(self, progress: float | None = None, message: str | None = None, eta_s: float | None = None) -> None:
         """Note progress (0..1), a one-line message and an ETA in seconds; written within about a second."""

@@ -41,11 +41,14 @@ class JobKind:
     check: str | None = None  # "module:function" of a Check; None: params are taken as given, one cpu slot
     distributed: bool = False  # given several GPUs, run one worker process per GPU under torchrun
     exclusive: bool = True  # no other exclusive job may work on the same target meanwhile (False: it only reads it)
+    creates: str | None = None  # what its target is when the job makes it ("dataset", "run"): owned and grouped
 
 
 KINDS: dict[str, JobKind] = {
-    "dataset": JobKind("deepyard.jobs.runners:run_dataset", "deepyard.jobs.runners:check_dataset"),
-    "train": JobKind("deepyard.jobs.runners:run_train", "deepyard.jobs.runners:check_train", distributed=True),
+    "dataset": JobKind("deepyard.jobs.runners:run_dataset", "deepyard.jobs.runners:check_dataset", creates="dataset"),
+    "train": JobKind(
+        "deepyard.jobs.runners:run_train", "deepyard.jobs.runners:check_train", distributed=True, creates="run"
+    ),
     "evaluate": JobKind("deepyard.infer.jobs:run_evaluate", "deepyard.infer.jobs:check_evaluate", exclusive=False),
     "export": JobKind("deepyard.infer.jobs:run_export", "deepyard.infer.jobs:check_export", exclusive=False),
 }

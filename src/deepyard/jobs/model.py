@@ -34,6 +34,7 @@ class Job(BaseModel):
     result: dict[str, Any] | None = Field(None, description="What a finished job produced (kind-specific).")
     error: str | None = Field(None, description="Why a job failed or was killed.")
     owner: str | None = Field(None, description="User who submitted it (None: local use).")
+    group: str | None = Field(None, description="Group the dataset or run it creates joins (home page).")
     priority: int = Field(0, description="Higher starts first; FIFO among equals.")
     slots: dict[str, int] = Field(description='Resources held while running: {"cpu": 1} or {"gpu": N}.')
     devices: list[int] = Field([], description="GPU indices assigned while running (empty for CPU jobs).")

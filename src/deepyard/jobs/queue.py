@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from deepyard import db
+from deepyard import db, groups
 from deepyard.config import Settings
 from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.files import new_id
@@ -42,13 +42,15 @@ def log_path(settings: Settings, job_id: str) -> Path:
 
 
 def submit(settings: Settings, kind: str, params: dict[str, Any], *, owner: str | None = None, priority: int = 0,
-           slots: dict[str, int] | None = None) -> Job:  # fmt: skip
+           slots: dict[str, int] | None = None, group: str | None = None) -> Job:  # fmt: skip
     """Queue a job after validating `params` for `kind`; a bad value raises before anything is queued.
 
     `slots` overrides the kind's default resources ({"cpu": 1}, or {"gpu": 1} for training when a GPU is
     present); {"gpu": 2} asks for two GPUs. Higher `priority` starts first; equal priorities start in order.
+    The dataset or run the job creates is owned by `owner` and joins `group` as soon as it exists.
     """
     checked = check_params(settings, kind, params)
+    group = groups.check_name(group)
     wanted = _check_slots(slots if slots is not None else checked.slots)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise InvalidValueError(f"priority {priority!r} must be a whole number (higher starts first)")
@@ -59,7 +61,7 @@ def submit(settings: Settings, kind: str, params: dict[str, Any], *, owner: str 
             job_id = new_id()
             try:
                 store.insert(conn, job_id, kind, checked.params, owner=owner, priority=priority, slots=wanted,
-                             target=checked.target)  # fmt: skip
+                             target=checked.target, group=group)  # fmt: skip
                 break
             except sqlite3.IntegrityError:
                 continue
@@ -178,6 +180,21 @@ def resume_job(settings: Settings, job_id: str) -> Job:
         if not store.transition(conn, job_id, "queued", RESUMABLE, error=None, message="queued again"):
             raise InvalidValueError(f"job {job_id} changed status meanwhile; try again")
         return _get(conn, job_id)
+
+
+def run_status(settings: Settings, info: dict[str, Any]) -> str:
+    """A run's status as people should see it: run.json's, except for a run it says is queued or running that
+    nothing runs: no queued or running job works on it and the process recorded as training it is gone (a CLI
+    training killed hard never got to say so). That run is "interrupted": shown so, deletable, and resumable from
+    its last checkpoint."""
+    from deepyard.train.runs import process_gone
+
+    status = str(info["status"])
+    if status not in ACTIVE or not process_gone(info):
+        return status
+    if list_jobs(settings, ACTIVE, kind="train", target=info["id"]):
+        return status  # its worker just ended; the scheduler records how
+    return "interrupted"
 
 
 def delete_job(settings: Settings, job_id: str) -> None:

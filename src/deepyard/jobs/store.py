@@ -26,6 +26,7 @@ def _job(row: sqlite3.Row) -> Job:
         if data[key] is not None:
             data[key] = json.loads(data[key])
     data.pop("seq")
+    data["group"] = data.pop("group_name")
     return Job.model_validate(data)
 
 
@@ -34,14 +35,14 @@ def _encode(key: str, value: Any) -> Any:
 
 
 def insert(conn: sqlite3.Connection, job_id: str, kind: str, params: dict[str, Any], *, owner: str | None,
-           priority: int, slots: dict[str, int], target: str | None) -> None:  # fmt: skip
+           priority: int, slots: dict[str, int], target: str | None, group: str | None = None) -> None:  # fmt: skip
     created = db.now()
     with db.transaction(conn):
         conn.execute(
-            "INSERT INTO jobs (id, seq, kind, params, status, history, owner, priority, slots, target, created) "
-            "VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?, ?, 'queued', ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, seq, kind, params, status, history, owner, priority, slots, target, created, "
+            "group_name) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
             (job_id, kind, json.dumps(params), json.dumps([["queued", created]]), owner, priority,
-             json.dumps(slots), target, created),
+             json.dumps(slots), target, created, group),
         )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from deepyard.config import load_settings
 from deepyard.errors import DeepyardError
 from deepyard.jobs import store
 from deepyard.jobs.context import JobContext, JobStopped
-from deepyard.jobs.kinds import get_runner
+from deepyard.jobs.kinds import get_kind, get_runner
 
 
 def run_job(home: str, job_id: str, parent: int | None = None) -> str:
@@ -34,7 +34,8 @@ def run_job(home: str, job_id: str, parent: int | None = None) -> str:
     if job is None or job.status != "running":
         return "missing" if job is None else job.status
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun
-    ctx = JobContext(settings, job_id, conn, target=job.target, parent=parent, rank=rank, world=world)
+    ctx = JobContext(settings, job_id, conn, target=job.target, parent=parent, rank=rank, world=world,
+                     creates=get_kind(job.kind).creates, owner=job.owner, group=job.group)  # fmt: skip
     _install_signals(ctx)
     ctx.start_monitor()
     status, fields = _outcome(ctx, job.kind, job.params)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from deepyard import __version__, users
+from deepyard import __version__, groups, users
 from deepyard.datasets import list_datasets
 from deepyard.datasets.spec import DatasetSpec
 from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
@@ -53,16 +53,35 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
+    datasets, runs = datasets_api.list_(settings, conn), runs_api.list_(settings, conn)
     return render(
-        request, "home.html", datasets=datasets_api.list_(settings, conn), runs=runs_api.list_(settings, conn)
+        request,
+        "home.html",
+        datasets=datasets,
+        runs=runs,
+        dataset_sections=_sections(datasets),
+        run_sections=_sections(runs),
+        group_names=groups.group_names(conn),
     )
 
 
+def _sections(rows: list[dict[str, Any]]) -> list[tuple[str | None, list[dict[str, Any]]]]:
+    """Rows by group: the groups by name, then the ungrouped; each keeps the listing's order (newest first)."""
+    by: dict[str | None, list[dict[str, Any]]] = {}
+    for row in rows:
+        by.setdefault(row.get("group"), []).append(row)
+    return sorted(by.items(), key=lambda item: (item[0] is None, (item[0] or "").lower()))
+
+
 @router.get("/datasets/new", response_class=HTMLResponse)
-def new_dataset(request: Request, settings: SettingsDep) -> HTMLResponse:
+def new_dataset(request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
     fields = field_specs(DatasetSpec, skip=("name",))
     return render(
-        request, "dataset_new.html", fields=fields, roots=[str(settings.home), *map(str, settings.data_roots)]
+        request,
+        "dataset_new.html",
+        fields=fields,
+        roots=[str(settings.home), *map(str, settings.data_roots)],
+        group_names=groups.group_names(conn),
     )
 
 
@@ -75,7 +94,7 @@ def dataset(ref: str, request: Request, settings: SettingsDep, conn: ConnDep) ->
 
 @router.get("/runs/new", response_class=HTMLResponse)
 def new_run(
-    request: Request, settings: SettingsDep, clone: str | None = None, dataset: str | None = None
+    request: Request, settings: SettingsDep, conn: ConnDep, clone: str | None = None, dataset: str | None = None
 ) -> HTMLResponse:
     prefill = runs_api.clone(clone, settings) if clone else None
     return render(
@@ -94,6 +113,7 @@ def new_run(
         stored=[{"name": m.name, "network": m.network["ref"], "classes": m.num_classes} for m in list_models(settings)],
         prefill=prefill,
         chosen_dataset=dataset,
+        group_names=groups.group_names(conn),
     )
 
 

@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from deepyard import jobs
 from deepyard.config import Settings
-from deepyard.train.runs import process_gone, run_dir
+from deepyard.jobs import run_status
+from deepyard.train.runs import run_dir
 
 METRICS = "metrics.jsonl"
 SPARK_POINTS = 40
@@ -74,18 +74,6 @@ def snapshots(folder: Path) -> list[dict[str, Any]]:
         match = re.fullmatch(r"step-(\d+)\.pt", path.name)
         found.append({"file": path.name, "step": int(match.group(1)) if match else None, "bytes": path.stat().st_size})
     return found
-
-
-def run_status(settings: Settings, info: dict[str, Any]) -> str:
-    """run.json's status, except for a run it says is queued or running that nothing runs: no queued or running
-    job works on it and the process recorded as training it is gone (a CLI training killed hard never got to say
-    so). That run is "interrupted": shown so, deletable, and resumable from its last checkpoint as a train job."""
-    status = str(info["status"])
-    if status not in ("queued", "running") or not process_gone(info):
-        return status
-    if jobs.list_jobs(settings, jobs.ACTIVE, kind="train", target=info["id"]):
-        return status  # its worker just ended; the scheduler records how
-    return "interrupted"
 
 
 def run_summary(settings: Settings, info: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from PIL import Image
 from pydantic import BaseModel
 
-from deepyard import users
+from deepyard import groups, users
 from deepyard.datasets import Manifest, delete_dataset, get_dataset, list_datasets, make_spec, open_split
 from deepyard.datasets.catalog import MEAN_IMAGE, REPORT, dataset_dir
 from deepyard.datasets.images import EXTENSIONS, ImageSkipped, load_image, resize, spec_geometry
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 PNG = "image/png"
 
 
-def summary(m: Manifest, owner: str | None = None) -> dict[str, Any]:
+def summary(m: Manifest, owner: str | None = None, group: str | None = None) -> dict[str, Any]:
     """What listings show of a dataset."""
     return {
         "id": m.id,
@@ -43,13 +43,17 @@ def summary(m: Manifest, owner: str | None = None) -> dict[str, Any]:
         "size_bytes": m.size_bytes,
         "skipped": m.skipped,
         "owner": owner,
+        "group": group,
     }
 
 
 @router.get("")
 def list_(settings: SettingsDep, conn: ConnDep) -> list[dict[str, Any]]:
     """Every complete dataset, newest first."""
-    return [summary(m, users.owner_of(conn, "dataset", m.id)) for m in reversed(list_datasets(settings))]
+    grouped = groups.groups_of(conn, "dataset")
+    return [
+        summary(m, users.owner_of(conn, "dataset", m.id), grouped.get(m.id)) for m in reversed(list_datasets(settings))
+    ]
 
 
 @router.get("/{ref}")
@@ -59,7 +63,8 @@ def show(ref: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
     runs = [
         {"id": r["id"], "name": r["name"], "status": r["status"]} for r in list_runs(settings) if r["dataset"] == m.id
     ]
-    return {**summary(m, users.owner_of(conn, "dataset", m.id)), "manifest": m.model_dump(mode="json"), "runs": runs}
+    about = summary(m, users.owner_of(conn, "dataset", m.id), groups.group_of(conn, "dataset", m.id))
+    return {**about, "manifest": m.model_dump(mode="json"), "runs": runs}
 
 
 @router.delete("/{ref}")
@@ -71,6 +76,8 @@ def delete(ref: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dic
     if using:
         raise Conflict(f"dataset {m.name!r} is used by run(s) {', '.join(using)}; delete them first")
     delete_dataset(settings, m.id)
+    groups.forget(conn, "dataset", m.id)
+    users.forget(conn, "dataset", m.id)
     return {"deleted": m.id, "name": m.name}
 
 

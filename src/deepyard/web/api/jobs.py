@@ -10,14 +10,13 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from deepyard import jobs
+from deepyard import groups, jobs
 from deepyard.errors import InvalidValueError
 from deepyard.jobs.kinds import check_params
 from deepyard.networks import parse_spec
 from deepyard.train import get_run
 from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import Conflict, Forbidden
-from deepyard.web.runinfo import run_status
 
 router = APIRouter(tags=["jobs"])
 LOG_TAIL = 64 * 1024  # bytes of log returned at most per call
@@ -99,12 +98,14 @@ def log(job_id: str, settings: SettingsDep, offset: int = Query(0, ge=0)) -> dic
 class DatasetRequest(BaseModel):
     spec: dict[str, Any] = Field(description="DatasetSpec fields: name, source, channels, width, ...")
     workers: int | None = None
+    group: str | None = Field(None, description="The group the new dataset joins (home page).")
 
 
 @router.post("/datasets", status_code=202)
 def create_dataset(body: DatasetRequest, settings: SettingsDep, user: UserDep) -> dict[str, Any]:
     """Build a dataset as a job; its source folders must lie in the data roots (or the home: uploads)."""
-    job = jobs.submit(settings, "dataset", body.model_dump(), owner=user.name if user else None)
+    params = body.model_dump(exclude={"group"})
+    job = jobs.submit(settings, "dataset", params, owner=user.name if user else None, group=body.group)
     return {"job": job_json(job)}
 
 
@@ -117,6 +118,7 @@ class TrainRequest(BaseModel):
     name: str | None = None
     lr: list[float] | None = Field(None, max_length=20, description="Several rates: one run per combination.")
     batch_size: list[int] | None = Field(None, max_length=20, description="Several sizes: one run each.")
+    group: str | None = Field(None, description="The group the new runs join (home page).")
 
 
 def _combinations(body: TrainRequest) -> list[tuple[dict[str, Any], str | None]]:
@@ -152,8 +154,8 @@ def create_runs(body: TrainRequest, settings: SettingsDep, user: UserDep) -> dic
               for c, n in _combinations(body)]  # fmt: skip
     for p in params:
         check_params(settings, "train", p)
-    owner = user.name if user else None
-    return {"jobs": [job_json(jobs.submit(settings, "train", p, owner=owner)) for p in params]}
+    owner, group = user.name if user else None, groups.check_name(body.group)
+    return {"jobs": [job_json(jobs.submit(settings, "train", p, owner=owner, group=group)) for p in params]}
 
 
 def run_job(settings: Any, run_id: str) -> jobs.Job | None:
@@ -180,7 +182,7 @@ def resume_run(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep)
     job = run_job(settings, run_id)
     if job is not None and job.status in jobs.ACTIVE:
         raise InvalidValueError(f"run {run_id!r} is already {job.status} (job {job.id})")
-    if (status := run_status(settings, info)) in jobs.ACTIVE:
+    if (status := jobs.run_status(settings, info)) in jobs.ACTIVE:
         raise Conflict(f"run {run_id!r} is {status}: a process outside the job system trains it (process "
                        f"{info.get('process', {}).get('pid', '?')}); stop it, or wait for it, first")  # fmt: skip
     if job is not None and job.status in jobs.RESUMABLE:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from deepyard import jobs, users
+from deepyard import groups, jobs, users
 from deepyard.datasets import find_dataset
 from deepyard.errors import InvalidValueError
 from deepyard.networks import dump_yaml, spec_from_data
@@ -15,7 +15,7 @@ from deepyard.train import get_run, list_runs, make_config, schedule_points
 from deepyard.train.runs import delete_run, run_dir
 from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import Conflict, Forbidden
-from deepyard.web.runinfo import read_metrics, run_status, run_summary, snapshots
+from deepyard.web.runinfo import read_metrics, run_summary, snapshots
 
 router = APIRouter(tags=["runs"])
 
@@ -24,8 +24,10 @@ router = APIRouter(tags=["runs"])
 def list_(settings: SettingsDep, conn: ConnDep) -> list[dict[str, Any]]:
     """Every run, newest first, with status, progress, a loss sparkline and the key metrics."""
     rows = [run_summary(settings, info) for info in reversed(list_runs(settings))]
+    grouped = groups.groups_of(conn, "run")
     for row in rows:
         row["owner"] = users.owner_of(conn, "run", row["id"])
+        row["group"] = grouped.get(row["id"])
     return rows
 
 
@@ -42,6 +44,7 @@ def show(run_id: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
         "snapshots": snapshots(run_dir(settings, run_id)),
         "dataset_name": dataset.name if dataset else None,
         "owner": users.owner_of(conn, "run", run_id),
+        "group": groups.group_of(conn, "run", run_id),
     }
 
 
@@ -63,12 +66,14 @@ def delete(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> 
             raise Forbidden(f"run {run_id!r} belongs to {job.owner!r}; only its creator may delete it")
         if job.status in jobs.ACTIVE:
             raise Conflict(f"run {run_id!r} has a {job.status} job ({job.id}); abort it before deleting the run")
-    status = run_status(settings, info)
+    status = jobs.run_status(settings, info)
     if status in jobs.ACTIVE:  # trained by a live process outside the job system (the CLI)
         raise Conflict(f"run {run_id!r} is {status}{_by(info)}; stop it before deleting it")
     delete_run(settings, run_id)
     for job in work:
         jobs.delete_job(settings, job.id)
+    groups.forget(conn, "run", run_id)
+    users.forget(conn, "run", run_id)
     return {"deleted": run_id, "name": info["name"]}
 
 

@@ -79,7 +79,7 @@ const NewDataset = (() => {
     form().addEventListener("submit", async (e) => {
       e.preventDefault();
       try {
-        await DY.api("POST", "/api/v1/datasets", { spec: spec() });
+        await DY.api("POST", "/api/v1/datasets", { spec: spec(), group: form().elements.group.value.trim() || null });
         window.location = "/";
       } catch (err) { DY.showError("form-error", err); }
     });

@@ -1,17 +1,58 @@
-// Home: filter, sparklines, live run status over Server-Sent Events, batch compare, abort and delete.
+// Home: filter, groups (fold, set), sparklines, live run status over Server-Sent Events, batch compare, abort, delete.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("canvas[data-spark]").forEach((c) => DY.sparkline(c, JSON.parse(c.dataset.spark)));
 
+  const members = (table, group) => [...table.querySelectorAll("tbody tr[data-text]")].filter((tr) => tr.dataset.group === group);
   const filter = document.getElementById("filter");
   filter.addEventListener("input", () => {
     const q = filter.value.toLowerCase();
-    document.querySelectorAll("table.filterable tbody tr").forEach((tr) => {
-      tr.hidden = q !== "" && !tr.dataset.text.toLowerCase().includes(q);
+    document.querySelectorAll("table.filterable").forEach((table) => {
+      table.querySelectorAll("tbody tr[data-text]").forEach((tr) => {
+        tr.hidden = q !== "" && !tr.dataset.text.toLowerCase().includes(q);
+      });
+      table.querySelectorAll("tr.group-head").forEach((head) => {  // a group with nothing left to show hides too
+        head.hidden = members(table, head.dataset.group).every((tr) => tr.hidden);
+      });
     });
   });
 
-  const picked = () => [...document.querySelectorAll("input.pick:checked")].map((c) => c.value);
+  // Groups fold and unfold; the browser remembers which are folded.
+  document.querySelectorAll("tr.group-head").forEach((head) => {
+    const table = head.closest("table"), button = head.querySelector("button.fold");
+    const key = `dy.fold.${table.dataset.kind}.${head.dataset.group}`;
+    const label = button.textContent.slice(2);
+    const show = (open) => {
+      members(table, head.dataset.group).forEach((tr) => tr.classList.toggle("folded", !open));
+      button.setAttribute("aria-expanded", String(open));
+      button.textContent = (open ? "▾ " : "▸ ") + label;
+      if (open) localStorage.removeItem(key); else localStorage.setItem(key, "1");
+    };
+    show(localStorage.getItem(key) !== "1");
+    button.addEventListener("click", () => show(button.getAttribute("aria-expanded") !== "true"));
+    head.querySelector("input.pick-group").addEventListener("change", (e) => {
+      members(table, head.dataset.group).forEach((tr) => { tr.querySelector("input.pick").checked = e.target.checked; });
+    });
+  });
+
+  const picked = (table = "runs") => [...document.querySelectorAll(`#${table} input.pick:checked`)].map((c) => c.value);
+  const dialog = document.getElementById("group-dialog");
+  document.querySelectorAll("button.group-selected").forEach((button) => button.addEventListener("click", () => {
+    const table = button.closest(".batch").dataset.for, ids = picked(table);
+    if (!ids.length) { alert("Select the rows to group first."); return; }
+    const kind = document.getElementById(table).dataset.kind;
+    const groups = new Set(ids.map((id) => document.querySelector(`#${table} input.pick[value="${id}"]`).closest("tr").dataset.group));
+    dialog.querySelector("input").value = groups.size === 1 ? [...groups][0] : "";
+    dialog.querySelector(".what").textContent = `${ids.length} ${kind}${ids.length === 1 ? "" : "s"}`;
+    dialog.onclose = async () => {
+      if (dialog.returnValue !== "set") return;
+      try {
+        await DY.api("PUT", "/api/v1/groups", { kind, ids, group: dialog.querySelector("input").value });
+        window.location.reload();
+      } catch (err) { alert(err.message); }
+    };
+    dialog.showModal();
+  }));
   const cmp = document.getElementById("compare-selected");
   if (cmp) cmp.addEventListener("click", () => { window.location = "/compare?runs=" + picked().join(","); });
   const abort = document.getElementById("abort-selected");
@@ -24,15 +65,18 @@ document.addEventListener("DOMContentLoaded", () => {
     }
     if (failed.length) alert(failed.join("\n"));
   });
-  const del = document.getElementById("delete-selected");
-  if (del) del.addEventListener("click", async () => {
-    const ids = picked();
-    if (!ids.length || !confirm(`Delete ${ids.length} run(s) and their files?`)) return;
+  const deleter = (button, table, noun, url) => button && button.addEventListener("click", async () => {
+    const ids = picked(table);
+    if (!ids.length || !confirm(`Delete ${ids.length} ${noun}(s) and their files?`)) return;
+    const failed = [];
     for (const id of ids) {
-      try { await DY.api("DELETE", `/api/v1/runs/${id}`); } catch (err) { alert(`${id}: ${err.message}`); }
+      try { await DY.api("DELETE", url(id)); } catch (err) { failed.push(`${id}: ${err.message}`); }
     }
+    if (failed.length) alert(failed.join("\n"));
     window.location.reload();
   });
+  deleter(document.getElementById("delete-selected"), "runs", "run", (id) => `/api/v1/runs/${id}`);
+  deleter(document.getElementById("delete-datasets"), "datasets", "dataset", (id) => `/api/v1/datasets/${id}`);
 
   const known = new Set([...document.querySelectorAll("tr[data-run]")].map((tr) => tr.dataset.run));
   const jobsBody = document.querySelector("#jobs tbody");

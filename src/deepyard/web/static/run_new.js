@@ -137,6 +137,7 @@ const NewRun = (() => {
       try {
         const cfg = config(), net = network(), name = form().elements.name.value.trim();
         await DY.api("POST", "/api/v1/runs", { dataset: form().elements.dataset.value, ...net, config: cfg, name: name || null,
+          group: form().elements.group.value.trim() || null,
           lr: values(document.getElementById("lr-values").value, "float"), batch_size: values(document.getElementById("bs-values").value, "int") });
         window.location = "/";
       } catch (err) { DY.showError("form-error", err); }
