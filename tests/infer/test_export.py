@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import pickle
@@ -92,16 +93,23 @@ def test_unknown_format_is_named(trained: Trained, sample: np.ndarray, tmp_path:
 
 def test_readme_snippet_loads_an_archive_with_plain_pytorch(trained: Trained, sample: np.ndarray,
                                                             tmp_path: Path) -> None:  # fmt: skip
-    """The snippet printed in the README, run as written on a real archive."""
-    clf = load_run_model(trained.settings, trained.run_id)
-    path = write_archive(clf, tmp_path / "model.zip")
+    """The snippet printed in the README, run as written on a real archive: with the run's mean subtraction, and
+    with a pretrained network's per-channel normalisation."""
     readme = (REPO / "README.md").read_text()
     code = re.search(r"<!-- archive-snippet:start -->\n```python\n(.*?)```", readme, re.S)
     assert code, "README lacks the archive snippet"
     image = trained.images / "class2" / "010.png"
-    scope: dict[str, object] = {"ARCHIVE": str(path), "IMAGE": str(image)}
-    exec(compile(code.group(1), "README snippet", "exec"), scope)
-    assert scope["label"] == clf.classes[int(clf.logits([clf.preprocessing.load_pixels(str(image))]).argmax())]
+    plain = load_run_model(trained.settings, trained.run_id)
+    channels = plain.preprocessing.channels
+    normalised = dataclasses.replace(plain, preprocessing=dataclasses.replace(
+        plain.preprocessing, input_mean=(0.4,) * channels, input_std=(0.2,) * channels))  # fmt: skip
+    for clf in (plain, normalised):
+        path = write_archive(clf, tmp_path / "model.zip")
+        scope: dict[str, object] = {"ARCHIVE": str(path), "IMAGE": str(image)}
+        exec(compile(code.group(1), "README snippet", "exec"), scope)
+        expected = clf.logits([clf.preprocessing.load_pixels(str(image))]).softmax(1)[0]
+        torch.testing.assert_close(scope["probs"], expected, rtol=1e-4, atol=1e-5)
+        assert scope["label"] == clf.classes[int(expected.argmax())]
 
 
 def test_pickled_checkpoint_and_archive_are_refused(trained: Trained, tmp_path: Path) -> None:

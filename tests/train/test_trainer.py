@@ -226,3 +226,16 @@ def test_bf16_autocast_runs_and_learns_on_the_cpu(settings: Settings, tiny: str,
     info = get_run(settings, result.run_id)
     assert info["placement"]["precision"] == "bf16" and info["placement"]["channels_last"] is False
     assert result.last_val["val_top1"] > 80, result.last_val
+
+
+def test_input_normalisation_settings_are_checked(settings: Settings, tiny: str, tiny_net: NetworkSpec) -> None:
+    from deepyard.errors import InvalidValueError
+
+    with pytest.raises(InvalidValueError, match=r"input_mean \[0.5\] and input_std None go together"):
+        make_config(input_mean=[0.5])
+    with pytest.raises(InvalidValueError, match=r"input_std \[0.0\] must be positive"):
+        make_config(input_mean=[0.5], input_std=[0.0])
+    wrong = make_config(epochs=1, device="cpu", input_mean=[0.5, 0.5], input_std=[0.2, 0.2])
+    with pytest.raises(InvalidValueError, match="input_mean has 2 values; the dataset has 3 channel"):
+        train(settings, tiny, tiny_net, wrong)
+    assert not (settings.home / "runs").exists() or not any((settings.home / "runs").iterdir())  # no run left

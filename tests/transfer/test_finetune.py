@@ -153,3 +153,67 @@ def test_a_bare_weights_file_needs_a_network(settings: Settings, tiny: str, tmp_
     save_safetensors(tmp_path / "w.safetensors", build_network("lenet", (1, 28, 28), 10).state_dict())
     with pytest.raises(InvalidValueError, match="holds weights only; give the network"):
         train(settings, tiny, None, cfg(), source=str(tmp_path / "w.safetensors"))
+
+
+IMAGENET = {"kind": "normalize", "scale": "0-1", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+@pytest.mark.parametrize(
+    ("prep", "channels", "expected"),
+    [
+        (IMAGENET, 3, ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])),
+        (IMAGENET, 1, ([pytest.approx(0.449)], [pytest.approx(0.226)])),  # a grayscale dataset: the average
+        ({"kind": "normalize", "mean": [0.5], "std": [0.25]}, 3, ([0.5] * 3, [0.25] * 3)),  # repeated
+        ({"kind": "deepyard", "input_mean": [0.1], "input_std": [0.3]}, 1, ([0.1], [0.3])),  # a fine-tuned run's
+        ({"kind": "deepyard", "input_mean": None, "input_std": None, "mean": "image"}, 3, None),  # its own mean
+        ({"kind": "normalize", "mean": [0.5, 0.5], "std": [0.2, 0.2]}, 3, "2 channels"),
+    ],
+)
+def test_source_normalization(prep: dict[str, Any], channels: int, expected: Any) -> None:
+    from deepyard.transfer.finetune import source_normalization
+
+    if isinstance(expected, str):
+        with pytest.raises(InvalidValueError, match=f"the source normalises {expected}; the dataset has {channels}"):
+            source_normalization(prep, channels)
+    else:
+        assert source_normalization(prep, channels) == expected
+
+
+def test_a_fine_tune_feeds_inputs_normalised_as_the_weights_expect(
+    settings: Settings, tiny: str, pretrained_run: str
+) -> None:
+    """Weights stored with ImageNet's normalisation: the run takes the source's mean and std into its config, and
+    training, classifying and the exported preprocessing all compute (pixels / 255 - mean) / std."""
+    from deepyard.datasets import get_dataset
+    from deepyard.infer import load_run_model
+    from deepyard.infer.preprocess import to_batch
+    from deepyard.transfer.store import save_model
+
+    start = load_pretrained(settings, f"run:{pretrained_run}")
+    save_model(settings, "imagenet-style", start.state, start.network or {}, list(start.labels or []),
+               start.input_shape, IMAGENET, {"kind": "test"})  # fmt: skip
+    channels = get_dataset(settings, tiny).shape[2]
+
+    class Inputs(Callback):
+        def on_train_start(self, run: Any) -> None:
+            self.pixels = next(run.val_data.batches(0))[0][:4]
+            self.seen = run.preprocess(self.pixels, train=False)
+
+    seen = Inputs()
+    result = train(settings, tiny, None, cfg(epochs=0.5), [seen], source="store:imagenet-style")
+    config = get_run(settings, result.run_id)["config"]
+    mean, std = IMAGENET["mean"], IMAGENET["std"]
+    if channels == 1:
+        mean, std = [sum(mean) / 3], [sum(std) / 3]
+    assert config["input_mean"] == pytest.approx(mean) and config["input_std"] == pytest.approx(std)
+    m, s = torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1)
+    torch.testing.assert_close(seen.seen, (seen.pixels.float() / 255 - m) / s)
+    clf = load_run_model(settings, result.run_id)
+    assert clf.preprocessing.to_json()["input_std"] == pytest.approx(std)
+    pixels = seen.pixels.permute(0, 2, 3, 1).numpy()
+    torch.testing.assert_close(clf.transform(to_batch(list(pixels))), seen.seen)
+
+    kept = train(
+        settings, tiny, None, cfg(epochs=0.5, **{"finetune.normalize": "dataset"}), source="store:imagenet-style"
+    )
+    assert get_run(settings, kept.run_id)["config"]["input_mean"] is None  # the run's own mean subtraction

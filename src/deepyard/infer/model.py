@@ -96,7 +96,7 @@ def load_run_model(
     config = TrainConfig.model_validate(info["config"])
     manifest = get_dataset(settings, info["dataset"])
     mean_image = np.load(dataset_dir(settings, manifest.id) / MEAN_ARRAY, allow_pickle=False)
-    pre = Preprocessing.from_dataset(manifest.spec, config.mean, config.crop_size, mean_image)
+    pre = Preprocessing.from_config(manifest.spec, config.model_dump(), mean_image)
     model = runs.build_run_model(info, pre.input_shape, len(manifest.classes), settings)
     data = load_checkpoint(path)
     model.load_state_dict(data["model"])

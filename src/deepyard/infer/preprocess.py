@@ -35,18 +35,28 @@ class Preprocessing:
     max_pixels: int = 178_956_970
     mean: str = "none"  # none, image or pixel
     crop_size: int | None = None
+    input_mean: tuple[float, ...] | None = None  # per channel on the 0..1 scale; replaces `mean` when set
+    input_std: tuple[float, ...] | None = None  # per channel on the 0..1 scale: the input is divided by it
     mean_pixels: np.ndarray | None = field(default=None, compare=False, repr=False)  # (H, W, C) float32
 
     @classmethod
-    def from_dataset(cls, spec: DatasetSpec, mean: str, crop_size: int | None, mean_image: np.ndarray | None) -> (
+    def from_dataset(cls, spec: DatasetSpec, mean: str, crop_size: int | None, mean_image: np.ndarray | None,
+                     input_mean: list[float] | None = None, input_std: list[float] | None = None) -> (
         Preprocessing
     ):  # fmt: skip
         return cls(
             width=spec.width, height=spec.height, channels=spec.channels, resize_mode=spec.resize_mode.value,
             fill=spec.fill.value, fill_value=spec.fill_value, alpha_background=spec.alpha_background,
             max_pixels=spec.max_pixels, mean=mean, crop_size=crop_size,
+            input_mean=_floats(input_mean), input_std=_floats(input_std),
             mean_pixels=None if mean == "none" or mean_image is None else mean_image.astype(np.float32),
         )  # fmt: skip
+
+    @classmethod
+    def from_config(cls, spec: DatasetSpec, config: dict[str, Any], mean_image: np.ndarray | None) -> Preprocessing:
+        """As a run with this TrainConfig (as data) trained on a dataset built with `spec`."""
+        return cls.from_dataset(spec, config.get("mean", "image"), config.get("crop_size"), mean_image,
+                                config.get("input_mean"), config.get("input_std"))  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         """Everything but the mean image (stored beside it as an array)."""
@@ -55,13 +65,15 @@ class Preprocessing:
             "fill": self.fill, "fill_value": self.fill_value, "alpha_background": self.alpha_background,
             "max_pixels": self.max_pixels, "mean": self.mean, "crop_size": self.crop_size,
             "input_shape": list(self.input_shape), "scale": 1 / 255,
+            "input_mean": _listed(self.input_mean), "input_std": _listed(self.input_std),
         }  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any], mean_pixels: np.ndarray | None) -> Preprocessing:
         keys = ("width", "height", "channels", "resize_mode", "fill", "fill_value", "alpha_background", "max_pixels",
                 "mean", "crop_size")  # fmt: skip
-        return cls(**{k: data[k] for k in keys if k in data}, mean_pixels=mean_pixels)
+        return cls(**{k: data[k] for k in keys if k in data}, input_mean=_floats(data.get("input_mean")),
+                   input_std=_floats(data.get("input_std")), mean_pixels=mean_pixels)  # fmt: skip
 
     @property
     def geometry(self) -> Geometry:
@@ -85,10 +97,13 @@ class Preprocessing:
         return pixels if pixels.flags.writeable else pixels.copy()
 
     def input_module(self) -> InputTransform:
-        return InputTransform(self.mean_tensor(), self.crop_size)
+        std = None if self.input_std is None else torch.tensor(self.input_std).view(-1, 1, 1)
+        return InputTransform(self.mean_tensor(), self.crop_size, std)
 
     def mean_tensor(self) -> torch.Tensor | None:
         """The mean to subtract, (C, H, W) or (C, 1, 1), in pixel units; None without mean subtraction."""
+        if self.input_mean is not None:
+            return (torch.tensor(self.input_mean) * 255).view(-1, 1, 1)
         if self.mean == "none" or self.mean_pixels is None:
             return None
         mean = torch.from_numpy(np.ascontiguousarray(self.mean_pixels)).permute(2, 0, 1).float()
@@ -96,18 +111,22 @@ class Preprocessing:
 
 
 class InputTransform(nn.Module):
-    """Stored pixels (B, C, H, W) in 0..255 → network input: minus the mean, centre crop, times 1/255.
+    """Stored pixels (B, C, H, W) in 0..255 → network input: minus the mean, centre crop, times 1/255, divided by
+    the per-channel std when there is one.
 
     The same arithmetic as the trainer's evaluation transform (`train.data.Preprocessor` with train=False), as a
     module so that exported models carry it.
     """
 
-    def __init__(self, mean: torch.Tensor | None, crop_size: int | None) -> None:
+    def __init__(self, mean: torch.Tensor | None, crop_size: int | None, std: torch.Tensor | None = None) -> None:
         super().__init__()
         self.crop_size = crop_size
         self.subtract = mean is not None
+        self.divide = std is not None
         self.mean: torch.Tensor
+        self.inv_std: torch.Tensor
         self.register_buffer("mean", mean if mean is not None else torch.zeros(1), persistent=False)
+        self.register_buffer("inv_std", 1.0 / std if std is not None else torch.ones(1), persistent=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.float()
@@ -117,10 +136,19 @@ class InputTransform(nn.Module):
             h, w = x.shape[-2], x.shape[-1]
             top, left = (h - self.crop_size) // 2, (w - self.crop_size) // 2
             x = x[:, :, top : top + self.crop_size, left : left + self.crop_size]
-        return x * (1.0 / 255.0)
+        x = x * (1.0 / 255.0)
+        return x * self.inv_std if self.divide else x
 
 
 def to_batch(pixels: list[np.ndarray] | np.ndarray) -> torch.Tensor:
     """(H, W, C) uint8 images → one (B, C, H, W) uint8 tensor."""
     arr = np.stack(pixels) if isinstance(pixels, list) else pixels
     return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
+
+
+def _floats(values: Any) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)
+
+
+def _listed(values: tuple[float, ...] | None) -> list[float] | None:
+    return None if values is None else list(values)

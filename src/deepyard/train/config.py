@@ -80,6 +80,9 @@ class FinetuneConfig(_Frozen):
     reset_head: Literal["auto", "always", "never"] = Field(
         "auto", description="Reinitialise the head: auto when the class count or the labels differ."
     )
+    normalize: Literal["source", "dataset"] = Field(
+        "source", description="source: inputs normalised as the weights expect (their mean, std) when recorded."
+    )
 
     @property
     def active(self) -> bool:
@@ -106,6 +109,10 @@ class TrainConfig(_Frozen):
     dropout: float | None = Field(None, ge=0, lt=1, description="Override every dropout layer's rate.")
     loss: Loss = Field("cross_entropy", description="cross_entropy, hinge (multi-class), mse, or bce (multi-label).")
     mean: Literal["none", "image", "pixel"] = Field("image", description="Mean subtraction (DIGITS' default).")
+    input_mean: list[float] | None = Field(
+        None, description="Per-channel mean (0..1 scale) subtracted instead of `mean`; set from pretrained weights."
+    )
+    input_std: list[float] | None = Field(None, description="Per-channel std (0..1 scale) inputs are divided by.")
     crop_size: int | None = Field(None, ge=1, description="Random square crop in training, centre crop in eval.")
     augment: AugmentConfig = AugmentConfig()
     finetune: FinetuneConfig = FinetuneConfig()
@@ -124,6 +131,11 @@ class TrainConfig(_Frozen):
     def _check(self) -> TrainConfig:
         if self.loss in ("mse", "bce") and self.label_smoothing:
             raise InvalidValueError("label_smoothing applies to the cross_entropy loss only")
+        mean, std = self.input_mean, self.input_std
+        if (mean is None) != (std is None) or (mean is not None and std is not None and len(mean) != len(std)):
+            raise InvalidValueError(f"input_mean {mean} and input_std {std} go together, one value per channel each")
+        if std is not None and not all(s > 0 for s in std):
+            raise InvalidValueError(f"input_std {std} must be positive")
         return self
 
 

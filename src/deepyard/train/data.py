@@ -114,7 +114,8 @@ def fits_in_memory(store: ImageStore, shape: tuple[int, int, int], setting: str)
 
 
 class Preprocessor:
-    """uint8 (B, C, H, W) -> float model input: augment (training), subtract the mean, crop, scale to ~[-1, 1]."""
+    """uint8 (B, C, H, W) -> float model input: augment (training), subtract the mean, crop, scale to ~[-1, 1]
+    (times 1/255), and divide by the per-channel `std` when given (the normalisation pretrained weights expect)."""
 
     def __init__(
         self,
@@ -123,8 +124,10 @@ class Preprocessor:
         aug: AugmentConfig,
         generator: torch.Generator,
         channels_last: bool,
+        std: torch.Tensor | None = None,  # (C, 1, 1) on the 0..1 scale, on the device
     ) -> None:
         self.mean, self.crop_size, self.aug, self.generator = mean, crop_size, aug, generator
+        self.inv_std = None if std is None else 1.0 / std
         self.channels_last = channels_last
         self.augments = aug != AugmentConfig()
 
@@ -137,4 +140,6 @@ class Preprocessor:
         if self.crop_size is not None:
             x = crop(x, self.crop_size, self.generator if train else None)
         x = x * (1.0 / 255.0)
+        if self.inv_std is not None:
+            x = x * self.inv_std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

@@ -181,6 +181,14 @@ def train(
         start, network = resolve_start(settings, source, network)
     if network is None:
         raise InvalidValueError("give a network to train (or a source to start from)")
+    if start is not None and config.input_mean is None and config.finetune.normalize == "source":
+        from deepyard.transfer.finetune import source_normalization
+
+        found = source_normalization(start.preprocessing, manifest.shape[2])
+        if found is not None:
+            config = config.model_copy(update={"input_mean": found[0], "input_std": found[1]})
+    if config.input_mean is not None:  # refused before a run folder exists
+        _per_channel(config.input_mean, manifest.shape[2], "input_mean")
     record = start.record() if start is not None else None
     run_id = (
         runs.create_run(settings, manifest, network, config, placement, name, record) if placement.rank == 0 else ""
@@ -307,7 +315,7 @@ def assemble(
                                 fits_in_memory(val_store, shape, config.in_memory), config.workers)  # fmt: skip
     generator = torch.Generator(device=placement.device).manual_seed(config.seed + 1 + placement.rank)
     preprocess = Preprocessor(_mean(settings, manifest, config, placement.device), config.crop_size, config.augment,
-                              generator, placement.channels_last)  # fmt: skip
+                              generator, placement.channels_last, _std(config, shape[0], placement.device))  # fmt: skip
     steps_per_epoch = max(1, train_data.batches_per_epoch // config.batch_accumulation)
     return Run(
         run_id, folder, config, placement, model, optimizer,
@@ -318,6 +326,12 @@ def assemble(
 
 
 def _mean(settings: Settings, manifest: Manifest, config: TrainConfig, device: torch.device) -> torch.Tensor | None:
+    if config.input_mean is not None:
+        return (
+            (torch.tensor(_per_channel(config.input_mean, manifest.shape[2], "input_mean")) * 255)
+            .view(-1, 1, 1)
+            .to(device)
+        )
     if config.mean == "none":
         return None
     import numpy as np
@@ -326,6 +340,18 @@ def _mean(settings: Settings, manifest: Manifest, config: TrainConfig, device: t
     if config.mean == "pixel":
         mean = mean.mean(dim=(1, 2), keepdim=True)
     return mean.float().to(device)
+
+
+def _std(config: TrainConfig, channels: int, device: torch.device) -> torch.Tensor | None:
+    if config.input_std is None:
+        return None
+    return torch.tensor(_per_channel(config.input_std, channels, "input_std")).view(-1, 1, 1).to(device)
+
+
+def _per_channel(values: list[float], channels: int, name: str) -> list[float]:
+    if len(values) != channels:
+        raise InvalidValueError(f"{name} has {len(values)} values; the dataset has {channels} channel(s)")
+    return [float(v) for v in values]
 
 
 def _restore(run: Run, data: dict[str, Any]) -> None:

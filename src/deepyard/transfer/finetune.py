@@ -10,6 +10,11 @@ schedule. The trainer calls these for runs that have a source (`train(..., sourc
 - Schedule: for `finetune.head_epochs` only the head trains; then the body unfreezes (except what `freeze` keeps)
   and every group's rate is multiplied by `unfreeze_lr_mult`. The phase is a pure function of the step, so a
   resumed run picks up the right phase. Not with DDP (a parameter cannot change its trainability under DDP).
+- Input normalisation: weights trained on normalised inputs (torchvision's and timm's: ImageNet's per-channel
+  mean and std) are fed inputs normalised the same way (`finetune.normalize: source`, the default): the run's
+  `input_mean` and `input_std` are set from the source's record, so training, resuming, classifying and exporting
+  all apply them. A source with another channel count gets the average (3 → 1) or the value repeated (1 → 3), as
+  the first convolution is adapted (deepyard.transfer.surgery).
 - BatchNorm layers whose parameters are all frozen stay in eval mode (running statistics fixed, batch statistics
   unused) while frozen, even though the loop puts the model in training mode.
 """
@@ -167,6 +172,28 @@ def resolve_start(
         raise InvalidValueError(f"{source!r} holds weights only; give the network they belong to (--network NAME)")
     record = start.network
     return start, spec_from_data(record["spec"]) if record.get("spec") is not None else str(record["ref"])
+
+
+def source_normalization(preprocessing: dict[str, Any], channels: int) -> tuple[list[float], list[float]] | None:
+    """The per-channel (mean, std) on the 0..1 scale the source's weights expect, for `channels` input channels;
+    None when the source records none (a run trained by Deepyard without them, a bare weights file)."""
+    if preprocessing.get("kind") == "normalize":
+        mean, std = preprocessing.get("mean"), preprocessing.get("std")
+    else:  # a Deepyard run or archive: what it was trained with
+        mean, std = preprocessing.get("input_mean"), preprocessing.get("input_std")
+    if not mean or not std or len(mean) != len(std):
+        return None
+    return _to_channels([float(m) for m in mean], channels), _to_channels([float(s) for s in std], channels)
+
+
+def _to_channels(values: list[float], channels: int) -> list[float]:
+    if len(values) == channels:
+        return values
+    if channels == 1:
+        return [sum(values) / len(values)]
+    if len(values) == 1:
+        return values * channels
+    raise InvalidValueError(f"the source normalises {len(values)} channels; the dataset has {channels}")
 
 
 def load_start(

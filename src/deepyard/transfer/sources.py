@@ -123,7 +123,7 @@ def _run_meta(
                             "its labels and input shape are unknown")  # fmt: skip
     config = info["config"]
     mean_image = np.load(dataset_dir(settings, manifest.id) / "mean.npy", allow_pickle=False)
-    pre = Preprocessing.from_dataset(manifest.spec, config.get("mean", "image"), config.get("crop_size"), mean_image)
+    pre = Preprocessing.from_config(manifest.spec, config, mean_image)
     return pre.input_shape, list(manifest.classes), pre.mean_pixels, {"kind": "deepyard", **pre.to_json()}
 
 
