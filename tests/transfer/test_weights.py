@@ -1,5 +1,5 @@
-"""Weight files, torchvision weights through torchvision's loader (offline: a clear error; cached: loaded), timm
-detection, labels files, and unknown sources."""
+"""Weight files, torchvision weights through torchvision's loader (offline: a clear error; cached: loaded), labels
+files, and unknown sources. timm: tests/transfer/test_timm.py."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from deepyard.config import Settings
-from deepyard.errors import DeepyardError, IntegrityError, NotFoundError, SourceError
+from deepyard.errors import IntegrityError, NotFoundError, SourceError
 from deepyard.networks import build_network
 from deepyard.transfer import describe_torchvision, load_labels, load_pretrained, save_safetensors, state_hash
-from deepyard.transfer.weights import timm_available
 from tests.conftest import REPO
 
 IMAGENET_INDEX = REPO.parent / "shared" / "data" / "imagenet-labels" / "imagenet_class_index.json"
@@ -83,12 +82,6 @@ def test_torchvision_names(settings: Settings) -> None:
         load_pretrained(settings, "pretrained:resnet19")
     with pytest.raises(NotFoundError, match="'resnet18' has no weights 'IMAGENET9K'; valid: IMAGENET1K_V1"):
         load_pretrained(settings, "pretrained:resnet18.IMAGENET9K")
-
-
-@pytest.mark.skipif(timm_available(), reason="checks the message shown when timm is missing")
-def test_timm_missing_is_a_clear_error(settings: Settings) -> None:
-    with pytest.raises(DeepyardError, match="timm:resnet50 needs the timm package, which is not installed"):
-        load_pretrained(settings, "timm:resnet50")
 
 
 def test_unknown_sources_list_the_valid_forms(settings: Settings) -> None:

@@ -28,7 +28,9 @@ network_app = typer.Typer(help="Standard networks, network specs, checks and dra
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
 ClassesOpt = typer.Option(10, "--classes", min=1, help="Class count that fills `num_classes`.")
 InputOpt = typer.Option(None, "--input", help="Input shape CxHxW (default: the network's own).")
-NetworkArg = typer.Argument(..., help="A standard network name, torchvision:NAME, or a .yaml/.json/.py file.")
+NetworkArg = typer.Argument(
+    ..., help="A standard network name, torchvision:NAME, timm:NAME, or a .yaml/.json/.py file."
+)
 
 
 def parse_input(text: str) -> Shape:
@@ -44,7 +46,7 @@ def _input_for(ref: str, given: str | None) -> Shape:
     networks = _networks()
     if given:
         return parse_input(given)
-    if ref.endswith(".py") or ref.startswith("torchvision:"):
+    if ref.endswith(".py") or ref.startswith(("torchvision:", "timm:")):
         raise InvalidValueError(f"give --input CxHxW for {ref!r}")
     spec_input = networks.get_network(ref).input if networks.is_torchvision(ref) else networks.load_spec(ref).input
     if spec_input is None:

@@ -128,7 +128,9 @@ def train_command(
     ctx: typer.Context,
     dataset: str = typer.Option(..., "--dataset", help="Dataset id or name."),
     network: str | None = typer.Option(
-        None, "--network", help="Standard network, torchvision:NAME, or a spec file (default: the --from one's)."
+        None,
+        "--network",
+        help="Standard network, torchvision:NAME, timm:NAME, or a spec file (default: the --from one's).",
     ),
     source: str | None = typer.Option(
         None, "--from", help="Start from pretrained:NAME, store:NAME, run:ID[@STEP], timm:NAME, or a weights file/URL."

@@ -131,6 +131,7 @@ def _config(data: Any) -> Any:
 def _network(settings: Settings, ref: Any, shape: tuple[int, int, int], classes: int) -> Any:
     """A spec (mapping, standard spec name or spec file) is checked against the data and stored whole."""
     from deepyard.networks import check_spec, get_network, is_torchvision, load_spec, spec_from_data
+    from deepyard.networks.registry import TIMM_PREFIX, check_timm_name
 
     if isinstance(ref, dict):
         spec = spec_from_data(ref)
@@ -139,6 +140,9 @@ def _network(settings: Settings, ref: Any, shape: tuple[int, int, int], classes:
     elif is_torchvision(ref):
         if not ref.startswith("torchvision:"):
             get_network(ref)
+        return ref
+    elif ref.startswith(TIMM_PREFIX):
+        check_timm_name(ref.removeprefix(TIMM_PREFIX))
         return ref
     elif ref.endswith(".py"):
         if not settings.allow_python_networks:

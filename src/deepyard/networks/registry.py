@@ -4,6 +4,7 @@
 - a standard spec network (`lenet`, `alexnet`, `googlenet`, `vgg16`),
 - a modern family from torchvision's registry (`resnet18`, ..., or any classifier as `torchvision:NAME`),
   built untrained for any input channel count and class count,
+- any timm model as `timm:NAME` (when timm is installed), built the same way (timm's own `in_chans`),
 - a spec file (`.yaml`, `.yml`, `.json`),
 - a Python file whose `create_model(input_shape, num_classes)` returns an `nn.Module`. That runs the file's
   code, so it is refused unless the settings allow it (`DEEPYARD_ALLOW_PYTHON_NETWORKS=1`).
@@ -12,24 +13,26 @@ An unknown name raises NotFoundError listing the valid ones.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torchvision  # type: ignore[import-untyped]
 from torch import nn
 
 from deepyard.config import Settings
-from deepyard.errors import InvalidValueError, NotFoundError, SpecError
+from deepyard.errors import DeepyardError, InvalidValueError, NotFoundError, SpecError
 from deepyard.networks.graph import build_spec
 from deepyard.networks.layers import Shape
 from deepyard.networks.spec import NetworkSpec, parse_spec
 from deepyard.networks.zoo import SPEC_NETWORKS
 
 TORCHVISION_PREFIX = "torchvision:"
+TIMM_PREFIX = "timm:"
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -72,6 +75,22 @@ def is_torchvision(ref: str) -> bool:
     return ref.startswith(TORCHVISION_PREFIX) or (ref in REGISTRY and REGISTRY[ref].family == "torchvision")
 
 
+def is_library(ref: str) -> bool:
+    """True for networks a library builds (torchvision, timm): recorded by name, with no editable spec."""
+    return is_torchvision(ref) or ref.startswith(TIMM_PREFIX)
+
+
+def require_timm(what: str) -> Any:
+    """The timm module, or a clear error saying how to get it."""
+    try:
+        return importlib.import_module("timm")
+    except ImportError:
+        raise DeepyardError(
+            f"{what} needs the timm package, which is not installed; install it (pip install timm) or use "
+            "torchvision networks and weights (resnet18, pretrained:NAME) or a weights file"
+        ) from None
+
+
 def list_networks() -> list[NetworkEntry]:
     return list(REGISTRY.values())
 
@@ -79,7 +98,8 @@ def list_networks() -> list[NetworkEntry]:
 def get_network(name: str) -> NetworkEntry:
     if name not in REGISTRY:
         raise NotFoundError(
-            f"no standard network {name!r}; valid: {', '.join(REGISTRY)} (or torchvision:NAME, or a spec file)"
+            f"no standard network {name!r}; valid: {', '.join(REGISTRY)} (or torchvision:NAME, timm:NAME, or a spec "
+            "file)"
         )
     return REGISTRY[name]
 
@@ -93,6 +113,8 @@ def load_spec(ref: str) -> NetworkSpec:
         except OSError as exc:
             raise NotFoundError(f"cannot read network file {ref!r}: {exc.strerror or exc}") from None
         return parse_spec(text, source=path.name)
+    if ref.startswith((TORCHVISION_PREFIX, TIMM_PREFIX)):
+        raise InvalidValueError(f"network {ref!r} is built by {ref.split(':')[0]} and has no editable spec")
     entry = get_network(ref)
     if entry.spec is None:
         raise InvalidValueError(f"network {ref!r} comes from torchvision and has no editable spec")
@@ -109,7 +131,29 @@ def build_network(
         return _build_python(Path(ref), input_shape, num_classes, settings)
     if is_torchvision(ref):
         return build_torchvision(ref.removeprefix(TORCHVISION_PREFIX), input_shape, num_classes)
+    if ref.startswith(TIMM_PREFIX):
+        return build_timm(ref.removeprefix(TIMM_PREFIX), input_shape, num_classes)
     return build_spec(load_spec(ref), input_shape, num_classes)
+
+
+def check_timm_name(name: str) -> Any:
+    """timm, once `name` is known to be one of its models (an unknown name lists a few close ones)."""
+    timm = require_timm(f"{TIMM_PREFIX}{name}")
+    if not timm.is_model(name.split(".")[0]):
+        close = timm.list_models(f"*{name.split('.')[0][:5]}*")[:8] or timm.list_models()[:8]
+        raise NotFoundError(f"timm has no model {name!r}; for example: {', '.join(close)} (timm.list_models())")
+    return timm
+
+
+def build_timm(name: str, input_shape: Shape, num_classes: int) -> nn.Module:
+    """A timm model, untrained, for `input_shape` (timm adapts the stem to the channel count itself)."""
+    timm = check_timm_name(name)
+    channels = input_shape[0]
+    with torch.device("meta"):  # shapes only, as for torchvision
+        probe = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=channels)
+        _check_forward(probe, input_shape, f"{TIMM_PREFIX}{name}")
+    model: nn.Module = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=channels)
+    return model
 
 
 def build_torchvision(name: str, input_shape: Shape, num_classes: int) -> nn.Module:

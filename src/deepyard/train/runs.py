@@ -18,7 +18,7 @@ from deepyard.datasets import Manifest
 from deepyard.errors import NotFoundError
 from deepyard.files import new_id, read_json, write_json_atomic
 from deepyard.networks import NetworkSpec, build_network, dump_yaml, load_spec, spec_from_data
-from deepyard.networks.registry import is_torchvision
+from deepyard.networks.registry import is_library
 from deepyard.train.config import TrainConfig
 from deepyard.train.device import Placement
 
@@ -37,7 +37,7 @@ def _network_record(network: str | NetworkSpec) -> dict[str, Any]:
     """A spec is stored whole (the run stays reproducible if the file changes); other networks by name."""
     if isinstance(network, NetworkSpec):
         return {"ref": network.name, "spec": network.to_data()}
-    if is_torchvision(network) or network.endswith(".py"):
+    if is_library(network) or network.endswith(".py"):
         return {"ref": network, "spec": None}
     return {"ref": network, "spec": load_spec(network).to_data()}
 

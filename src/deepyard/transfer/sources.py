@@ -60,8 +60,10 @@ def load_pretrained(settings: Settings, ref: str) -> Pretrained:
     if ref.startswith("pretrained:"):
         return _torchvision(ref)
     if ref.startswith("timm:"):
-        state, prep = weights.load_timm_state(ref.removeprefix("timm:"))
-        return Pretrained(ref, "timm", state, {"ref": ref, "spec": None}, None, None, prep, weights.state_hash(state))
+        name = ref.removeprefix("timm:")
+        state, prep, shape = weights.load_timm_state(name)
+        network = {"ref": f"timm:{name.split('.')[0]}", "spec": None}  # the architecture; the tag named the weights
+        return Pretrained(ref, "timm", state, network, shape, None, prep, weights.state_hash(state))
     if ref.startswith("store:"):
         entry = store.get_model(settings, ref.removeprefix("store:"))
         state = entry.load_weights()
@@ -163,12 +165,12 @@ def add_model(
     """Store the weights `ref` names (any `load_pretrained` form) under `name`; a bare weights file needs
     `network` (a registry name or spec file), and labels when it is not obvious how many classes it has."""
     from deepyard.networks import load_spec
-    from deepyard.networks.registry import is_torchvision
+    from deepyard.networks.registry import is_library
 
     start = load_pretrained(settings, ref)
     record = start.network
     if network is not None:
-        spec = None if is_torchvision(network) else load_spec(network).to_data()
+        spec = None if is_library(network) else load_spec(network).to_data()
         record = {"ref": network, "spec": spec}
     if record is None:
         raise InvalidValueError(f"{ref!r} holds weights only; name their network (for example --network resnet18)")

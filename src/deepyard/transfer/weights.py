@@ -9,7 +9,6 @@ into torch's hub cache (`$TORCH_HOME/hub/checkpoints`) once and reads the cached
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import urllib.error
 import urllib.parse
@@ -19,7 +18,7 @@ from typing import Any
 
 import torch
 
-from deepyard.errors import DeepyardError, IntegrityError, InvalidValueError, NotFoundError, SourceError
+from deepyard.errors import IntegrityError, InvalidValueError, NotFoundError, SourceError
 from deepyard.files import write_bytes_atomic
 
 StateDict = dict[str, torch.Tensor]
@@ -204,33 +203,30 @@ def load_torchvision_state(weights: Any, hub_dir: Path | None = None) -> StateDi
 # --- timm and labels ---------------------------------------------------------------------------------------------
 
 
-def timm_available() -> bool:
-    return importlib.util.find_spec("timm") is not None
+def load_timm_state(name: str) -> tuple[StateDict, dict[str, Any], tuple[int, int, int] | None]:
+    """timm's pretrained weights for `name` (`resnet18` or a tagged `resnet18.a1_in1k`) through timm's own loader
+    (from the Hugging Face hub, cached under HF_HOME), its preprocessing, and its input shape."""
+    from deepyard.networks.registry import check_timm_name
 
-
-def require_timm(name: str) -> Any:
-    if not timm_available():
-        raise DeepyardError(
-            f"timm:{name} needs the timm package, which is not installed; install it (pip install timm) "
-            "or use torchvision weights (pretrained:NAME) or a weights file"
-        )
-    return importlib.import_module("timm")
-
-
-def load_timm_state(name: str) -> tuple[StateDict, dict[str, Any]]:
-    """timm's pretrained weights for `name` and its preprocessing config (downloads through timm)."""
-    timm = require_timm(name)
+    timm = check_timm_name(name)
     try:
         model = timm.create_model(name, pretrained=True)
-    except RuntimeError as exc:
-        raise NotFoundError(f"timm cannot create {name!r}: {exc}") from None
-    except OSError as exc:
-        raise SourceError(f"cannot download timm weights for {name!r}: {exc}") from None
+    except (OSError, ValueError, RuntimeError) as exc:  # offline, a missing file, no weights under that tag
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceError(
+            f"cannot load timm weights for {name!r} ({reason}). Offline, download them elsewhere into a Hugging "
+            f"Face cache and point HF_HOME at it (HF_HUB_OFFLINE=1), or pass the weights as a file: --from "
+            f"path/to/model.safetensors --network timm:{name.split('.')[0]}"
+        ) from None
     cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
-    prep = {"kind": "normalize", "scale": "0-1", "mean": list(cfg.get("mean", ())), "std": list(cfg.get("std", ()))}
-    if "input_size" in cfg:
-        prep["crop_size"] = list(cfg["input_size"][1:])
-    return _clean(model.state_dict(), f"timm:{name}"), prep
+    prep: dict[str, Any] = {"kind": "normalize", "scale": "0-1", "mean": list(cfg.get("mean", ())),
+                            "std": list(cfg.get("std", ()))}  # fmt: skip
+    shape = tuple(int(v) for v in cfg["input_size"]) if len(cfg.get("input_size", ())) == 3 else None
+    if shape is not None:
+        prep["crop_size"] = list(shape[1:])
+    if cfg.get("tag"):
+        prep["weights"] = f"{cfg.get('architecture', name)}.{cfg['tag']}"
+    return _clean(model.state_dict(), f"timm:{name}"), prep, shape  # type: ignore[return-value]
 
 
 def load_labels(path: Path) -> list[str]:

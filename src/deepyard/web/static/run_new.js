@@ -49,7 +49,10 @@ const NewRun = (() => {
       return `run:${document.getElementById("source-run").value}${snap ? "@" + snap : ""}`;
     }
     if (kind === "store") return `store:${document.getElementById("source-store").value}`;
-    if (kind === "pretrained") return `pretrained:${document.getElementById("source-pretrained").value.trim()}`;
+    if (kind === "pretrained") {
+      const name = document.getElementById("source-pretrained").value.trim();
+      return name.startsWith("timm:") ? name : `pretrained:${name}`;
+    }
     return null;
   }
 
