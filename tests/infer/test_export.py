@@ -17,7 +17,7 @@ import torch
 from deepyard.errors import IntegrityError, InvalidValueError
 from deepyard.infer import export, export_all, load_run_model, read_archive, validation_sample, write_archive
 from deepyard.infer.export import Deployable, check_parity, load_exported
-from deepyard.infer.model import checkpoint_path
+from deepyard.infer.model import Classifier, checkpoint_path
 from deepyard.train.checkpoint import load_checkpoint
 from tests.conftest import REPO
 from tests.infer.conftest import Trained
@@ -95,21 +95,26 @@ def test_readme_snippet_loads_an_archive_with_plain_pytorch(trained: Trained, sa
                                                             tmp_path: Path) -> None:  # fmt: skip
     """The snippet printed in the README, run as written on a real archive: with the run's mean subtraction, and
     with a pretrained network's per-channel normalisation."""
-    readme = (REPO / "README.md").read_text()
-    code = re.search(r"<!-- archive-snippet:start -->\n```python\n(.*?)```", readme, re.S)
-    assert code, "README lacks the archive snippet"
     image = trained.images / "class2" / "010.png"
     plain = load_run_model(trained.settings, trained.run_id)
     channels = plain.preprocessing.channels
     normalised = dataclasses.replace(plain, preprocessing=dataclasses.replace(
         plain.preprocessing, input_mean=(0.4,) * channels, input_std=(0.2,) * channels))  # fmt: skip
     for clf in (plain, normalised):
-        path = write_archive(clf, tmp_path / "model.zip")
-        scope: dict[str, object] = {"ARCHIVE": str(path), "IMAGE": str(image)}
-        exec(compile(code.group(1), "README snippet", "exec"), scope)
-        expected = clf.logits([clf.preprocessing.load_pixels(str(image))]).softmax(1)[0]
-        torch.testing.assert_close(scope["probs"], expected, rtol=1e-4, atol=1e-5)
-        assert scope["label"] == clf.classes[int(expected.argmax())]
+        check_readme_snippet(clf, image, tmp_path / "model.zip")
+
+
+def check_readme_snippet(clf: Classifier, image: Path, archive: Path) -> None:
+    """Run the README's archive snippet on `clf` written as an archive: the same probabilities as Deepyard's."""
+    readme = (REPO / "README.md").read_text()
+    code = re.search(r"<!-- archive-snippet:start -->\n```python\n(.*?)```", readme, re.S)
+    assert code, "README lacks the archive snippet"
+    write_archive(clf, archive)
+    scope: dict[str, object] = {"ARCHIVE": str(archive), "IMAGE": str(image)}
+    exec(compile(code.group(1), "README snippet", "exec"), scope)
+    expected = clf.logits([clf.preprocessing.load_pixels(str(image))]).softmax(1)[0]
+    torch.testing.assert_close(scope["probs"], expected, rtol=1e-4, atol=1e-5)
+    assert scope["label"] == clf.classes[int(expected.argmax())]
 
 
 def test_pickled_checkpoint_and_archive_are_refused(trained: Trained, tmp_path: Path) -> None:

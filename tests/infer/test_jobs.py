@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,18 @@ from tests.jobs.conftest import wait_status
 def test_evaluate_and_export_jobs_run_to_done(trained: Trained) -> None:
     settings = trained.settings
     evaluation = submit(settings, "evaluate", {"model": trained.run_id, "top_n": 3})
+    again = submit(settings, "evaluate", {"model": trained.run_id, "top_n": 4})  # the same split and snapshot
     export = submit(settings, "export", {"model": f"run:{trained.run_id}@best", "formats": ["archive", "onnx"],
                                          "samples": 8})  # fmt: skip
     assert evaluation.target == export.target == trained.run_id
     with Scheduler(settings, cpu_slots=1):
         done_eval = wait_status(settings, evaluation.id, "done", "failed")
+        done_again = wait_status(settings, again.id, "done", "failed")
         done_export = wait_status(settings, export.id, "done", "failed")
+    assert done_again.result is not None and done_eval.result is not None
+    first, second = (Path(j.result["files"]["json"]) for j in (done_eval, done_again))  # type: ignore[index]
+    assert first.parent != second.parent and first.parent.name.endswith(evaluation.id)  # each job keeps its own
+    assert [len(json.loads(p.read_text())["top_per_class"]["class0"]) for p in (first, second)] == [3, 4]
     assert done_eval.status == "done", done_eval.error
     assert done_eval.result is not None and done_eval.result["count"] == 30 and done_eval.progress == 1.0
     assert Path(done_eval.result["files"]["confusion"]).is_file()

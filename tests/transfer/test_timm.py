@@ -15,10 +15,12 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from deepyard.config import Settings
+from deepyard.config import Settings, load_settings
 from deepyard.errors import NotFoundError, SourceError, SpecError
+from deepyard.infer import load_run_model
 from deepyard.networks import build_network
 from tests.cli.test_datasets_cli import DEEPYARD
+from tests.infer.test_export import check_readme_snippet
 from tests.train.conftest import write_bars
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -74,6 +76,8 @@ def test_fine_tune_from_timm_weights_read_by_timm_from_its_cache(tmp_path: Path)
     classified = deepyard(home, hf_home, "classify", run_id, str(image), "--json")
     assert classified.returncode == 0, classified.stderr
     assert len(json.loads(classified.stdout)["predictions"][0]["top"]) == 3
+    clf = load_run_model(load_settings(home), run_id)  # the README's plain-PyTorch snippet reads its archive too
+    check_readme_snippet(clf, image, tmp_path / "timm.zip")
 
     missing = deepyard(home, hf_home, "model", "add", "r34", "--from", "timm:resnet34")
     assert missing.returncode == 2

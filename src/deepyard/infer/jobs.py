@@ -76,7 +76,7 @@ def run_evaluate(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 
     images = Path(params["images"]) if params.get("images") else None
     doc = evaluate_model(ctx.settings, params["model"], params.get("dataset"), params["split"], images,
-                         params["top_n"], None, params.get("snapshot"), progress)  # fmt: skip
+                         params["top_n"], None, params.get("snapshot"), progress, tag=ctx.job_id)  # fmt: skip
     return {"description": doc["description"], "count": doc["count"], "top1": doc["top1"], "top5": doc["top5"],
             "loss": doc["loss"], "files": doc["files"]}  # fmt: skip
 
@@ -101,7 +101,8 @@ def run_export(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from deepyard.infer.tasks import export_model
 
     ctx.report(0.0, f"exporting: {', '.join(params['formats'])}")
-    doc = export_model(ctx.settings, params["model"], params["formats"], None, params["samples"], params["snapshot"])
+    doc = export_model(ctx.settings, params["model"], params["formats"], None, params["samples"], params["snapshot"],
+                       tag=ctx.job_id)  # fmt: skip
     if not doc["ok"]:
         from deepyard.infer.export import ParityReport
 

@@ -44,9 +44,11 @@ def evaluate_model(
     out: Path | None = None,
     snapshot: str | None = None,
     on_progress: Progress | None = None,
+    tag: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate `model` on labelled `images` (a folder of class folders or a list file), or on a split of
-    `dataset` (default: the model's own dataset); write the pictures and evaluation.json."""
+    `dataset` (default: the model's own dataset); write the pictures and evaluation.json. A `tag` (a job's id)
+    gives the evaluation a folder of its own; without one, evaluating the same thing again replaces it."""
     clf = open_model(settings, model, snapshot)
     if images is not None:
         data = labelled_data(clf, read_inputs(images, classes=clf.classes), str(images))
@@ -58,7 +60,7 @@ def evaluate_model(
         data = split_data(settings, clf, ref, split)
         name = f"{split}-{clf.info.get('snapshot', 'model')}" if dataset is None else f"{ref}-{split}"
     result = evaluate(clf, data, top_n=top_n, on_progress=on_progress)
-    folder = output_folder(settings, clf, "evaluations", name, out)
+    folder = output_folder(settings, clf, "evaluations", f"{name}-{tag}" if tag else name, out)
     files = write_pictures(result, folder)
     return {**result.to_json(), "model": clf.info, "files": {k: str(v) for k, v in files.items()}}
 
@@ -70,11 +72,13 @@ def export_model(
     out: Path | None = None,
     samples: int = 64,
     snapshot: str | None = None,
+    tag: str | None = None,
 ) -> dict[str, Any]:
-    """Export to each format (default: all) and check each against PyTorch on a validation sample."""
+    """Export to each format (default: all) and check each against PyTorch on a validation sample; a `tag` (a
+    job's id) gives the export a folder of its own."""
     clf = open_model(settings, model, snapshot)
     sample, origin = _sample(settings, clf, samples)
-    folder = output_folder(settings, clf, "exports", "", out)
+    folder = output_folder(settings, clf, "exports", tag or "", out)
     stem = f"{clf.info.get('run', 'model')}-{clf.info.get('snapshot', 'model')}"
     reports = export_all(clf, formats or list(FORMATS), folder, sample, stem=stem)
     return {"model": clf.info, "sample": origin, "ok": all(r.ok for r in reports),

@@ -235,4 +235,5 @@ def files(run_id: str, path: str, settings: SettingsDep) -> FileResponse:
     """A file an evaluation, inspection or export wrote in the run's folder."""
     get_run(settings, run_id)
     target = _served(settings, run_id, run_dir(settings, run_id) / path)
-    return FileResponse(target, filename=target.name if target.parent.name == "exports" else None)
+    exported = target.relative_to(run_dir(settings, run_id).resolve()).parts[0] == "exports"
+    return FileResponse(target, filename=target.name if exported else None)
