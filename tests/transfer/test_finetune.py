@@ -217,3 +217,42 @@ def test_a_fine_tune_feeds_inputs_normalised_as_the_weights_expect(
         settings, tiny, None, cfg(epochs=0.5, **{"finetune.normalize": "dataset"}), source="store:imagenet-style"
     )
     assert get_run(settings, kept.run_id)["config"]["input_mean"] is None  # the run's own mean subtraction
+
+
+DDP_FINETUNE = """
+import json, sys
+from deepyard.config import load_settings
+from deepyard.train import make_config, train
+if __name__ == "__main__":
+    home, dataset, source, config = sys.argv[1:5]
+    train(load_settings(home), dataset, None, make_config(**json.loads(config)), source=source)
+"""
+
+
+def test_the_head_first_schedule_under_ddp(settings: Settings, tiny: str, pretrained_run: str, tmp_path: Path) -> None:
+    """Two processes on gloo: the body stays as loaded through the head epoch, then trains; both ranks agree."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.train.test_trainer import _free_port
+
+    script = tmp_path / "ddp_finetune.py"
+    script.write_text(DDP_FINETUNE)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    config = json.dumps({**BASE, "device": "cpu", "finetune.head_epochs": 1, "finetune.reset_head": "always"})
+    proc = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(_free_port()), str(script),
+         str(settings.home), tiny, f"run:{pretrained_run}", config],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = [r for r in (settings.home / "runs").iterdir() if r.name != pretrained_run]
+    info = get_run(settings, run.name)
+    assert info["status"] == "done" and info["placement"]["world"] == 2
+    per_epoch = (108 // 2) // 8  # each rank: half of the 108 training images, batch 8
+    start = load_pretrained(settings, f"run:{pretrained_run}").state
+    head_end, end = weights_at(run, f"step-{per_epoch:07d}.pt"), last_weights(run)
+    assert torch.equal(head_end["layers.conv.weight"], start["layers.conv.weight"])  # frozen in the head epoch
+    assert not torch.equal(head_end["layers.fc.1.weight"], start["layers.fc.1.weight"])  # the head trained
+    assert not torch.equal(end["layers.conv.weight"], start["layers.conv.weight"])  # then the body did

@@ -300,7 +300,8 @@ def assemble(
         params = optimizer_params(model, config.finetune)  # freezes what stays frozen, before DDP wraps the model
     optimizer = build_optimizer(params, config.solver)
     if placement.world > 1:
-        model = nn.parallel.DistributedDataParallel(model)
+        # a head-first fine-tune freezes the body for a while: DDP must then find the parameters with no gradient
+        model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=config.finetune.head_epochs > 0)
     if config.compile:
         model = torch.compile(model)  # type: ignore[assignment]
     shard = Sharding(placement.rank, placement.world)

@@ -9,7 +9,8 @@ schedule. The trainer calls these for runs that have a source (`train(..., sourc
 - Groups: the head and the body are separate optimizer groups with their own `lr_mult`.
 - Schedule: for `finetune.head_epochs` only the head trains; then the body unfreezes (except what `freeze` keeps)
   and every group's rate is multiplied by `unfreeze_lr_mult`. The phase is a pure function of the step, so a
-  resumed run picks up the right phase. Not with DDP (a parameter cannot change its trainability under DDP).
+  resumed run picks up the right phase. Under DDP the model is wrapped with `find_unused_parameters` for such a
+  run, so the body's parameters, which get no gradient while frozen, do not stall the gradient reduction.
 - Input normalisation: weights trained on normalised inputs (torchvision's and timm's: ImageNet's per-channel
   mean and std) are fed inputs normalised the same way (`finetune.normalize: source`, the default): the run's
   `input_mean` and `input_std` are set from the source's record, so training, resuming, classifying and exporting
@@ -114,8 +115,6 @@ class FinetuneSchedule(Callback):
     def on_train_start(self, run: Run) -> None:
         if self.plan.config.head_epochs:
             self.head_steps = every(self.plan.config.head_epochs, run.steps_per_epoch)
-            if run.world > 1:
-                raise InvalidValueError("finetune.head_epochs is not available with DDP; use finetune.freeze")
         self.apply(run)
 
     def on_step_end(self, run: Run, info: StepInfo) -> None:
