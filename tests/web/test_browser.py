@@ -303,3 +303,34 @@ def test_group_runs_and_datasets_on_the_home_page(
     with server.client() as c:
         assert c.get(f"/api/v1/runs/{run_id}").json()["group"] is None
         assert c.get(f"/api/v1/datasets/{dataset_id}").json()["group"] == "lab: first tries"
+
+
+def test_home_tables_sort_by_a_column_within_groups(
+    server: Server, page: Page, dataset_id: str, run_id: str, web_settings: Settings
+) -> None:
+    from deepyard.networks import spec_from_data
+    from deepyard.train import make_config, train
+
+    config = make_config(epochs=1, device="cpu", batch_size=12, **{"solver.lr": 0.5})
+    other = train(web_settings, dataset_id, spec_from_data(TINY_NET), config, name="z fast").run_id
+    order = "rows => rows.map((r) => r.dataset.run)"
+    page.goto(server.url + "/")
+    lr = page.locator("#runs th", has_text="lr")
+    lr.click()
+    expect(lr).to_have_attribute("aria-sort", "ascending")
+    assert page.locator("#runs tbody tr[data-run]").evaluate_all(order) == [run_id, other]  # 0.01, then 0.5
+    lr.click()
+    expect(lr).to_have_attribute("aria-sort", "descending")
+    assert page.locator("#runs tbody tr[data-run]").evaluate_all(order) == [other, run_id]
+    page.locator("#runs th", has_text="name").click()
+    page.reload()  # the browser remembers the sort
+    expect(page.locator("#runs th", has_text="name")).to_have_attribute("aria-sort", "ascending")
+    assert page.locator("#runs tbody tr[data-run]").evaluate_all(order) == [run_id, other]  # "tiny on bars" < "z fast"
+
+    with server.client() as c:  # within groups: each group's rows sort apart, the headings stay
+        c.put("/api/v1/groups", json={"kind": "run", "ids": [other], "group": "a group"})
+    page.reload()
+    rows = page.locator("#runs tbody tr").evaluate_all(
+        "rows => rows.map((r) => r.dataset.run || 'head:' + r.dataset.group)"
+    )
+    assert rows == ["head:a group", other, "head:", run_id]

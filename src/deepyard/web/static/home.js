@@ -1,4 +1,4 @@
-// Home: filter, groups (fold, set), sparklines, live run status over Server-Sent Events, batch compare, abort, delete.
+// Home: filter, sorting, groups (fold, set), sparklines, live run status over SSE, batch compare, abort, delete.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("canvas[data-spark]").forEach((c) => DY.sparkline(c, JSON.parse(c.dataset.spark)));
@@ -33,6 +33,38 @@ document.addEventListener("DOMContentLoaded", () => {
     head.querySelector("input.pick-group").addEventListener("change", (e) => {
       members(table, head.dataset.group).forEach((tr) => { tr.querySelector("input.pick").checked = e.target.checked; });
     });
+  });
+
+  // Sorting: a click on a column heading sorts the rows within each group (again: the other way); remembered.
+  const cellValue = (tr, col, kind) => {
+    const td = tr.children[col], raw = td.dataset.value !== undefined ? td.dataset.value : td.textContent.trim();
+    if (kind !== "num") return raw.toLowerCase();
+    const n = parseFloat(raw);
+    return Number.isFinite(n) ? n : null;  // "–": no value, always last
+  };
+  function sortTable(table, col, dir) {
+    const th = table.tHead.rows[0].cells[col], kind = th.dataset.sort, sign = dir === "ascending" ? 1 : -1;
+    const segments = [];
+    for (const tr of [...table.tBodies[0].rows]) {
+      if (tr.classList.contains("group-head") || !segments.length) segments.push([tr.classList.contains("group-head") ? tr : null, []]);
+      if (!tr.classList.contains("group-head")) segments[segments.length - 1][1].push(tr);
+    }
+    const compare = (a, b) => {
+      const x = cellValue(a, col, kind), y = cellValue(b, col, kind);
+      if (x === null || y === null) return x === y ? 0 : x === null ? 1 : -1;
+      return (x < y ? -1 : x > y ? 1 : 0) * sign;
+    };
+    table.tBodies[0].replaceChildren(...segments.flatMap(([head, rows]) => [...(head ? [head] : []), ...rows.sort(compare)]));
+    [...table.tHead.rows[0].cells].forEach((c) => c.removeAttribute("aria-sort"));
+    th.setAttribute("aria-sort", dir);
+    localStorage.setItem(`dy.sort.${table.id}`, `${col}:${dir}`);
+  }
+  document.querySelectorAll("table.filterable").forEach((table) => {
+    table.querySelectorAll("th[data-sort]").forEach((th) => th.addEventListener("click", () => {
+      sortTable(table, th.cellIndex, th.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending");
+    }));
+    const saved = (localStorage.getItem(`dy.sort.${table.id}`) || "").split(":");
+    if (saved.length === 2 && table.tHead.rows[0].cells[+saved[0]]?.dataset.sort) sortTable(table, +saved[0], saved[1]);
   });
 
   const picked = (table = "runs") => [...document.querySelectorAll(`#${table} input.pick:checked`)].map((c) => c.value);
@@ -128,7 +160,10 @@ document.addEventListener("DOMContentLoaded", () => {
       st.textContent = r.status; st.className = "status s-" + r.status;
       tr.querySelector('[data-field="progress"] > div').style.width = (100 * r.progress).toFixed(1) + "%";
       tr.querySelector('[data-field="train_loss"]').textContent = DY.fmt.num(r.train_loss);
+      tr.querySelector('[data-field="train_loss"]').parentElement.dataset.value = r.train_loss ?? "";
       tr.querySelector('[data-field="val_top1"]').textContent = DY.fmt.pct(r.val_top1);
+      tr.querySelector('[data-field="val_top1"]').dataset.value = r.val_top1 ?? "";
+      tr.querySelector('[data-field="progress"]').parentElement.dataset.value = r.progress;
       DY.sparkline(tr.querySelector("canvas.spark"), r.spark);
     }),
   });
