@@ -2,22 +2,47 @@
 
 Public API: `TrainConfig`, `make_config`, `train`, `resume_run`, `lr_at`, `schedule_points`, `Callback`,
 `lr_range_test`, `find_batch_size`, `list_runs`, `get_run`.
+
+The names load on first use (PEP 562), so code that only reads run folders or configs (`deepyard run list`, the
+jobs CLI) does not import torch.
 """
 
 from __future__ import annotations
 
-from deepyard.train.callbacks import Callback
-from deepyard.train.config import (
-    AugmentConfig,
-    FinetuneConfig,
-    ScheduleConfig,
-    SolverConfig,
-    TrainConfig,
-    make_config,
-)
-from deepyard.train.runs import get_run, list_runs, run_dir
-from deepyard.train.schedules import lr_at, schedule_points
-from deepyard.train.trainer import RunResult, resume_run, train
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deepyard.train.callbacks import Callback
+    from deepyard.train.config import (
+        AugmentConfig,
+        FinetuneConfig,
+        ScheduleConfig,
+        SolverConfig,
+        TrainConfig,
+        make_config,
+    )
+    from deepyard.train.runs import get_run, list_runs, run_dir
+    from deepyard.train.schedules import lr_at, schedule_points
+    from deepyard.train.trainer import RunResult, resume_run, train
+
+_WHERE = {
+    "Callback": "callbacks",
+    "AugmentConfig": "config",
+    "FinetuneConfig": "config",
+    "ScheduleConfig": "config",
+    "SolverConfig": "config",
+    "TrainConfig": "config",
+    "make_config": "config",
+    "get_run": "runs",
+    "list_runs": "runs",
+    "run_dir": "runs",
+    "lr_at": "schedules",
+    "schedule_points": "schedules",
+    "RunResult": "trainer",
+    "resume_run": "trainer",
+    "train": "trainer",
+}
 
 __all__ = [
     "AugmentConfig",
@@ -36,3 +61,11 @@ __all__ = [
     "schedule_points",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'deepyard.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"deepyard.train.{_WHERE[name]}"), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value

@@ -1,5 +1,8 @@
 """Run folders: `<home>/runs/<id>/` with run.json (what the run is and its status), metrics.jsonl, tb/ and
 checkpoints/. Paths inside are relative, so a home can be moved. Only rank 0 writes.
+
+Reading runs needs no torch: networks and torch are imported by the functions that build models, so `deepyard run
+list` and the server's listings start in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -8,19 +11,21 @@ import os
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
-from torch import nn
 
 from deepyard.config import Settings
-from deepyard.datasets import Manifest
 from deepyard.errors import NotFoundError
 from deepyard.files import new_id, read_json, write_json_atomic
-from deepyard.networks import NetworkSpec, build_network, dump_yaml, load_spec, spec_from_data
-from deepyard.networks.registry import is_library
-from deepyard.train.config import TrainConfig
-from deepyard.train.device import Placement
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from deepyard.datasets import Manifest
+    from deepyard.networks import NetworkSpec
+    from deepyard.train.config import TrainConfig
+    from deepyard.train.device import Placement
 
 RUN_FILE = "run.json"
 
@@ -35,6 +40,9 @@ def run_dir(settings: Settings, run_id: str) -> Path:
 
 def _network_record(network: str | NetworkSpec) -> dict[str, Any]:
     """A spec is stored whole (the run stays reproducible if the file changes); other networks by name."""
+    from deepyard.networks import NetworkSpec, load_spec
+    from deepyard.networks.registry import is_library
+
     if isinstance(network, NetworkSpec):
         return {"ref": network.name, "spec": network.to_data()}
     if is_library(network) or network.endswith(".py"):
@@ -52,6 +60,8 @@ def create_run(
     source: dict[str, Any] | None = None,
 ) -> str:
     """A new run folder; `source` records where a fine-tune starts (see deepyard.transfer.sources)."""
+    from deepyard.networks import dump_yaml, spec_from_data
+
     run_id = new_id()
     folder = run_dir(settings, run_id)
     folder.mkdir(parents=True)
@@ -141,6 +151,8 @@ def latest_checkpoint(folder: Path) -> Path | None:
 def build_run_model(
     info: dict[str, Any], input_shape: tuple[int, ...], num_classes: int, settings: Settings
 ) -> nn.Module:
+    from deepyard.networks import build_network, spec_from_data
+
     record = info["network"]
     ref: str | NetworkSpec = spec_from_data(record["spec"]) if record["spec"] is not None else record["ref"]
     return build_network(ref, input_shape, num_classes, settings)
