@@ -83,7 +83,7 @@ def test_bad_choice_lists_the_valid_ones(tmp_path: Path) -> None:
 
 
 def test_the_command_starts_without_importing_torch(tmp_path: Path) -> None:
-    """Verbs that need no model (listing runs, groups, jobs) start in a fraction of a second: torch loads per verb."""
+    """Verbs that need no model (listing runs, models, groups, jobs) start in a fraction of a second."""
     code = (
         "import sys, deepyard.cli\n"
         "from deepyard.cli.train import _as_seen, _groups\n"
@@ -91,6 +91,8 @@ def test_the_command_starts_without_importing_torch(tmp_path: Path) -> None:
         "from deepyard.train import TrainConfig, list_runs\n"
         f"settings = load_settings({str(tmp_path)!r})\n"
         "[_as_seen(settings, r, _groups(settings)) for r in list_runs(settings)]  # what `run list` does\n"
+        "from deepyard.transfer import list_models\n"
+        "list_models(settings)  # `model list`\n"
         "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

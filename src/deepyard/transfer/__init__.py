@@ -5,32 +5,74 @@ URL), `describe_torchvision`, the store (`list_models`, `get_model`, `delete_mod
 `make_pretrained`, `import_archive`, `read_index`, `pull_model`, `write_index`), surgery (`find_heads`, `replace_head`,
 `adapt_conv_weight`, `load_matching`, `LoadReport`), and fine-tuning itself through
 `deepyard.train.train(..., source=...)` with the `finetune.*` settings of TrainConfig.
+
+The names load on first use (PEP 562): listing the store does not import torch.
 """
 
 from __future__ import annotations
 
-from deepyard.transfer.sources import (
-    Pretrained,
-    add_model,
-    describe_torchvision,
-    import_archive,
-    load_pretrained,
-    make_pretrained,
-)
-from deepyard.transfer.store import (
-    ModelEntry,
-    delete_model,
-    find_model,
-    get_model,
-    list_models,
-    models_dir,
-    pull_model,
-    read_index,
-    save_model,
-    write_index,
-)
-from deepyard.transfer.surgery import LoadReport, adapt_conv_weight, find_heads, first_conv, load_matching, replace_head
-from deepyard.transfer.weights import load_labels, load_weights_file, save_safetensors, state_hash
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deepyard.transfer.sources import (
+        Pretrained,
+        add_model,
+        describe_torchvision,
+        import_archive,
+        load_pretrained,
+        make_pretrained,
+    )
+    from deepyard.transfer.store import (
+        ModelEntry,
+        delete_model,
+        find_model,
+        get_model,
+        list_models,
+        models_dir,
+        pull_model,
+        read_index,
+        save_model,
+        write_index,
+    )
+    from deepyard.transfer.surgery import (
+        LoadReport,
+        adapt_conv_weight,
+        find_heads,
+        first_conv,
+        load_matching,
+        replace_head,
+    )
+    from deepyard.transfer.weights import load_labels, load_weights_file, save_safetensors, state_hash
+
+_WHERE = {
+    "LoadReport": "surgery",
+    "ModelEntry": "store",
+    "Pretrained": "sources",
+    "adapt_conv_weight": "surgery",
+    "add_model": "sources",
+    "delete_model": "store",
+    "describe_torchvision": "sources",
+    "find_heads": "surgery",
+    "find_model": "store",
+    "first_conv": "surgery",
+    "get_model": "store",
+    "import_archive": "sources",
+    "list_models": "store",
+    "load_labels": "weights",
+    "load_matching": "surgery",
+    "load_pretrained": "sources",
+    "load_weights_file": "weights",
+    "make_pretrained": "sources",
+    "models_dir": "store",
+    "pull_model": "store",
+    "read_index": "store",
+    "replace_head": "surgery",
+    "save_model": "store",
+    "save_safetensors": "weights",
+    "state_hash": "weights",
+    "write_index": "store",
+}
 
 __all__ = [
     "LoadReport",
@@ -60,3 +102,11 @@ __all__ = [
     "state_hash",
     "write_index",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'deepyard.transfer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"deepyard.transfer.{_WHERE[name]}"), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value

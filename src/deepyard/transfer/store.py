@@ -25,15 +25,16 @@ import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deepyard.config import Settings
 from deepyard.errors import IntegrityError, InvalidValueError, NotFoundError, SourceError
-from deepyard.files import read_json, write_bytes_atomic, write_json_atomic
-from deepyard.networks import dump_yaml, spec_from_data
-from deepyard.transfer.weights import StateDict, download, file_sha256, load_weights_file, save_safetensors, state_hash
+from deepyard.files import download, file_sha256, read_json, write_bytes_atomic, write_json_atomic
+
+if TYPE_CHECKING:  # the weights themselves need torch: imported by the functions that read or write them
+    from deepyard.transfer.weights import StateDict
 
 ENTRY_FORMAT = "deepyard-model/1"
 INDEX_FORMAT = "deepyard-model-store/1"
@@ -70,6 +71,8 @@ class ModelEntry:
 
     def load_weights(self) -> StateDict:
         """The weights, after checking the file against the sha256 recorded at save time."""
+        from deepyard.transfer.weights import load_weights_file
+
         _check_file(self.folder / WEIGHTS, self.files[WEIGHTS])
         return load_weights_file(self.folder / WEIGHTS)
 
@@ -105,6 +108,9 @@ def save_model(
     replace: bool = False,
 ) -> ModelEntry:
     """Write a new entry (or replace one when `replace`): built in a hidden folder, then renamed into place."""
+    from deepyard.networks import dump_yaml, spec_from_data
+    from deepyard.transfer.weights import save_safetensors, state_hash
+
     root = models_dir(settings)
     target = root / check_name(name)
     if target.exists() and not replace:
@@ -258,6 +264,8 @@ def pull_model(settings: Settings, url: str, name: str, replace: bool = False) -
         raise SourceError(
             f"the store at {url!r} lists bad files for {name!r}: {sorted(files)}; allowed: {', '.join(FILES)}"
         )
+    from deepyard.transfer.weights import load_weights_file, state_hash
+
     root = models_dir(settings)
     if (root / check_name(name)).exists() and not replace:
         raise InvalidValueError(f"model {name!r} already exists in the store; delete it first or replace it")

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from deepyard.errors import IntegrityError, InvalidValueError, NotFoundError, SourceError
-from deepyard.files import write_bytes_atomic
+from deepyard.files import download, write_bytes_atomic
 
 StateDict = dict[str, torch.Tensor]
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -86,31 +86,6 @@ def state_hash(state: StateDict) -> str:
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
         digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fp:
-        for block in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def download(url: str, target: Path, max_bytes: int | None = None, timeout: float = 60) -> Path:
-    """Fetch `url` into `target` atomically; SourceError (naming the URL) when it cannot be fetched."""
-    if urllib.parse.urlparse(url).scheme not in ("http", "https"):
-        raise InvalidValueError(f"{url!r} is not an http:// or https:// URL")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data = response.read(max_bytes + 1 if max_bytes is not None else -1)
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise SourceError(f"cannot download {url!r}: {reason}") from None
-    if max_bytes is not None and len(data) > max_bytes:
-        raise IntegrityError(f"{url!r} is larger than the {max_bytes:,} bytes announced for it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(target, data)
-    return target
 
 
 def download_weights(url: str, folder: Path) -> Path:
