@@ -9,8 +9,9 @@ jobs CLI) does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from deepyard.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from deepyard.train.callbacks import Callback
@@ -63,9 +64,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'deepyard.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"deepyard.train.{_WHERE[name]}"), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
+__getattr__ = lazy_getattr(__name__, _WHERE, globals())

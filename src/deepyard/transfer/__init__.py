@@ -11,8 +11,9 @@ The names load on first use (PEP 562): listing the store does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from deepyard.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from deepyard.transfer.sources import (
@@ -104,9 +105,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'deepyard.transfer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"deepyard.transfer.{_WHERE[name]}"), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
+__getattr__ = lazy_getattr(__name__, _WHERE, globals())
