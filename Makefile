@@ -63,6 +63,7 @@ bench: $(VENV)/.installed-test $(VENV)/.sysdeps-test
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/infer.py
 	$(BIN)/python bench/web.py
+	$(BIN)/python bench/cli.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
