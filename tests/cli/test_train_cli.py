@@ -29,6 +29,10 @@ def test_train_list_show_resume_and_bad_settings(tmp_path: Path) -> None:
     assert listed[0]["group"] == "first tries" and listed[0]["status"] == "done"
     shown = json.loads(run(home, "run", "show", doc["run"], "--json").stdout)
     assert shown["status"] == "done" and shown["network"]["spec"]["name"] == "tiny"
+    assert run(home, "run", "rename", doc["run"], "baseline").returncode == 0
+    assert run(home, "run", "note", doc["run"], "flip ud only").returncode == 0
+    noted = json.loads(run(home, "run", "show", doc["run"], "--json").stdout)
+    assert (noted["name"], noted["notes"]) == ("baseline", "flip ud only")
     resumed = json.loads(run(home, "run", "resume", doc["run"], "--json").stdout)
     assert resumed["steps"] == doc["steps"]  # already complete: nothing more to do
     bad = run(home, "train", "--dataset", "bars", "--network", "lenet", "--set", "solver.type=lbfgs")

@@ -148,3 +148,17 @@ def test_groups_set_list_move_and_clear(server: Server, dataset_id: str, run_id:
         assert c.get("/api/v1/groups").json()["groups"] == [
             {"name": "first tries", "datasets": [dataset_id], "runs": []}
         ]
+
+
+def test_rename_and_notes_of_a_run(server: Server, run_id: str) -> None:
+    with server.client() as c:
+        edited = c.patch(f"/api/v1/runs/{run_id}", json={"name": "baseline", "notes": "plain LeNet, lr 0.01"})
+        assert edited.status_code == 200 and (edited.json()["name"], edited.json()["notes"]) == (
+            "baseline",
+            "plain LeNet, lr 0.01",
+        )
+        assert c.get("/api/v1/runs").json()[0]["name"] == "baseline"
+        assert c.patch(f"/api/v1/runs/{run_id}", json={"notes": ""}).json()["name"] == "baseline"
+        bad = c.patch(f"/api/v1/runs/{run_id}", json={"name": " "})
+        assert bad.status_code == 422 and "1 to 200 characters" in bad.json()["error"]["message"]
+        assert c.patch("/api/v1/runs/nope", json={"name": "x"}).status_code == 404

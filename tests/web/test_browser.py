@@ -334,3 +334,20 @@ def test_home_tables_sort_by_a_column_within_groups(
         "rows => rows.map((r) => r.dataset.run || 'head:' + r.dataset.group)"
     )
     assert rows == ["head:a group", other, "head:", run_id]
+
+
+def test_rename_a_run_and_keep_notes_that_the_compare_table_shows(server: Server, page: Page, run_id: str) -> None:
+    page.goto(f"{server.url}/runs/{run_id}")
+    page.once("dialog", lambda d: d.accept("baseline LeNet"))
+    page.click("#rename-run")
+    expect(page.locator("#run-name")).to_have_text("baseline LeNet")
+    page.fill("#run-notes", "the lab's first run: plain LeNet")
+    expect(page.locator("#notes-state")).to_have_text("not saved")
+    page.click("#save-notes")
+    expect(page.locator("#notes-state")).to_have_text("saved")
+    page.reload()
+    expect(page.locator("#run-name")).to_have_text("baseline LeNet")
+    expect(page.locator("#run-notes")).to_have_value("the lab's first run: plain LeNet")
+    page.goto(f"{server.url}/compare?runs={run_id}")
+    expect(page.locator("#compare-table")).to_contain_text("the lab's first run: plain LeNet")
+    expect(page.locator("#compare-table")).to_contain_text("baseline LeNet")

@@ -217,6 +217,33 @@ def show_run(ctx: typer.Context, run_id: str = typer.Argument(..., help="Run id.
     console.print_json(data=info)
 
 
+@run_app.command("rename")
+def rename_run(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="Run id."),
+    name: str = typer.Argument(..., help="The new name."),
+) -> None:
+    """Rename a run (also while it trains)."""
+    from deepyard.train.runs import annotate_run
+
+    console.print(f"run {run_id}: {annotate_run(ctx.obj, run_id, name=name)['name']!r}")
+
+
+@run_app.command("note")
+def note_run(
+    ctx: typer.Context,
+    run_id: str = typer.Argument(..., help="Run id."),
+    text: str = typer.Argument(..., help="The notes ('' clears them; '-' reads them from stdin)."),
+) -> None:
+    """Set a run's notes (shown on its page and in the compare table)."""
+    import sys
+
+    from deepyard.train.runs import annotate_run
+
+    annotate_run(ctx.obj, run_id, notes=sys.stdin.read() if text == "-" else text)
+    console.print(f"run {run_id}: notes saved")
+
+
 @run_app.command("resume")
 def resume(ctx: typer.Context, run_id: str = typer.Argument(..., help="Run id."), json: bool = JsonOpt) -> None:
     """Continue a stopped or killed run from its last checkpoint, exactly."""

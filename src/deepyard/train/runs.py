@@ -7,8 +7,11 @@ list` and the server's listings start in a fraction of a second.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from deepyard.config import Settings
-from deepyard.errors import NotFoundError
+from deepyard.errors import InvalidValueError, NotFoundError
 from deepyard.files import new_id, read_json, write_json_atomic
 
 if TYPE_CHECKING:
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from deepyard.train.device import Placement
 
 RUN_FILE = "run.json"
+LOCK_FILE = ".run.lock"  # held while run.json is read, changed and written (see `_editing`)
 
 
 def runs_dir(settings: Settings) -> Path:
@@ -101,14 +105,30 @@ def list_runs(settings: Settings) -> list[dict[str, Any]]:
     return [read_json(root / n / RUN_FILE) for n in sorted(os.listdir(root)) if (root / n / RUN_FILE).is_file()]
 
 
+@contextmanager
+def _editing(settings: Settings, run_id: str) -> Iterator[dict[str, Any]]:
+    """run.json to change in place: read, changed by the caller, written atomically, all under an exclusive lock on
+    the run's lock file, so the trainer's status writes and a rename or a note from the server never lose each
+    other's change."""
+    folder = run_dir(settings, run_id)
+    get_run(settings, run_id)  # a clear error for a missing run
+    with open(folder / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            info = get_run(settings, run_id)
+            yield info
+            write_json_atomic(folder / RUN_FILE, info)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def set_status(settings: Settings, run_id: str, status: str, rank: int = 0, **extra: Any) -> None:
     if rank != 0:
         return
-    info = get_run(settings, run_id)
-    info["status"] = status
-    info["history"].append([status, datetime.now(timezone.utc).isoformat(timespec="seconds")])
-    info.update(extra)
-    write_json_atomic(run_dir(settings, run_id) / RUN_FILE, info)
+    with _editing(settings, run_id) as info:
+        info["status"] = status
+        info["history"].append([status, datetime.now(timezone.utc).isoformat(timespec="seconds")])
+        info.update(extra)
 
 
 def this_process() -> dict[str, Any]:
@@ -138,9 +158,29 @@ def update_run(settings: Settings, run_id: str, rank: int = 0, **fields: Any) ->
     """Set top-level fields of run.json (rank 0 only)."""
     if rank != 0:
         return
-    info = get_run(settings, run_id)
-    info.update(fields)
-    write_json_atomic(run_dir(settings, run_id) / RUN_FILE, info)
+    with _editing(settings, run_id) as info:
+        info.update(fields)
+
+
+NAME_MAX, NOTES_MAX = 200, 20_000
+
+
+def annotate_run(settings: Settings, run_id: str, name: str | None = None, notes: str | None = None) -> dict[str, Any]:
+    """Rename a run and/or set its notes (DIGITS' job name and notes), at any time, even while it trains; None
+    leaves a field as it is. Returns run.json as written."""
+    changes: dict[str, Any] = {}
+    if name is not None:
+        name = " ".join(name.split())
+        if not name or len(name) > NAME_MAX:
+            raise InvalidValueError(f"run name {name[:40]!r} must be 1 to {NAME_MAX} characters on one line")
+        changes["name"] = name
+    if notes is not None:
+        if len(notes) > NOTES_MAX:
+            raise InvalidValueError(f"notes of {len(notes):,} characters; at most {NOTES_MAX:,}")
+        changes["notes"] = notes.strip()
+    with _editing(settings, run_id) as info:
+        info.update(changes)
+    return info
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

@@ -157,8 +157,8 @@ def _digest(spec: Any) -> str:
 
 def _settings_rows(infos: list[dict[str, Any]]) -> list[tuple[str, list[Any], bool]]:
     """(setting, value per run, differs) for the dataset, the network and every config field."""
-    flats = [{"dataset": i["dataset"], "network": i["network"]["ref"], "network spec": _digest(i["network"]["spec"]),
-              **_flat(i["config"])} for i in infos]  # fmt: skip
+    flats = [{"notes": i.get("notes") or "", "dataset": i["dataset"], "network": i["network"]["ref"],
+              "network spec": _digest(i["network"]["spec"]), **_flat(i["config"])} for i in infos]  # fmt: skip
     keys = list(flats[0]) if flats else []
     return [(k, [f.get(k) for f in flats], len({repr(f.get(k)) for f in flats}) > 1) for k in keys]
 

@@ -12,7 +12,7 @@ from deepyard.datasets import find_dataset
 from deepyard.errors import InvalidValueError
 from deepyard.networks import dump_yaml, spec_from_data
 from deepyard.train import get_run, list_runs, make_config, schedule_points
-from deepyard.train.runs import delete_run, run_dir
+from deepyard.train.runs import annotate_run, delete_run, run_dir
 from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import Conflict, Forbidden
 from deepyard.web.runinfo import read_metrics, run_summary, snapshots
@@ -53,6 +53,20 @@ def metrics(run_id: str, settings: SettingsDep, offset: int = Query(0, ge=0)) ->
     """Metric points appended since byte `offset`; pass back the returned `offset` to get only new ones."""
     get_run(settings, run_id)
     return read_metrics(run_dir(settings, run_id), offset)
+
+
+class RunEdit(BaseModel):
+    name: str | None = Field(None, description="A new name (one line).")
+    notes: str | None = Field(None, description="Notes about the run (free text; empty clears them).")
+
+
+@router.patch("/runs/{run_id}")
+def edit(run_id: str, body: RunEdit, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+    """Rename a run or set its notes (its creator only); allowed while it trains."""
+    get_run(settings, run_id)
+    require_owner(conn, "run", run_id, user)
+    annotate_run(settings, run_id, body.name, body.notes)
+    return show(run_id, settings, conn)
 
 
 @router.delete("/runs/{run_id}")

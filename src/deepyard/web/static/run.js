@@ -25,6 +25,22 @@ document.addEventListener("DOMContentLoaded", async () => {
     lossEl.dataset.points = String(cols.x.length);
   }
 
+  // Name and notes (DIGITS' job name and notes): saved into run.json, even while it trains.
+  document.getElementById("rename-run").addEventListener("click", async () => {
+    const name = prompt("New name of this run", document.getElementById("run-name").textContent);
+    if (name === null || !name.trim()) return;
+    try {
+      const r = await DY.api("PATCH", `/api/v1/runs/${id}`, { name });
+      document.getElementById("run-name").textContent = r.name; document.title = r.name;
+    } catch (err) { alert(err.message); }
+  });
+  const notes = document.getElementById("run-notes"), notesState = document.getElementById("notes-state");
+  notes.addEventListener("input", () => { notesState.textContent = "not saved"; });
+  document.getElementById("save-notes").addEventListener("click", async () => {
+    try { await DY.api("PATCH", `/api/v1/runs/${id}`, { notes: notes.value }); notesState.textContent = "saved"; }
+    catch (err) { notesState.textContent = err.message; }
+  });
+
   const first = await DY.api("GET", `/api/v1/runs/${id}/metrics`);
   add(first.points, false); offset = first.offset;
 
