@@ -156,11 +156,21 @@ def forget(conn: sqlite3.Connection, kind: str, ref: str) -> None:
     conn.execute("DELETE FROM owners WHERE kind = ? AND ref = ?", (kind, ref))
 
 
+CREATING_JOB = {"dataset": "dataset", "run": "train"}  # the job kind that makes each kind of thing
+
+
 def owner_of(conn: sqlite3.Connection, kind: str, ref: str) -> str | None:
+    """Who created `ref`: its ownership record, else the submitter of the job that made it (things made before
+    ownership was recorded for jobs' targets)."""
     row = conn.execute(
         "SELECT users.name FROM owners JOIN users ON users.id = owners.user_id WHERE kind = ? AND ref = ?",
         (kind, ref),
     ).fetchone()
+    if row is None and kind in CREATING_JOB:
+        row = conn.execute(
+            "SELECT owner AS name FROM jobs WHERE kind = ? AND target = ? AND owner IS NOT NULL ORDER BY seq LIMIT 1",
+            (CREATING_JOB[kind], ref),
+        ).fetchone()
     return str(row["name"]) if row else None
 
 

@@ -141,6 +141,9 @@ def delete(
 ) -> None:
     """Delete a dataset and its files."""
     manifest = datasets.delete_dataset(ctx.obj, ref)
+    from deepyard.jobs import forget_target
+
+    forget_target(ctx.obj, "dataset", manifest.id)  # its finished jobs, group and owner records go with it
     if json:
         print_json({"deleted": manifest.id, "name": manifest.name})
     else:

@@ -47,9 +47,10 @@ class Preprocessing:
         return cls(
             width=spec.width, height=spec.height, channels=spec.channels, resize_mode=spec.resize_mode.value,
             fill=spec.fill.value, fill_value=spec.fill_value, alpha_background=spec.alpha_background,
-            max_pixels=spec.max_pixels, mean=mean, crop_size=crop_size,
+            max_pixels=spec.max_pixels, mean="none" if input_mean is not None else mean, crop_size=crop_size,
             input_mean=_floats(input_mean), input_std=_floats(input_std),
-            mean_pixels=None if mean == "none" or mean_image is None else mean_image.astype(np.float32),
+            mean_pixels=None if mean == "none" or mean_image is None or input_mean is not None
+            else mean_image.astype(np.float32),
         )  # fmt: skip
 
     @classmethod

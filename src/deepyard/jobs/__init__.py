@@ -3,7 +3,7 @@ progress and ETA, run in child processes by a scheduler with CPU and GPU slots.
 
 Public API (the CLI and the web server call these):
 `submit`, `get_job`, `find_job`, `list_jobs`, `list_queue`, `abort_job`, `resume_job`, `delete_job`, `log_path`,
-`run_status` (a run's status, "interrupted" when nothing runs it any more),
+`forget_target` (after a delete), `run_status` (a run's status, "interrupted" when nothing runs it any more),
 `Job`, `Scheduler`, the kind registry (`KINDS`, `JobKind`, `register_kind`, `Checked`), `JobContext` and
 `JobStopped` for runners, and the hardware figures (`hardware_figures`, `ProcessSampler`, `gpu_figures`).
 The run folders stay the source of truth for runs; the jobs table tracks the work.
@@ -19,6 +19,7 @@ from deepyard.jobs.queue import (
     abort_job,
     delete_job,
     find_job,
+    forget_target,
     get_job,
     list_jobs,
     list_queue,
@@ -48,6 +49,7 @@ __all__ = [
     "abort_job",
     "delete_job",
     "find_job",
+    "forget_target",
     "get_job",
     "gpu_figures",
     "hardware_figures",

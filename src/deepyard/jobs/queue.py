@@ -17,13 +17,13 @@ from typing import Any
 
 import psutil
 
-from deepyard import db, groups
+from deepyard import db, groups, users
 from deepyard.config import Settings
 from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.files import new_id
 from deepyard.jobs import store
 from deepyard.jobs.kinds import KINDS, check_params, get_kind
-from deepyard.jobs.model import ACTIVE, RESUMABLE, SLOT_TYPES, STATUSES, Job
+from deepyard.jobs.model import ACTIVE, FINISHED, RESUMABLE, SLOT_TYPES, STATUSES, Job
 
 
 @contextmanager
@@ -205,6 +205,17 @@ def delete_job(settings: Settings, job_id: str) -> None:
             raise InvalidValueError(f"job {job_id} is running; abort it first")
         store.delete(conn, job_id)
     log_path(settings, job_id).unlink(missing_ok=True)
+
+
+def forget_target(settings: Settings, kind: str, ref: str) -> None:
+    """After a dataset or run (`kind`) was deleted: the finished jobs on it, its group and its owner record go too
+    (a job still queued or running on it stays, to end as it will)."""
+    with _connect(settings) as conn:
+        for job in store.select(conn, FINISHED, target=ref):
+            store.delete(conn, job.id)
+            log_path(settings, job.id).unlink(missing_ok=True)
+        groups.forget(conn, kind, ref)
+        users.forget(conn, kind, ref)
 
 
 def _get(conn: sqlite3.Connection, job_id: str) -> Job:

@@ -245,7 +245,7 @@ def run_train(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         ref = spec_from_data(network) if isinstance(network, dict) else network
         config = make_config(**_flat(params["config"]))
         result = train(ctx.settings, params["dataset"], ref, config, callbacks=callbacks, stop=stop,
-                       name=params.get("name"), source=params.get("source"))  # fmt: skip
+                       name=params.get("name"), source=params.get("source"), on_created=ctx.set_target)  # fmt: skip
     if result.stop_reason == "aborted":
         if ctx.stop_cause == "interrupt":
             set_status(ctx.settings, result.run_id, "interrupted", ctx.rank)

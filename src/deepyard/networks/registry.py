@@ -148,11 +148,14 @@ def check_timm_name(name: str) -> Any:
 def build_timm(name: str, input_shape: Shape, num_classes: int) -> nn.Module:
     """A timm model, untrained, for `input_shape` (timm adapts the stem to the channel count itself)."""
     timm = check_timm_name(name)
-    channels = input_shape[0]
+    channels, height, width = input_shape
+    kwargs: dict[str, Any] = {"pretrained": False, "num_classes": num_classes, "in_chans": channels}
+    cfg = timm.models.get_pretrained_cfg(name.split(".")[0])
+    if cfg is not None and cfg.fixed_input_size:  # transformers: position embeddings sized for the input
+        kwargs["img_size"] = (height, width)
     with torch.device("meta"):  # shapes only, as for torchvision
-        probe = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=channels)
-        _check_forward(probe, input_shape, f"{TIMM_PREFIX}{name}")
-    model: nn.Module = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=channels)
+        _check_forward(timm.create_model(name, **kwargs), input_shape, f"{TIMM_PREFIX}{name}")
+    model: nn.Module = timm.create_model(name, **kwargs)
     return model
 
 

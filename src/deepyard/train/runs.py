@@ -106,20 +106,32 @@ def list_runs(settings: Settings) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def _editing(settings: Settings, run_id: str) -> Iterator[dict[str, Any]]:
-    """run.json to change in place: read, changed by the caller, written atomically, all under an exclusive lock on
-    the run's lock file, so the trainer's status writes and a rename or a note from the server never lose each
-    other's change."""
+def _locked(settings: Settings, run_id: str) -> Iterator[Path]:
+    """An exclusive lock on the run's lock file (the run folder); NotFoundError when the run is gone."""
     folder = run_dir(settings, run_id)
     get_run(settings, run_id)  # a clear error for a missing run
-    with open(folder / LOCK_FILE, "a") as lock:
+    try:
+        lock = open(folder / LOCK_FILE, "a")  # noqa: SIM115 (held across the yield)
+    except FileNotFoundError:
+        get_run(settings, run_id)  # deleted meanwhile: says so
+        raise
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            info = get_run(settings, run_id)
-            yield info
-            write_json_atomic(folder / RUN_FILE, info)
+            get_run(settings, run_id)  # still there once the lock is ours (a delete may have held it)
+            yield folder
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _editing(settings: Settings, run_id: str) -> Iterator[dict[str, Any]]:
+    """run.json to change in place: read, changed by the caller, written atomically, all under the run's lock, so
+    the trainer's status writes, a rename or a note from the server, and a delete never lose each other's change."""
+    with _locked(settings, run_id) as folder:
+        info = get_run(settings, run_id)
+        yield info
+        write_json_atomic(folder / RUN_FILE, info)
 
 
 def set_status(settings: Settings, run_id: str, status: str, rank: int = 0, **extra: Any) -> None:
@@ -202,9 +214,9 @@ def delete_run(settings: Settings, run_id: str) -> dict[str, Any]:
     """Remove a run folder: renamed out of the listing first (atomic), then its files."""
     import shutil
 
-    info = get_run(settings, run_id)
-    folder = run_dir(settings, run_id)
-    doomed = folder.with_name(f".deleting-{run_id}")
-    os.rename(folder, doomed)
+    with _locked(settings, run_id) as folder:  # after any edit in progress, never during one
+        info = get_run(settings, run_id)
+        doomed = folder.with_name(f".deleting-{run_id}")
+        os.rename(folder, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
     return info

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,8 +167,12 @@ def train(
     stop: threading.Event | None = None,
     name: str | None = None,
     source: str | None = None,
+    on_created: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Train `network` (a name, spec file or spec) on `dataset` (id or name) in a new run folder.
+
+    `on_created(run_id)` is called as soon as the run folder exists (rank 0), before the data loads: the job
+    system records the run's owner and group then.
 
     With `source` (`pretrained:NAME`, `store:NAME`, `run:ID[@STEP]`, a weights file or URL; see
     deepyard.transfer) the run starts from those weights, and `network` defaults to the source's network.
@@ -193,6 +198,8 @@ def train(
     run_id = (
         runs.create_run(settings, manifest, network, config, placement, name, record) if placement.rank == 0 else ""
     )
+    if on_created is not None and placement.rank == 0:
+        on_created(run_id)
     run_id = _broadcast_id(run_id, placement)
     return _execute(settings, run_id, callbacks or [], stop, resume=False, start=start)
 

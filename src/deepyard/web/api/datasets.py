@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from PIL import Image
 from pydantic import BaseModel
 
-from deepyard import groups, users
+from deepyard import groups, jobs, users
 from deepyard.datasets import Manifest, delete_dataset, get_dataset, list_datasets, make_spec, open_split
 from deepyard.datasets.catalog import MEAN_IMAGE, REPORT, dataset_dir
 from deepyard.datasets.images import EXTENSIONS, ImageSkipped, load_image, resize, spec_geometry
@@ -76,8 +76,7 @@ def delete(ref: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dic
     if using:
         raise Conflict(f"dataset {m.name!r} is used by run(s) {', '.join(using)}; delete them first")
     delete_dataset(settings, m.id)
-    groups.forget(conn, "dataset", m.id)
-    users.forget(conn, "dataset", m.id)
+    jobs.forget_target(settings, "dataset", m.id)
     return {"deleted": m.id, "name": m.name}
 
 

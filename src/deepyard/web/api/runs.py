@@ -84,10 +84,7 @@ def delete(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> 
     if status in jobs.ACTIVE:  # trained by a live process outside the job system (the CLI)
         raise Conflict(f"run {run_id!r} is {status}{_by(info)}; stop it before deleting it")
     delete_run(settings, run_id)
-    for job in work:
-        jobs.delete_job(settings, job.id)
-    groups.forget(conn, "run", run_id)
-    users.forget(conn, "run", run_id)
+    jobs.forget_target(settings, "run", run_id)
     return {"deleted": run_id, "name": info["name"]}
 
 

@@ -31,7 +31,8 @@ document.addEventListener("DOMContentLoaded", () => {
     show(localStorage.getItem(key) !== "1");
     button.addEventListener("click", () => show(button.getAttribute("aria-expanded") !== "true"));
     head.querySelector("input.pick-group").addEventListener("change", (e) => {
-      members(table, head.dataset.group).forEach((tr) => { tr.querySelector("input.pick").checked = e.target.checked; });
+      members(table, head.dataset.group).filter((tr) => !tr.hidden)  // what the filter hides is not picked
+        .forEach((tr) => { tr.querySelector("input.pick").checked = e.target.checked; });
     });
   });
 
@@ -83,6 +84,7 @@ document.addEventListener("DOMContentLoaded", () => {
         window.location.reload();
       } catch (err) { alert(err.message); }
     };
+    dialog.returnValue = "";  // Esc or Cancel: nothing is sent
     dialog.showModal();
   }));
   const cmp = document.getElementById("compare-selected");
