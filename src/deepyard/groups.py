@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from deepyard import db
 from deepyard.errors import InvalidValueError, choices
@@ -62,6 +63,15 @@ def groups_of(conn: sqlite3.Connection, kind: str) -> dict[str, str]:
 def group_of(conn: sqlite3.Connection, kind: str, ref: str) -> str | None:
     row = conn.execute("SELECT name FROM groups WHERE kind = ? AND ref = ?", (_kind(kind), ref)).fetchone()
     return str(row["name"]) if row else None
+
+
+def members(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every group, by name, with its datasets and runs: [{"name", "datasets": [ids], "runs": [ids]}]."""
+    found: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        for ref, name in groups_of(conn, kind).items():
+            found.setdefault(name, {"name": name, "datasets": [], "runs": []})[f"{kind}s"].append(ref)
+    return [found[name] for name in sorted(found)]
 
 
 def group_names(conn: sqlite3.Connection) -> list[str]:

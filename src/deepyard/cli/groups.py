@@ -12,6 +12,7 @@ from deepyard.cli.common import console, print_json
 from deepyard.config import Settings
 from deepyard.datasets import find_dataset
 from deepyard.errors import NotFoundError
+from deepyard.train.runs import list_runs
 
 group_app = typer.Typer(help="Groups gather datasets and runs on the home page.", no_args_is_help=True)
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -20,8 +21,6 @@ RefsArg = typer.Argument(..., help="Run ids, dataset ids or dataset names.")
 
 def _resolve(settings: Settings, ref: str) -> tuple[str, str]:
     """(kind, id) of a run id, or of a dataset id or name."""
-    from deepyard.train.runs import list_runs  # imports torch: only when needed, so other verbs start fast
-
     if any(r["id"] == ref for r in list_runs(settings)):
         return "run", ref
     found = find_dataset(settings, ref)
@@ -59,15 +58,11 @@ def clear_command(ctx: typer.Context, refs: list[str] = RefsArg) -> None:
 def list_command(ctx: typer.Context, json_: bool = JsonOpt) -> None:
     """Every group and what is in it."""
     with closing(db.connect(ctx.obj)) as conn:
-        members = {kind: groups.groups_of(conn, kind) for kind in groups.KINDS}
-    found: dict[str, dict[str, list[str]]] = {}
-    for kind, by_ref in members.items():
-        for ref, name in by_ref.items():
-            found.setdefault(name, {k: [] for k in groups.KINDS})[kind].append(ref)
+        found = groups.members(conn)
     if json_:
-        print_json([{"name": n, "datasets": m["dataset"], "runs": m["run"]} for n, m in sorted(found.items())])
+        print_json(found)
         return
     table = Table("group", "datasets", "runs")
-    for name, m in sorted(found.items()):
-        table.add_row(name, ", ".join(m["dataset"]) or "-", ", ".join(m["run"]) or "-")
+    for g in found:
+        table.add_row(g["name"], ", ".join(g["datasets"]) or "-", ", ".join(g["runs"]) or "-")
     console.print(table if found else "no groups yet: `deepyard group set NAME RUN_OR_DATASET...`")

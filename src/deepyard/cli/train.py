@@ -88,21 +88,7 @@ class _ProgressCallback:
         )
 
 
-class _JoinGroup:
-    """Puts the run in a group as soon as it exists."""
-
-    def __init__(self, settings: Any, group: str) -> None:
-        self.settings, self.group = settings, group
-
-    def __getattr__(self, name: str) -> Any:  # hooks it does not use
-        return lambda *args: None
-
-    def on_train_start(self, run: Any) -> None:
-        with closing(db.connect(self.settings)) as conn:
-            groups.set_group(conn, "run", [run.run_id], self.group)
-
-
-def _run_with_progress(fn: Any, extra: list[Any] | None = None) -> Any:
+def _run_with_progress(fn: Any) -> Any:
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=err_console)  # fmt: skip
     stop = threading.Event()
@@ -116,7 +102,7 @@ def _run_with_progress(fn: Any, extra: list[Any] | None = None) -> Any:
     previous = signal.signal(signal.SIGINT, interrupt)
     try:
         with bar:
-            result = fn(callbacks=[_ProgressCallback(bar), *(extra or [])], stop=stop)
+            result = fn(callbacks=[_ProgressCallback(bar)], stop=stop)
     finally:
         signal.signal(signal.SIGINT, previous)
     if result.stop_reason == "aborted":
@@ -160,9 +146,16 @@ def train_command(
     if network is None and source is None:
         raise InvalidValueError("give --network NAME, or --from SOURCE to start from pretrained weights")
     cfg = build_config(config, set_, flags)
-    joins = [_JoinGroup(ctx.obj, stored)] if (stored := groups.check_name(group)) else []
+    stored = groups.check_name(group)
+
+    def join_group(run_id: str) -> None:  # as soon as the run exists
+        with closing(db.connect(ctx.obj)) as conn:
+            groups.set_group(conn, "run", [run_id], stored)
+
     result = _run_with_progress(
-        lambda **kw: _train().train(ctx.obj, dataset, network, cfg, name=name, source=source, **kw), joins
+        lambda **kw: _train().train(
+            ctx.obj, dataset, network, cfg, name=name, source=source, on_created=join_group if stored else None, **kw
+        )
     )
     _print_result(result, json)
 

@@ -106,20 +106,18 @@ def list_runs(settings: Settings) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def _locked(settings: Settings, run_id: str) -> Iterator[Path]:
-    """An exclusive lock on the run's lock file (the run folder); NotFoundError when the run is gone."""
-    folder = run_dir(settings, run_id)
-    get_run(settings, run_id)  # a clear error for a missing run
+def _locked(settings: Settings, run_id: str) -> Iterator[dict[str, Any]]:
+    """run.json, read under an exclusive lock on the run's lock file; NotFoundError when the run is gone (also when
+    a delete held the lock first)."""
     try:
-        lock = open(folder / LOCK_FILE, "a")  # noqa: SIM115 (held across the yield)
+        lock = open(run_dir(settings, run_id) / LOCK_FILE, "a")  # noqa: SIM115 (held across the yield)
     except FileNotFoundError:
-        get_run(settings, run_id)  # deleted meanwhile: says so
+        get_run(settings, run_id)  # says which runs exist
         raise
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            get_run(settings, run_id)  # still there once the lock is ours (a delete may have held it)
-            yield folder
+            yield get_run(settings, run_id)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -128,10 +126,9 @@ def _locked(settings: Settings, run_id: str) -> Iterator[Path]:
 def _editing(settings: Settings, run_id: str) -> Iterator[dict[str, Any]]:
     """run.json to change in place: read, changed by the caller, written atomically, all under the run's lock, so
     the trainer's status writes, a rename or a note from the server, and a delete never lose each other's change."""
-    with _locked(settings, run_id) as folder:
-        info = get_run(settings, run_id)
+    with _locked(settings, run_id) as info:
         yield info
-        write_json_atomic(folder / RUN_FILE, info)
+        write_json_atomic(run_dir(settings, run_id) / RUN_FILE, info)
 
 
 def set_status(settings: Settings, run_id: str, status: str, rank: int = 0, **extra: Any) -> None:
@@ -214,8 +211,8 @@ def delete_run(settings: Settings, run_id: str) -> dict[str, Any]:
     """Remove a run folder: renamed out of the listing first (atomic), then its files."""
     import shutil
 
-    with _locked(settings, run_id) as folder:  # after any edit in progress, never during one
-        info = get_run(settings, run_id)
+    folder = run_dir(settings, run_id)
+    with _locked(settings, run_id) as info:  # after any edit in progress, never during one
         doomed = folder.with_name(f".deleting-{run_id}")
         os.rename(folder, doomed)
     shutil.rmtree(doomed, ignore_errors=True)

@@ -335,11 +335,7 @@ def assemble(
 
 def _mean(settings: Settings, manifest: Manifest, config: TrainConfig, device: torch.device) -> torch.Tensor | None:
     if config.input_mean is not None:
-        return (
-            (torch.tensor(_per_channel(config.input_mean, manifest.shape[2], "input_mean")) * 255)
-            .view(-1, 1, 1)
-            .to(device)
-        )
+        return (_per_channel(config.input_mean, manifest.shape[2], "input_mean") * 255).to(device)
     if config.mean == "none":
         return None
     import numpy as np
@@ -353,13 +349,14 @@ def _mean(settings: Settings, manifest: Manifest, config: TrainConfig, device: t
 def _std(config: TrainConfig, channels: int, device: torch.device) -> torch.Tensor | None:
     if config.input_std is None:
         return None
-    return torch.tensor(_per_channel(config.input_std, channels, "input_std")).view(-1, 1, 1).to(device)
+    return _per_channel(config.input_std, channels, "input_std").to(device)
 
 
-def _per_channel(values: list[float], channels: int, name: str) -> list[float]:
+def _per_channel(values: list[float], channels: int, name: str) -> torch.Tensor:
+    """(C, 1, 1) float tensor of one value per channel of the data (else a clear error)."""
     if len(values) != channels:
         raise InvalidValueError(f"{name} has {len(values)} values; the dataset has {channels} channel(s)")
-    return [float(v) for v in values]
+    return torch.tensor([float(v) for v in values]).view(-1, 1, 1)
 
 
 def _restore(run: Run, data: dict[str, Any]) -> None:

@@ -18,13 +18,7 @@ router = APIRouter(prefix="/groups", tags=["groups"])
 @router.get("")
 def list_(conn: ConnDep) -> dict[str, Any]:
     """Every group with the datasets and runs in it."""
-    members: dict[str, dict[str, list[str]]] = {}
-    for kind in groups.KINDS:
-        for ref, name in groups.groups_of(conn, kind).items():
-            members.setdefault(name, {k: [] for k in groups.KINDS})[kind].append(ref)
-    return {
-        "groups": [{"name": name, "datasets": m["dataset"], "runs": m["run"]} for name, m in sorted(members.items())]
-    }
+    return {"groups": groups.members(conn)}
 
 
 class GroupRequest(BaseModel):

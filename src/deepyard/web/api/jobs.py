@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from deepyard import groups, jobs
+from deepyard import jobs
 from deepyard.errors import InvalidValueError
 from deepyard.jobs.kinds import check_params
 from deepyard.networks import parse_spec
@@ -154,8 +154,8 @@ def create_runs(body: TrainRequest, settings: SettingsDep, user: UserDep) -> dic
               for c, n in _combinations(body)]  # fmt: skip
     for p in params:
         check_params(settings, "train", p)
-    owner, group = user.name if user else None, groups.check_name(body.group)
-    return {"jobs": [job_json(jobs.submit(settings, "train", p, owner=owner, group=group)) for p in params]}
+    owner = user.name if user else None  # a bad group is refused by the first submit, before anything is queued
+    return {"jobs": [job_json(jobs.submit(settings, "train", p, owner=owner, group=body.group)) for p in params]}
 
 
 def run_job(settings: Any, run_id: str) -> jobs.Job | None:
