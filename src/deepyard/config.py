@@ -7,6 +7,7 @@ Everything stored under `home` refers to other things under `home` by relative p
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,8 +43,40 @@ class Settings(BaseModel):
 
     def is_readable(self, path: Path) -> bool:
         """True when `path` (symlinks resolved) lies inside the home or one of the data roots."""
-        real = path.resolve()
-        return any(real.is_relative_to(root.resolve()) for root in (self.home, *self.data_roots))
+        return self.readable()(str(path))
+
+    def readable(self) -> Callable[[str], bool]:
+        """`is_readable` for many paths: the roots are resolved once. A relative path is never readable (it
+        would be resolved against the working directory of whichever process reads it)."""
+        roots = [os.path.join(os.path.realpath(r), "") for r in (self.home, *self.data_roots)]
+
+        def check(path: str) -> bool:
+            if "\x00" in path or not os.path.isabs(os.path.expanduser(path)):
+                return False
+            real = os.path.join(os.path.realpath(os.path.expanduser(path)), "")
+            return any(real.startswith(root) for root in roots)
+
+        return check
+
+    def check_readable(self, path: Path | str, what: str) -> None:
+        """InvalidValueError naming `what` unless `path` is absolute and inside the home or a data root."""
+        raw = str(path)
+        if "\x00" in raw or not os.path.isabs(os.path.expanduser(raw)):
+            raise InvalidValueError(f"{what} {raw!r} must be an absolute path (inside {self.roots_text()})")
+        if not self.is_readable(Path(raw)):
+            raise InvalidValueError(f"{what} {raw!r} is outside the data roots: {self.roots_text()}")
+
+    def to_env(self) -> dict[str, str]:
+        """The environment under which `load_settings()` in a child process (a job worker) gives these settings."""
+        return {
+            HOME_ENV: str(self.home),
+            DATA_ROOTS_ENV: os.pathsep.join(str(r) for r in self.data_roots),
+            PYTHON_NETWORKS_ENV: "1" if self.allow_python_networks else "0",
+        }
+
+    def roots_text(self) -> str:
+        roots = ", ".join(str(r) for r in self.data_roots) or "none configured (set DEEPYARD_DATA_ROOTS)"
+        return f"the home {str(self.home)!r} and the data roots ({roots})"
 
 
 def load_settings(

@@ -46,11 +46,14 @@ def create_dataset(
     progress: ProgressFn | None = None,
     workers: int | None = None,
     reuse: bool = False,
+    confine: bool = False,
 ) -> catalog.Manifest:
     """Build `spec` into a new dataset under the home and return its manifest.
 
     `workers`: processes that decode images (None: one per CPU, or none for small builds).
     `reuse`: return an existing dataset built from an identical spec instead of building again.
+    `confine`: read nothing outside the home and the data roots (the server's builds): files a list names or
+    symlinks lead to outside them are skipped and reported as "outside the data roots", never opened.
     """
     if reuse:
         same = [m for m in catalog.list_datasets(settings) if m.spec == spec]
@@ -58,7 +61,7 @@ def create_dataset(
             return same[-1]
     if workers != 1 and _cpus() > 1 and not _can_fork():
         _start_forkserver()  # its interpreter starts and imports while the source is listed
-    listing = list_source(spec)  # every source-level error is raised here, before any work
+    listing = list_source(spec, settings.readable() if confine else None)  # source errors are raised here
     report = progress or (lambda stage, done, total: None)
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     catalog.remove_stale_builds(settings)

@@ -5,6 +5,11 @@ non-image files skipped and reported), parses list files, reads IDX arrays; appl
 maximum and the seeded, per-class (stratified) random split. Every problem that makes the whole source unusable
 (a missing folder, no class folders, a malformed list line, mismatched classes) raises SourceError here, before
 any work starts. Decoding is not done here (see `images`).
+
+Confinement: given a `readable` check (the server's data roots), every path the source names, whether a folder
+entry, the target of a symlink inside a root, or a line of a list file (absolute, `..` or relative), is resolved
+and checked before it is touched; a path outside is reported as "outside the data roots" and never opened, so the
+report says the same whether or not the path exists.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +27,9 @@ from deepyard.datasets.idx import read_idx_pair
 from deepyard.datasets.images import EXTENSIONS
 from deepyard.datasets.spec import SPLITS, DatasetSpec, FolderSource, IdxSource, ListSource
 from deepyard.errors import SourceError
+
+Readable = Callable[[str], bool]  # True when a path (symlinks resolved) may be read
+OUTSIDE = "outside the data roots"
 
 
 @dataclass(slots=True)
@@ -47,13 +55,16 @@ class Listing:
     dropped_classes: list[dict[str, object]] = field(default_factory=list)
 
 
-def list_source(spec: DatasetSpec) -> Listing:
-    """List the items of every split for `spec`, applying caps, the minimum per class and the random split."""
+def list_source(spec: DatasetSpec, readable: Readable | None = None) -> Listing:
+    """List the items of every split for `spec`, applying caps, the minimum per class and the random split.
+
+    `readable`: when given, paths it refuses are skipped as "outside the data roots" without being opened.
+    """
     src = spec.source
     if isinstance(src, FolderSource):
-        classes, given, skipped = _list_folders(src)
+        classes, given, skipped = _list_folders(src, readable)
     elif isinstance(src, ListSource):
-        classes, given, skipped = _list_files(src)
+        classes, given, skipped = _list_files(src, readable)
     else:
         classes, given, skipped = _list_idx(src)
     caps = {"train": spec.max_per_class, "val": spec.val_max_per_class, "test": spec.test_max_per_class}
@@ -69,13 +80,15 @@ def list_source(spec: DatasetSpec) -> Listing:
 # ---------------------------------------------------------------- folders
 
 
-def _list_folders(src: FolderSource) -> tuple[list[str], dict[str, list[Item]], list[Skipped]]:
+def _list_folders(
+    src: FolderSource, readable: Readable | None
+) -> tuple[list[str], dict[str, list[Item]], list[Skipped]]:
     skipped: list[Skipped] = []
-    found = {"train": _walk_classes(src.train, skipped)}
+    found = {"train": _walk_classes(src.train, skipped, readable)}
     for split in ("val", "test"):
         folder = getattr(src, split)
         if folder is not None:
-            found[split] = _walk_classes(folder, skipped)
+            found[split] = _walk_classes(folder, skipped, readable)
             _check_same_classes(found["train"], found[split], src.train, folder)
     classes = sorted(found["train"])
     index = {name: i for i, name in enumerate(classes)}
@@ -86,17 +99,19 @@ def _list_folders(src: FolderSource) -> tuple[list[str], dict[str, list[Item]], 
     return classes, given, skipped
 
 
-def _walk_classes(root: Path, skipped: list[Skipped]) -> dict[str, list[str]]:
+def _walk_classes(root: Path, skipped: list[Skipped], readable: Readable | None = None) -> dict[str, list[str]]:
     """Map class name -> sorted image paths under `root/<class>/**`."""
+    if readable is not None and not readable(str(root)):
+        raise SourceError(f"folder {str(root)!r} is {OUTSIDE}")
     if not root.is_dir():
         raise SourceError(f"folder {str(root)!r} does not exist or is not a folder")
     per_class: dict[str, list[str]] = {}
     root_st = os.stat(root)
     root_key = (root_st.st_dev, root_st.st_ino)
-    for entry, kind, key in _scan(str(root), skipped, visited={root_key}):
+    for entry, kind, key in _scan(str(root), skipped, {root_key}, readable):
         if kind == "dir":
             files: list[str] = []
-            _walk_files(entry.path, files, skipped, visited={root_key, key})
+            _walk_files(entry.path, files, skipped, {root_key, key}, readable)
             per_class[entry.name] = sorted(files)
         elif kind == "file":
             skipped.append(Skipped(entry.path, "file outside any class folder"))
@@ -108,22 +123,26 @@ def _walk_classes(root: Path, skipped: list[Skipped]) -> dict[str, list[str]]:
     return per_class
 
 
-def walk_images(folder: Path) -> tuple[list[str], list[Skipped]]:
+def walk_images(folder: Path, readable: Readable | None = None) -> tuple[list[str], list[Skipped]]:
     """Every image file under `folder`, recursively and sorted, and the entries skipped (with reasons)."""
+    if readable is not None and not readable(str(folder)):
+        raise SourceError(f"folder {str(folder)!r} is {OUTSIDE}")
     if not folder.is_dir():
         raise SourceError(f"folder {str(folder)!r} does not exist or is not a folder")
     st = os.stat(folder)
     found: list[str] = []
     skipped: list[Skipped] = []
-    _walk_files(str(folder), found, skipped, visited={(st.st_dev, st.st_ino)})
+    _walk_files(str(folder), found, skipped, {(st.st_dev, st.st_ino)}, readable)
     return sorted(found), skipped
 
 
-def _walk_files(folder: str, out: list[str], skipped: list[Skipped], visited: set[tuple[int, int]]) -> None:
-    for entry, kind, key in _scan(folder, skipped, visited):
+def _walk_files(
+    folder: str, out: list[str], skipped: list[Skipped], visited: set[tuple[int, int]], readable: Readable | None
+) -> None:
+    for entry, kind, key in _scan(folder, skipped, visited, readable):
         if kind == "dir":
             visited.add(key)
-            _walk_files(entry.path, out, skipped, visited)
+            _walk_files(entry.path, out, skipped, visited, readable)
         elif kind == "other":
             skipped.append(Skipped(entry.path, "not a regular file (a device, socket or pipe)"))
         elif "." + entry.name.rpartition(".")[2].lower() in EXTENSIONS:
@@ -136,12 +155,13 @@ def _walk_files(folder: str, out: list[str], skipped: list[Skipped], visited: se
 
 
 def _scan(
-    folder: str, skipped: list[Skipped], visited: set[tuple[int, int]]
+    folder: str, skipped: list[Skipped], visited: set[tuple[int, int]], readable: Readable | None = None
 ) -> Iterator[tuple[os.DirEntry[str], str, tuple[int, int]]]:
     """Yield (entry, "dir" | "file" | "other", folder key) for each usable entry, following symlinks.
 
     Plain files cost no system call (the kind comes from the directory listing); folders and links are
-    stat'ed, so that symlink loops and broken links are caught and reported.
+    stat'ed, so that symlink loops and broken links are caught and reported. A symlink whose target lies
+    outside what `readable` allows is skipped before it is followed.
     """
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -155,6 +175,9 @@ def _scan(
             continue
         if entry.is_file(follow_symlinks=False):
             yield entry, "file", (0, 0)
+            continue
+        if readable is not None and entry.is_symlink() and not readable(entry.path):
+            skipped.append(Skipped(entry.path, f"symlink to a path {OUTSIDE}"))
             continue
         try:
             st = os.stat(entry.path)
@@ -192,14 +215,23 @@ def _check_same_classes(
 # ---------------------------------------------------------------- list files
 
 
-def _list_files(src: ListSource) -> tuple[list[str], dict[str, list[Item]], list[Skipped]]:
+def _list_files(src: ListSource, readable: Readable | None) -> tuple[list[str], dict[str, list[Item]], list[Skipped]]:
+    for key, path in src:
+        if isinstance(path, Path) and readable is not None and not readable(str(path)):
+            raise SourceError(f"source.{key} {str(path)!r} is {OUTSIDE}")
     classes = _read_labels(src.labels)
     given: dict[str, list[Item]] = {}
+    skipped: list[Skipped] = []
     for split in SPLITS:
         path = getattr(src, split)
         if path is not None:
-            given[split] = _read_list(path, src.base or path.parent, len(classes))
-    return classes, given, []
+            items = _read_list(path, src.base or path.parent, len(classes))
+            if readable is not None:
+                inside = [readable(it.name) for it in items]
+                skipped += [Skipped(it.name, OUTSIDE) for it, ok in zip(items, inside, strict=True) if not ok]
+                items = [it for it, ok in zip(items, inside, strict=True) if ok]
+            given[split] = items
+    return classes, given, skipped
 
 
 def _read_labels(path: Path) -> list[str]:

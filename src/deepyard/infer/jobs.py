@@ -34,8 +34,7 @@ def _model(settings: Settings, params: dict[str, Any]) -> tuple[str, str | None]
     if not isinstance(ref, str) or not ref:
         raise InvalidValueError("the job needs 'model': a run id (ID, run:ID, ID@SNAPSHOT) or an archive path")
     if ref.endswith(".zip"):
-        if not settings.is_readable(Path(ref)):
-            raise InvalidValueError(f"model archive {ref!r} is outside the data roots and the home")
+        settings.check_readable(ref, "model archive")
         return ref, None
     run_id, _ = parse_model_ref(ref)
     return ref, get_run(settings, run_id)["id"]
@@ -56,8 +55,8 @@ def check_evaluate(settings: Settings, params: dict[str, Any]) -> Checked:
         from deepyard.datasets import get_dataset
 
         get_dataset(settings, str(params["dataset"]))
-    if images is not None and not settings.is_readable(Path(images)):
-        raise InvalidValueError(f"images {images!r} are outside the data roots and the home")
+    if images is not None:
+        settings.check_readable(str(images), "images")
     top_n = params.get("top_n", 9)
     if not isinstance(top_n, int) or top_n < 1:
         raise InvalidValueError(f"top_n {top_n!r} must be a whole number, at least 1")

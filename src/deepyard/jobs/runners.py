@@ -42,9 +42,8 @@ def check_dataset(settings: Settings, params: dict[str, Any]) -> Checked:
         raise InvalidValueError("dataset job needs 'spec': the dataset options as a mapping (name, source, ...)")
     spec = make_spec(**params["spec"])
     for key, value in spec.source:
-        if isinstance(value, Path) and not settings.is_readable(value):
-            roots = ", ".join(str(r) for r in settings.data_roots) or "none configured (set DEEPYARD_DATA_ROOTS)"
-            raise InvalidValueError(f"source.{key} {str(value)!r} is outside the data roots ({roots})")
+        if isinstance(value, Path):
+            settings.check_readable(value, f"source.{key}")
     workers = params.get("workers")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise InvalidValueError(f"workers {workers!r} must be a whole number of processes, at least 1")
@@ -68,7 +67,8 @@ def run_dataset(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
             ctx.report(0.9 + 0.1 * done / max(total, 1), stage)
 
     ctx.report(0.0, "listing the source")
-    manifest = create_dataset(ctx.settings, make_spec(**params["spec"]), progress=progress, workers=params["workers"])
+    spec = make_spec(**params["spec"])
+    manifest = create_dataset(ctx.settings, spec, progress=progress, workers=params["workers"], confine=True)
     ctx.set_target(manifest.id)
     counts = {split: info.count for split, info in manifest.splits.items()}
     return {"dataset": manifest.id, "name": manifest.name, "counts": counts, "skipped": manifest.skipped}
@@ -87,8 +87,8 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
     source = params.get("source")
     if source is not None and (not isinstance(source, str) or not source):
         raise InvalidValueError(f"source {source!r} must be a reference such as pretrained:NAME, store:NAME or run:ID")
-    if source and not _is_reference(source) and not settings.is_readable(Path(source).expanduser()):
-        raise InvalidValueError(f"weights file {source!r} is outside the data roots and the home")
+    if source and not _is_reference(source):
+        settings.check_readable(source, "weights file")
     for key in ("dataset", "network"):
         if not params.get(key) and not (key == "network" and source):
             raise InvalidValueError(f"train job needs {key!r}")
@@ -149,8 +149,8 @@ def _network(settings: Settings, ref: Any, shape: tuple[int, int, int], classes:
             raise InvalidValueError(f"network {ref!r} is Python code; set DEEPYARD_ALLOW_PYTHON_NETWORKS=1 to allow it")
         return ref
     else:
-        if Path(ref).suffix and not settings.is_readable(Path(ref)):
-            raise InvalidValueError(f"network file {ref!r} is outside the data roots and the home")
+        if Path(ref).suffix:
+            settings.check_readable(ref, "network file")
         spec = load_spec(ref)
     check_spec(spec, shape, classes)
     return spec.to_data()

@@ -193,7 +193,8 @@ class Scheduler:
         if not store.transition(self.conn, job.id, "running", ("queued",), devices=devices, progress=0.0,
                                 message="starting", error=None):  # fmt: skip
             return False  # aborted meanwhile
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": cuda_visible(devices) if devices else ""}
+        env = {**os.environ, **self.settings.to_env(),  # the worker reads the server's roots, not its own
+               "CUDA_VISIBLE_DEVICES": cuda_visible(devices) if devices else ""}  # fmt: skip
         cmd = [sys.executable, "-m", "deepyard.jobs.worker", str(self.settings.home), job.id, "--parent",
                str(os.getpid())]  # fmt: skip
         if len(devices) > 1 and get_kind(job.kind).distributed:  # one process per GPU (DDP), rank 0 reports

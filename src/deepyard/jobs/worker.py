@@ -28,7 +28,7 @@ from deepyard.jobs.kinds import get_kind, get_runner
 
 def run_job(home: str, job_id: str, parent: int | None = None) -> str:
     """Run one claimed ("running") job to its end in this process; return the status it ended with."""
-    settings = load_settings(home)
+    settings = load_settings(home)  # the data roots and options come from the environment the scheduler set
     conn = db.connect(settings)
     job = store.find(conn, job_id)
     if job is None or job.status != "running":

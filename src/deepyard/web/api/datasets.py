@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from pydantic import BaseModel
 from deepyard import groups, jobs, users
 from deepyard.datasets import Manifest, delete_dataset, get_dataset, list_datasets, make_spec, open_split
 from deepyard.datasets.catalog import MEAN_IMAGE, REPORT, dataset_dir
-from deepyard.datasets.images import EXTENSIONS, ImageSkipped, load_image, resize, spec_geometry
+from deepyard.datasets.images import ImageSkipped, load_image, resize, spec_geometry
+from deepyard.datasets.sources import walk_images
 from deepyard.datasets.spec import SPLITS, Fill, ResizeMode
 from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.files import read_json
@@ -166,7 +168,7 @@ def resize_preview(body: ResizePreview, settings: SettingsDep) -> Response:
         fill_value=body.fill_value,
     )
     geo = spec_geometry(spec)
-    sample = _first_image(resolve_readable(settings, body.folder)) if body.folder else None
+    sample = _first_image(resolve_readable(settings, body.folder), settings.readable()) if body.folder else None
     try:
         img = load_image(str(sample), geo) if sample else load_image(_builtin_sample(spec.channels), geo)
     except ImageSkipped as exc:
@@ -174,11 +176,10 @@ def resize_preview(body: ResizePreview, settings: SettingsDep) -> Response:
     return Response(_png(resize(img, geo, noise_seed=0)), media_type=PNG)
 
 
-def _first_image(folder: Path) -> Path | None:
-    for path in sorted(folder.rglob("*"))[:10_000]:
-        if path.suffix.lower() in EXTENSIONS and path.is_file():
-            return path
-    return None
+def _first_image(folder: Path, readable: Callable[[str], bool]) -> Path | None:
+    """The first image under `folder` that lies inside the roots (a symlink out of them is passed over)."""
+    found, _ = walk_images(folder, readable)
+    return Path(found[0]) if found else None
 
 
 def _builtin_sample(channels: int) -> np.ndarray:
