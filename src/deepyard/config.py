@@ -13,10 +13,15 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from deepyard.errors import InvalidValueError
+from deepyard.urls import UrlPolicy
 
 HOME_ENV = "DEEPYARD_HOME"
 DATA_ROOTS_ENV = "DEEPYARD_DATA_ROOTS"  # os.pathsep-separated list of folders
 PYTHON_NETWORKS_ENV = "DEEPYARD_ALLOW_PYTHON_NETWORKS"  # "1" allows networks written as Python files
+URL_ALLOW_ENV = "DEEPYARD_URL_ALLOW"  # comma-separated hosts ("*.example.com", "*") the server may download from
+URL_PRIVATE_ENV = "DEEPYARD_URL_ALLOW_PRIVATE"  # "1": those hosts may have private/loopback addresses
+DOWNLOAD_MB_ENV = "DEEPYARD_DOWNLOAD_MAX_MB"  # largest file a download may bring (MiB)
+DOWNLOAD_S_ENV = "DEEPYARD_DOWNLOAD_DEADLINE_S"  # longest a download may take (seconds)
 DEFAULT_HOME = Path("~/.deepyard")
 
 
@@ -32,6 +37,22 @@ class Settings(BaseModel):
     allow_python_networks: bool = Field(
         default=False, description="Allow networks given as Python files. They run arbitrary code: off by default."
     )
+    url_allow: tuple[str, ...] = Field(
+        default=(), description="Hosts weights may be downloaded from for a request; empty: URLs are off."
+    )
+    url_allow_private: bool = Field(
+        default=False, description="Let allowed hosts resolve to loopback, private or link-local addresses."
+    )
+    download_max_bytes: int = Field(default=4 * 1024**3, gt=0, description="Largest file one download may bring.")
+    download_deadline_s: float = Field(default=3600.0, gt=0, description="Longest one download may take (seconds).")
+
+    def url_policy(self) -> UrlPolicy:
+        """What the server and its jobs may download (deepyard.urls)."""
+        return UrlPolicy(self.url_allow, self.url_allow_private, self.download_max_bytes, self.download_deadline_s)
+
+    def trusting_urls(self) -> Settings:
+        """These settings for the user at the keyboard (the CLI): any URL they type may be fetched."""
+        return self.model_copy(update={"url_allow": ("*",), "url_allow_private": True})
 
     @property
     def datasets_dir(self) -> Path:
@@ -72,6 +93,10 @@ class Settings(BaseModel):
             HOME_ENV: str(self.home),
             DATA_ROOTS_ENV: os.pathsep.join(str(r) for r in self.data_roots),
             PYTHON_NETWORKS_ENV: "1" if self.allow_python_networks else "0",
+            URL_ALLOW_ENV: ",".join(self.url_allow),
+            URL_PRIVATE_ENV: "1" if self.url_allow_private else "0",
+            DOWNLOAD_MB_ENV: str(self.download_max_bytes / 1024**2),
+            DOWNLOAD_S_ENV: str(self.download_deadline_s),
         }
 
     def roots_text(self) -> str:
@@ -97,5 +122,32 @@ def load_settings(
         if not root.is_dir():
             raise InvalidValueError(f"data root {str(root)!r} is not an existing folder")
     if allow_python_networks is None:
-        allow_python_networks = os.environ.get(PYTHON_NETWORKS_ENV, "") in ("1", "true", "yes")
-    return Settings(home=home_path, data_roots=roots, allow_python_networks=allow_python_networks)
+        allow_python_networks = _flag(PYTHON_NETWORKS_ENV)
+    return Settings(home=home_path, data_roots=roots, allow_python_networks=allow_python_networks, **_downloads())
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def _downloads() -> dict[str, object]:
+    """The download settings the environment sets (a bad number names the variable)."""
+    out: dict[str, object] = {
+        "url_allow": tuple(h.strip() for h in os.environ.get(URL_ALLOW_ENV, "").split(",") if h.strip()),
+        "url_allow_private": _flag(URL_PRIVATE_ENV),
+    }
+    for env, key, scale in (
+        (DOWNLOAD_MB_ENV, "download_max_bytes", 1024**2),
+        (DOWNLOAD_S_ENV, "download_deadline_s", 1),
+    ):
+        raw = os.environ.get(env, "").strip()
+        if not raw:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not 0 < value < 1e12:
+            raise InvalidValueError(f"{env}={raw!r} must be a positive number")
+        out[key] = int(value * scale) if key == "download_max_bytes" else value
+    return out

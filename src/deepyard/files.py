@@ -11,14 +11,11 @@ import json
 import os
 import secrets
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from deepyard.errors import IntegrityError, InvalidValueError, SourceError
+from deepyard.urls import UrlPolicy, fetch
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -62,18 +59,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, target: Path, max_bytes: int | None = None, timeout: float = 60) -> Path:
-    """Fetch `url` into `target` atomically; SourceError (naming the URL) when it cannot be fetched."""
-    if urllib.parse.urlparse(url).scheme not in ("http", "https"):
-        raise InvalidValueError(f"{url!r} is not an http:// or https:// URL")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data = response.read(max_bytes + 1 if max_bytes is not None else -1)
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise SourceError(f"cannot download {url!r}: {reason}") from None
-    if max_bytes is not None and len(data) > max_bytes:
-        raise IntegrityError(f"{url!r} is larger than the {max_bytes:,} bytes announced for it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(target, data)
-    return target
+def download(url: str, target: Path, max_bytes: int | None = None, policy: UrlPolicy | None = None) -> Path:
+    """Fetch `url` into `target` atomically under `policy` (default: any host, the user at the keyboard asked);
+    SourceError (naming the URL) when it cannot be fetched, IntegrityError when it is over `max_bytes`."""
+    return fetch(url, target, policy or UrlPolicy.anywhere(), max_bytes)

@@ -85,7 +85,8 @@ def add(
     """Store weights from anywhere `--from` accepts (downloads torchvision weights when online)."""
     t = _transfer()
     names = t.load_labels(labels) if labels else None
-    _show(t.add_model(ctx.obj, name, source, network, names, description=description, replace=replace), json)
+    settings = ctx.obj.trusting_urls()  # a URL typed at the keyboard may be fetched
+    _show(t.add_model(settings, name, source, network, names, description=description, replace=replace), json)
 
 
 @model_app.command("import")

@@ -1,4 +1,4 @@
-"""`deepyard train` and `deepyard run ...` (list, show, resume, lr-find, batch-size).
+"""`deepyard train` and `deepyard run ...` (list, show, delete, rename, note, resume, lr-find, batch-size).
 
 Every TrainConfig field is reachable: the common ones as flags, any of them with `--set key=value` (dotted keys
 for sections: `--set solver.momentum=0.95 --set augment.invert=0.5`) or from a YAML/JSON `--config` file.
@@ -24,7 +24,7 @@ from deepyard.cli.common import console, err_console, print_json
 from deepyard.errors import InvalidValueError
 
 run_app = typer.Typer(
-    help="Training runs: list, show, resume, and the LR and batch-size finders.", no_args_is_help=True
+    help="Training runs: list, show, delete, resume, and the LR and batch-size finders.", no_args_is_help=True
 )
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 SetOpt = typer.Option([], "--set", help="Any training setting as key=value (dotted keys: solver.lr=0.1).")
@@ -154,7 +154,14 @@ def train_command(
 
     result = _run_with_progress(
         lambda **kw: _train().train(
-            ctx.obj, dataset, network, cfg, name=name, source=source, on_created=join_group if stored else None, **kw
+            ctx.obj.trusting_urls(),
+            dataset,
+            network,
+            cfg,
+            name=name,
+            source=source,
+            on_created=join_group if stored else None,
+            **kw,
         )
     )
     _print_result(result, json)
@@ -185,29 +192,72 @@ def _groups(settings: Any) -> dict[str, str]:
 
 @run_app.command("list")
 def list_runs(ctx: typer.Context, json: bool = JsonOpt) -> None:
-    """Runs in the home, oldest first."""
+    """Runs in the home, oldest first (a damaged one as damaged, with the reason)."""
+    from deepyard.cli.datasets import print_damaged
+    from deepyard.stored import Damaged
+    from deepyard.train.runs import scan_runs
+
     grouped = _groups(ctx.obj)
-    found = [_as_seen(ctx.obj, r, grouped) for r in _train().list_runs(ctx.obj)]
+    found = [r if isinstance(r, Damaged) else _as_seen(ctx.obj, r, grouped) for r in scan_runs(ctx.obj)]
     if json:
-        print_json(found)
+        print_json([r.to_json() if isinstance(r, Damaged) else r for r in found])
         return
     table = Table("id", "name", "group", "status", "epochs", "val top-1", "created")
     for r in found:
-        val = (r.get("result") or {}).get("last_val") or {}
-        top1 = f"{val['val_top1']:.2f}%" if "val_top1" in val else "-"
-        table.add_row(r["id"], r["name"], r["group"] or "-", r["status"], str(r["config"]["epochs"]), top1,
+        if isinstance(r, Damaged):
+            table.add_row(r.id, "(see below)", grouped.get(r.id) or "-", "[bold red]damaged[/]", "-", "-", "-")
+            continue
+        table.add_row(r["id"], r["name"], r["group"] or "-", r["status"], str(r["config"]["epochs"]), _top1(r),
                       r["created"])  # fmt: skip
     console.print(table if found else "no runs yet: try `deepyard train --dataset mnist --network lenet`")
+    print_damaged(r for r in found if isinstance(r, Damaged))
+
+
+def _top1(info: dict[str, Any]) -> str:
+    result = info.get("result")
+    val = result.get("last_val") if isinstance(result, dict) else None
+    top1 = val.get("val_top1") if isinstance(val, dict) else None
+    return f"{top1:.2f}%" if isinstance(top1, (int, float)) else "-"
 
 
 @run_app.command("show")
 def show_run(ctx: typer.Context, run_id: str = typer.Argument(..., help="Run id."), json: bool = JsonOpt) -> None:
-    """A run's settings, status and final metrics."""
-    info = _as_seen(ctx.obj, _train().get_run(ctx.obj, run_id), _groups(ctx.obj))
+    """A run's settings, status and final metrics (for a damaged one, the reason)."""
+    from deepyard.cli.datasets import print_damaged
+    from deepyard.stored import Damaged
+    from deepyard.train.runs import load_run
+
+    found = load_run(ctx.obj, run_id)
+    info = found.to_json() if isinstance(found, Damaged) else _as_seen(ctx.obj, found, _groups(ctx.obj))
     if json:
         print_json(info)
-        return
-    console.print_json(data=info)
+    elif isinstance(found, Damaged):
+        print_damaged([found])
+    else:
+        console.print_json(data=info)
+
+
+@run_app.command("delete")
+def delete_run(ctx: typer.Context, run_id: str = typer.Argument(..., help="Run id."), json: bool = JsonOpt) -> None:
+    """Delete a run and its files (also a damaged one); refused while it is queued or running."""
+    from deepyard import jobs
+    from deepyard.stored import Damaged
+    from deepyard.train.runs import delete_run as remove_run
+    from deepyard.train.runs import load_run
+
+    info = load_run(ctx.obj, run_id)
+    busy = jobs.list_jobs(ctx.obj, jobs.ACTIVE, target=run_id)
+    status = busy[0].status if busy else "damaged" if isinstance(info, Damaged) else jobs.run_status(ctx.obj, info)
+    if status in jobs.ACTIVE:
+        raise InvalidValueError(f"run {run_id!r} is {status}; stop it (`deepyard jobs abort`, or Ctrl-C where it "
+                                "trains) before deleting it")  # fmt: skip
+    remove_run(ctx.obj, run_id)
+    jobs.forget_target(ctx.obj, "run", run_id)  # its finished jobs, group and owner records go with it
+    name = None if isinstance(info, Damaged) else info["name"]
+    if json:
+        print_json({"deleted": run_id, "name": name})
+    else:
+        console.print(f"deleted run {run_id} ({name or 'damaged'})", highlight=False)
 
 
 @run_app.command("rename")

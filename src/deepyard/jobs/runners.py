@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 TRAIN_KEYS = ("dataset", "network", "config", "name", "source")
 SECTIONS = ("solver", "schedule", "augment")
+URL_SCHEMES = ("http://", "https://")
 
 
 def _only(params: dict[str, Any], allowed: tuple[str, ...], kind: str) -> None:
@@ -87,7 +88,11 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
     source = params.get("source")
     if source is not None and (not isinstance(source, str) or not source):
         raise InvalidValueError(f"source {source!r} must be a reference such as pretrained:NAME, store:NAME or run:ID")
-    if source and not _is_reference(source):
+    if source and source.startswith(URL_SCHEMES):
+        settings.url_policy().check(source)  # the training job downloads it, never the request
+        if not params.get("network"):
+            raise InvalidValueError(f"{source!r} holds weights only; give the network they belong to")
+    elif source and not _is_reference(source):
         settings.check_readable(source, "weights file")
     for key in ("dataset", "network"):
         if not params.get(key) and not (key == "network" and source):
@@ -160,16 +165,17 @@ def _is_reference(source: str) -> bool:
     """A named source or a URL; anything else is read as a file path (and must lie in the roots)."""
     from deepyard.transfer.sources import KINDS
 
-    return source.startswith((*KINDS, "http://", "https://"))
+    return source.startswith((*KINDS, *URL_SCHEMES))
 
 
 def _source_network(settings: Settings, source: str) -> Any:
-    """The network a fine-tuning source records (its weights are read to find it: a bad source fails here)."""
-    from deepyard.networks import NetworkSpec
-    from deepyard.transfer.finetune import resolve_start
+    """The network a fine-tuning source records, read without loading or downloading its weights."""
+    from deepyard.transfer.sources import network_of
 
-    _, network = resolve_start(settings, source, None)
-    return network.to_data() if isinstance(network, NetworkSpec) else network
+    record = network_of(settings, source)
+    if record is None:
+        raise InvalidValueError(f"{source!r} holds weights only; give the network they belong to")
+    return record["spec"] if record.get("spec") is not None else str(record["ref"])
 
 
 def _train_slots(device: str) -> dict[str, int]:

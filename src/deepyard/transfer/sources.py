@@ -72,7 +72,7 @@ def load_pretrained(settings: Settings, ref: str) -> Pretrained:
     if ref.startswith("run:"):
         return _run(settings, ref)
     if ref.startswith(("http://", "https://")):
-        path = weights.download_weights(ref, settings.downloads_dir / "weights")
+        path = weights.download_weights(ref, settings.downloads_dir / "weights", settings.url_policy())
         return _file(ref, "url", path)
     path = Path(ref).expanduser()
     if path.suffix.lower() in weights.WEIGHT_SUFFIXES or path.exists():
@@ -81,6 +81,25 @@ def load_pretrained(settings: Settings, ref: str) -> Pretrained:
         f"cannot tell where to start from {ref!r}; valid: pretrained:NAME, timm:NAME, store:NAME, run:ID[@STEP], "
         f"or a path or URL of a weights file ({', '.join(weights.WEIGHT_SUFFIXES)})"
     )
+
+
+def network_of(settings: Settings, ref: str) -> dict[str, Any] | None:
+    """The network record `ref` names, read without loading or downloading its weights (so a job's check at
+    submit stays fast and never fetches); None for a weights file or URL, which holds weights only."""
+    if ref.startswith("pretrained:"):
+        model = weights.torchvision_model_name(weights.torchvision_weights(ref.removeprefix("pretrained:")))
+        return {"ref": model if model in REGISTRY else f"torchvision:{model}", "spec": None}
+    if ref.startswith("timm:"):
+        return {"ref": f"timm:{ref.removeprefix('timm:').split('.')[0]}", "spec": None}
+    if ref.startswith("store:"):
+        return store.get_model(settings, ref.removeprefix("store:")).network
+    if ref.startswith("run:"):
+        run_id, step = parse_run_ref(ref)
+        info = runs.get_run(settings, run_id)
+        checkpoint_path(settings, info["id"], step)  # NotFoundError when that checkpoint does not exist
+        network: dict[str, Any] = info["network"]
+        return network
+    return None
 
 
 def _file(ref: str, kind: str, path: Path) -> Pretrained:

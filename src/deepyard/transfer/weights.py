@@ -20,6 +20,7 @@ import torch
 
 from deepyard.errors import IntegrityError, InvalidValueError, NotFoundError, SourceError
 from deepyard.files import download, write_bytes_atomic
+from deepyard.urls import UrlPolicy
 
 StateDict = dict[str, torch.Tensor]
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -88,14 +89,15 @@ def state_hash(state: StateDict) -> str:
     return digest.hexdigest()
 
 
-def download_weights(url: str, folder: Path) -> Path:
-    """A weights file at `url`, cached in `folder` under a name derived from the URL."""
+def download_weights(url: str, folder: Path, policy: UrlPolicy) -> Path:
+    """A weights file at `url`, cached in `folder` under a name derived from the URL, fetched under `policy`."""
     name = Path(urllib.parse.urlparse(url).path).name
     if Path(name).suffix.lower() not in WEIGHT_SUFFIXES:
         raise InvalidValueError(f"weights URL {url!r} must end in one of {', '.join(WEIGHT_SUFFIXES)}")
     key = hashlib.sha256(url.encode()).hexdigest()[:12]
     target = folder / f"{key}-{name}"
-    return target if target.is_file() else download(url, target)
+    policy.check(url)  # a cached file is only given back for a URL the policy still allows
+    return target if target.is_file() else download(url, target, policy=policy)
 
 
 # --- torchvision -------------------------------------------------------------------------------------------------
