@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from deepyard import __version__, db, jobs
+from deepyard import __version__, db, jobs, servers
 from deepyard.config import Settings
 from deepyard.errors import DeepyardError
 from deepyard.web import pages
@@ -108,4 +108,8 @@ def serve(
 
     check_bind(settings, host)
     app = create_app(settings, host=host, https=https, job_options=job_options)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    record = servers.register(settings, host, port, public=not is_loopback(host))
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    finally:
+        record.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from deepyard.web.api import networks as networks_api
 from deepyard.web.api import runs as runs_api
 from deepyard.web.deps import ConnDep, SettingsDep
 from deepyard.web.forms import field_specs
-from deepyard.web.security import SESSION_COOKIE, Guard, csrf_token
+from deepyard.web.security import SESSION_COOKIE, Guard, csrf_token, retry_after
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 router = APIRouter(include_in_schema=False)
@@ -88,6 +88,8 @@ def new_dataset(request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLR
 @router.get("/datasets/{ref}", response_class=HTMLResponse)
 def dataset(ref: str, request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
     data = datasets_api.show(ref, settings, conn)
+    if data.get("status") == "damaged":
+        return render(request, "damaged.html", item=data, noun="dataset")
     report = datasets_api.report(ref, settings, limit=200)
     return render(request, "dataset.html", d=data, m=data["manifest"], report=report)
 
@@ -120,6 +122,8 @@ def new_run(
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run(run_id: str, request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
     info = runs_api.show(run_id, settings, conn)
+    if info["status"] == "damaged":
+        return render(request, "damaged.html", item=info, noun="run")
     return render(request, "run.html", r=info, s=info["summary"])
 
 
@@ -130,7 +134,7 @@ def compare(request: Request, settings: SettingsDep, conn: ConnDep, runs: str = 
     return render(
         request,
         "compare.html",
-        all_runs=runs_api.list_(settings, conn),
+        all_runs=[r for r in runs_api.list_(settings, conn) if r["status"] != "damaged"],
         chosen=chosen,
         infos=infos,
         rows=_settings_rows(infos),
@@ -178,10 +182,18 @@ def login(
     next: str = Form("/"),
 ) -> Response:
     guard: Guard = request.app.state.guard
+    keys = (f"user:{name.strip().lower()[:200]}", f"address:{request.client.host if request.client else '-'}")
+    wait = guard.throttle.wait_s(*keys)
+    if wait > 0:  # refused without checking the password: guessing is slowed, per name and per address
+        refused = render(request, "login.html", status=429, next=_local(next), failed=True, wait_s=retry_after(wait))
+        refused.headers["Retry-After"] = retry_after(wait)
+        return refused
     expected = guard.signer.unsign(request.cookies.get("dy_csrf"))
     user = users.authenticate(conn, name, password) if expected and csrf_token == expected else None
     if user is None:
+        guard.throttle.failed(*keys)
         return render(request, "login.html", status=401, next=_local(next), failed=True)
+    guard.throttle.succeeded(keys[0])
     response = RedirectResponse(_local(next), status_code=303)
     guard.set_cookie(response, SESSION_COOKIE, users.create_session(conn, user), max_age=users.SESSION_DAYS * 86400)
     return response

@@ -14,7 +14,8 @@ router = APIRouter(tags=["system"])
 
 
 @router.get("/health")
-def health() -> dict[str, Any]:
+async def health() -> dict[str, Any]:
+    """Answered on the event loop with no I/O, so it answers while every worker thread is busy."""
     return {"ok": True, "version": __version__}
 
 
