@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from deepyard import jobs
+from deepyard import db, jobs
 from deepyard.config import Settings
 from deepyard.datasets.images import ImageSkipped
 from deepyard.errors import InvalidValueError, NotFoundError
@@ -33,7 +34,7 @@ from deepyard.infer.tasks import evaluate_model, inspect_model
 from deepyard.train import get_run
 from deepyard.train.runs import run_dir
 from deepyard.web.api.jobs import job_json
-from deepyard.web.deps import SettingsDep, UserDep
+from deepyard.web.deps import SettingsDep, UserDep, require_owner
 from deepyard.web.errors import Conflict, Forbidden, TooLarge
 from deepyard.web.files import Limits, extract_zip, save_stream, uploads_dir
 
@@ -134,8 +135,11 @@ def _file_url(settings: Settings, run_id: str, folder: Path) -> str:
 
 
 def _submit(settings: Settings, run_id: str, kind: str, params: dict[str, Any], user: Any) -> dict[str, Any]:
-    """Queue an evaluate or export job on the run's model; a missing run or snapshot is refused before queueing."""
+    """Queue an evaluate or export job on the run's model; a missing run or snapshot is refused before queueing.
+    These jobs write into the run's folder, so only the run's creator may start them."""
     get_run(settings, run_id)
+    with closing(db.connect(settings)) as conn:
+        require_owner(conn, "run", run_id, user)
     checkpoint_path(settings, run_id, params.get("snapshot"))
     job = jobs.submit(settings, kind, {"model": run_id, **params}, owner=user.name if user else None)
     return {"job": job_json(job)}
@@ -159,7 +163,7 @@ def evaluate(
 
 @router.post("/runs/{run_id}/classify-many")
 async def classify_zip(
-    run_id: str, request: Request, settings: SettingsDep, snapshot: str | None = None, top_n: int = 9
+    run_id: str, request: Request, settings: SettingsDep, user: UserDep, snapshot: str | None = None, top_n: int = 9
 ) -> Any:
     """A zip of images (class sub-folders named after the model's classes give labels): with labels, a full
     evaluation (confusion matrix, per-class accuracy, top losses); without, the top-5 of each image."""
@@ -175,6 +179,8 @@ async def classify_zip(
             clf = model_for(settings, run_id, snapshot)
             items = read_inputs(root, classes=clf.classes)
             if items and all(it.label is not None for it in items):
+                with closing(db.connect(settings)) as conn:  # an evaluation is written into the run's folder
+                    require_owner(conn, "run", run_id, user)
                 doc = evaluate_model(settings, run_id, images=root, top_n=top_n, snapshot=snapshot)
                 return {**doc, "base": _file_url(settings, run_id, Path(doc["files"]["json"]).parent)}
             return {"predictions": [p.to_json() for p in classify_many(clf, items)], "model": clf.info}

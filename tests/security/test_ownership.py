@@ -1,0 +1,49 @@
+"""Probe: work on someone else's item does not transfer it, and only its owner starts jobs that write into it."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from contextlib import closing
+
+import numpy as np
+from PIL import Image
+
+from deepyard import db, users
+from tests.web.conftest import Server
+from tests.web.test_jobs_infer import wait_jobs
+from tests.web.test_security import _add_user, _token
+
+
+def _labelled_zip(classes: list[str]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i, name in enumerate(classes):
+            img = io.BytesIO()
+            Image.fromarray(np.full((12, 12, 3), 40 * i, dtype=np.uint8)).save(img, "PNG")
+            zf.writestr(f"{name}/{i}.png", img.getvalue())
+    return buf.getvalue()
+
+
+def test_another_user_cannot_start_jobs_in_my_run_nor_block_its_delete(server: Server, run_id: str) -> None:
+    ada, bob = _add_user(server.settings, "ada"), _add_user(server.settings, "bob")
+    with closing(db.connect(server.settings)) as conn:
+        users.set_owner(conn, "run", run_id, ada)
+    as_ada = {"authorization": f"Bearer {_token(server.settings, ada)}"}
+    as_bob = {"authorization": f"Bearer {_token(server.settings, bob)}"}
+    with server.client() as c:
+        dataset = c.get(f"/api/v1/runs/{run_id}", headers=as_bob).json()["dataset"]
+        classes = c.get(f"/api/v1/datasets/{dataset}", headers=as_bob).json()["manifest"]["classes"]
+        for url in (f"/api/v1/runs/{run_id}/evaluate", f"/api/v1/runs/{run_id}/export"):
+            refused = c.post(url, headers=as_bob)
+            assert refused.status_code == 403 and "belongs to 'ada'" in refused.json()["error"]["message"], url
+        many = c.post(f"/api/v1/runs/{run_id}/classify-many", content=_labelled_zip(classes), headers=as_bob)
+        assert many.status_code == 403, many.text  # a labelled zip writes an evaluation into the run
+        mine = c.post(f"/api/v1/runs/{run_id}/evaluate", headers=as_ada)
+        assert mine.status_code == 202, mine.text
+        c.headers.update(as_ada)  # the job belongs to ada; others see it as well, but follow it as her
+        (job,) = wait_jobs(c, [mine.json()["job"]["id"]])
+        assert job["status"] == "done", job
+        shown = c.get(f"/api/v1/runs/{run_id}", headers=as_bob).json()
+        assert shown["owner"] == "ada"
+        assert c.delete(f"/api/v1/runs/{run_id}", headers=as_ada).status_code == 200
