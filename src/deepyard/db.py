@@ -2,19 +2,43 @@
 
 Migrations are ordered and recorded: each is applied once, in order, inside a transaction, and its name is stored
 in the `migrations` table. Every migration is listed in `MIGRATIONS`, in order; never edit one that has shipped,
-add a new one.
+add a new one. Before migrating a database that already holds some migrations, `connect` backs it up to
+`<home>/backups/deepyard-<UTC time>-before-<migration>.db`.
+
+An existing database is never replaced: `connect` refuses (DatabaseError, naming the file, what is wrong and the
+way out) a 0-byte file in a home that has been used and a write-ahead log left without its file, which SQLite
+would silently replace by an empty database, and a file that is not SQLite, which SQLite may go on reading from
+its log or fail on at random. That check reads only the file's size and header, since it runs on every
+connection; `check` adds SQLite's quick or full integrity check (server start, `deepyard db check`). `backup`
+and `restore` use SQLite's online backup API, so a backup can be taken while the server runs. Not covered by
+`connect`: damage behind an intact header shows up when the page is read (sqlite3.DatabaseError, which
+`database_error` translates) or in `check`.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import sqlite3
+import stat
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 from deepyard.config import Settings
+from deepyard.errors import DatabaseError, InvalidValueError, NotFoundError
 
 DB_FILE = "deepyard.db"
+BACKUPS_DIR = "backups"
+BUSY_TIMEOUT_S = 30.0  # waiting longer than this for another connection's lock fails ("database is locked")
+HEADER_SIZE = 100  # bytes of the SQLite file header
+MAGIC = b"SQLite format 3\x00"
+STATE = ("datasets", "runs", "jobs", BACKUPS_DIR, "secret.key")  # what a used home holds beside the database
 
 # (name, SQL script). Names sort in the order they must run.
 MIGRATIONS: list[tuple[str, str]] = [
@@ -92,16 +116,52 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
+def db_path(settings: Settings) -> Path:
+    return settings.home / DB_FILE
+
+
+def backups_dir(settings: Settings) -> Path:
+    return settings.home / BACKUPS_DIR
+
+
 def connect(settings: Settings) -> sqlite3.Connection:
-    """Open (and create or upgrade) the database. Autocommit mode: use `transaction()` for several statements."""
+    """Open (and create or upgrade) the database. Autocommit mode: use `transaction()` for several statements.
+
+    Raises DatabaseError, and changes nothing, when the file is damaged (see the module docstring) or stays locked
+    by another connection for `BUSY_TIMEOUT_S`.
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(settings.home / DB_FILE, timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn)
+    refuse_damaged(settings)
+    with translate_errors(settings):
+        conn = _open(db_path(settings))
+        try:
+            _upgrade(settings, conn)
+        except BaseException:
+            conn.close()
+            raise
     return conn
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _upgrade(settings: Settings, conn: sqlite3.Connection) -> None:
+    """Apply `MIGRATIONS`, backing the database up first unless it is new."""
+    applied = applied_migrations(conn)
+    pending = [name for name, _ in sorted(MIGRATIONS) if name not in applied]
+    if applied and pending:
+        backup_to(conn, default_backup_path(settings, f"before-{pending[0]}"))
+    migrate(conn)
 
 
 @contextmanager
@@ -143,3 +203,341 @@ def _statements(script: str) -> list[str]:
 def now() -> str:
     """UTC timestamp as stored in the database."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """The names recorded in the `migrations` table, in order (none when there is no such table)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'").fetchone() is None:
+        return []
+    return [row[0] for row in conn.execute("SELECT name FROM migrations ORDER BY name")]
+
+
+# --- damage: refuse, never replace ------------------------------------------------------------------------------
+
+
+def refuse_damaged(settings: Settings) -> None:
+    """Raise DatabaseError when the file is one SQLite would silently replace or cannot read (cheap: size, header)."""
+    problem = file_problem(settings)
+    if problem is not None:
+        raise damaged(settings, problem)
+
+
+def file_problem(settings: Settings) -> str | None:
+    """What is wrong with the database file, judged by its size and header; None when it is usable or absent."""
+    path = db_path(settings)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        wal = _size(_wal(path))
+        if wal:  # SQLite would delete the log and start empty
+            return f"is missing, but its write-ahead log {_wal(path).name} ({wal} bytes) is still there"
+        return None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a file"
+    if info.st_size == 0:
+        used = used_state(settings)
+        return f"is empty (0 bytes) but the home holds {', '.join(used)}: it was truncated" if used else None
+    if info.st_size < HEADER_SIZE:
+        return f"is only {info.st_size} bytes long, shorter than a SQLite header: it was truncated"
+    try:
+        return header_problem(_read_header(path))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+
+
+def used_state(settings: Settings) -> list[str]:
+    """What the home holds that only a home with a database holds (empty: first use)."""
+    found = [name for name in STATE if (settings.home / name).exists()]
+    if _size(_wal(db_path(settings))):
+        found.append(_wal(db_path(settings)).name)
+    return found
+
+
+def header_problem(header: bytes) -> str | None:
+    if not header.startswith(MAGIC):
+        return "is not a SQLite database (it does not start with 'SQLite format 3'): it was overwritten"
+    page = int.from_bytes(header[16:18], "big")
+    page = 65536 if page == 1 else page
+    if page < 512 or page & (page - 1):
+        return f"has a damaged header (page size {page})"
+    return None
+
+
+def damaged(settings: Settings, problem: str) -> DatabaseError:
+    """The error for a damaged file: the file, what is wrong, and the way out."""
+    path, newest = db_path(settings), newest_backup(settings)
+    if newest is not None:
+        command = f"deepyard --home {shlex.quote(str(settings.home))} db restore {shlex.quote(str(newest))}"
+        restore = f"restore the newest backup with `{command}`"
+    else:
+        restore = f"there is no backup in {backups_dir(settings)} to restore"
+    return DatabaseError(
+        f"database {path} {problem}. Nothing was changed. Way out: {restore}; or move {path.name} (and "
+        f"{path.name}-wal, {path.name}-shm if there) aside to start with an empty database (no jobs, users or owners)"
+    )
+
+
+def database_error(settings: Settings, exc: BaseException) -> DatabaseError | None:
+    """The DatabaseError an sqlite3 error stands for (damage, or a lock held too long); None for other errors."""
+    code = _error_code(exc)
+    if code in (SQLITE_BUSY, SQLITE_LOCKED):
+        return DatabaseError(
+            f"database {db_path(settings)} is locked: another connection held it for over {BUSY_TIMEOUT_S:.0f} s; "
+            "retry, or stop the process holding it"
+        )
+    if code == SQLITE_CORRUPT:
+        return damaged(settings, f"is damaged (SQLite: {exc})")
+    if code == SQLITE_NOTADB:
+        return damaged(settings, "is not a SQLite database (SQLite: file is not a database)")
+    return None
+
+
+@contextmanager
+def translate_errors(settings: Settings) -> Iterator[None]:
+    """Re-raise sqlite3 errors that mean damage or a stuck lock as DatabaseError."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        error = database_error(settings, exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CORRUPT, SQLITE_NOTADB = 5, 6, 11, 26
+_ERROR_TEXT = {"database is locked": SQLITE_BUSY, "malformed": SQLITE_CORRUPT, "not a database": SQLITE_NOTADB}
+
+
+def _error_code(exc: BaseException) -> int | None:
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if isinstance(code, int):
+        return code & 0xFF  # the primary code of an extended one
+    return next((c for text, c in _ERROR_TEXT.items() if text in str(exc)), None)
+
+
+# Closing any descriptor of a file drops every POSIX lock this process holds on it, those of its open SQLite
+# connections included (SQLite locks with fcntl): a WAL database whose shared lock is gone can be checkpointed and
+# its log deleted by another process's last connection while this one still writes to it. So the header is read
+# through a descriptor kept open, one per file; only past the 16 most recent files is the oldest closed.
+_KEEP_OPEN = 16
+_held: OrderedDict[str, tuple[int, int, int]] = OrderedDict()  # path -> (fd, st_dev, st_ino)
+_replaced: list[int] = []  # descriptors of files replaced under their path: never closed (see above)
+_held_lock = threading.Lock()
+
+
+def _read_header(path: Path) -> bytes:
+    key, now_at = str(path), os.stat(path)
+    with _held_lock:
+        entry = _held.pop(key, None)
+        if entry is not None and entry[1:] != (now_at.st_dev, now_at.st_ino):
+            _replaced.append(entry[0])
+            entry = None
+        if entry is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            opened = os.fstat(fd)
+            entry = (fd, opened.st_dev, opened.st_ino)
+        _held[key] = entry
+        while len(_held) > _KEEP_OPEN:
+            os.close(_held.popitem(last=False)[1][0])
+        return os.pread(entry[0], HEADER_SIZE, 0)
+
+
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+# --- check, backup, restore -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Health:
+    """What `check` found: the file, its size (None: no file yet), the problem (None: usable), the migrations."""
+
+    path: Path
+    size: int | None
+    problem: str | None
+    applied: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    newest_backup: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def to_json(self) -> dict[str, Any]:
+        backup = None if self.newest_backup is None else str(self.newest_backup)
+        return {"path": str(self.path), "size": self.size, "ok": self.ok, "problem": self.problem,
+                "applied": self.applied, "pending": self.pending, "newest_backup": backup}  # fmt: skip
+
+
+def check(settings: Settings, full: bool = False) -> Health:
+    """The cheap checks, then SQLite's quick_check (or with `full` its integrity_check); changes nothing."""
+    path = db_path(settings)
+    size = path.stat().st_size if path.is_file() else None
+    problem = file_problem(settings)
+    applied: list[str] = []
+    if problem is None and size:
+        problem, applied = _sqlite_problem(path, full)
+    pending = [name for name, _ in sorted(MIGRATIONS) if name not in applied]
+    return Health(path, size, problem, applied, pending, newest_backup(settings))
+
+
+def ensure_healthy(settings: Settings) -> None:
+    """Raise DatabaseError when `check` (quick) finds a problem: the server's start-up check."""
+    health = check(settings)
+    if health.problem is not None:
+        raise damaged(settings, health.problem)
+
+
+def _sqlite_problem(path: Path, full: bool) -> tuple[str | None, list[str]]:
+    """(problem, applied migrations) of an existing SQLite file, read by SQLite."""
+    try:
+        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as conn:
+            rows = [str(row[0]) for row in conn.execute(f"PRAGMA {'integrity_check' if full else 'quick_check'}")]
+            if rows != ["ok"]:
+                return f"fails SQLite's integrity check ({'; '.join(rows[:3])})", []
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "migrations" not in tables:
+                return "is a SQLite database but not Deepyard's (it has no migrations table)", []
+            return None, applied_migrations(conn)
+    except sqlite3.DatabaseError as exc:
+        return f"cannot be read by SQLite ({exc})", []
+
+
+def newest_backup(settings: Settings) -> Path | None:
+    """The newest `deepyard-<time>*.db` under `<home>/backups/` (names sort by time), if any."""
+    try:
+        found = sorted(p for p in backups_dir(settings).glob("deepyard-*.db") if _size(p) >= HEADER_SIZE)
+    except OSError:
+        return None
+    return found[-1] if found else None
+
+
+def default_backup_path(settings: Settings, label: str = "") -> Path:
+    """`<home>/backups/deepyard-<UTC time>[-label].db`, a name not taken yet."""
+    stem = f"deepyard-{_stamp()}" + (f"-{label}" if label else "")
+    path, n = backups_dir(settings) / f"{stem}.db", 1
+    while path.exists():
+        n += 1
+        path = path.with_name(f"{stem}-{n}.db")
+    return path
+
+
+def backup(settings: Settings, dest: Path | None = None) -> Path:
+    """Copy the database with SQLite's online backup API (safe while the server runs); return the copy's path.
+
+    `dest`: a new file, or a folder to put it in; default `default_backup_path`.
+    """
+    refuse_damaged(settings)
+    path = db_path(settings)
+    if not path.is_file():
+        raise NotFoundError(f"there is no database at {path} yet: nothing to back up")
+    target = default_backup_path(settings) if dest is None else dest.expanduser().absolute()
+    if target.is_dir():
+        target = target / default_backup_path(settings).name
+    if target.exists():
+        raise InvalidValueError(f"{target} already exists; give a new file name or a folder")
+    try:
+        with translate_errors(settings), closing(_open(path)) as conn:
+            return backup_to(conn, target)
+    except OSError as exc:
+        raise InvalidValueError(f"cannot write the backup {target}: {exc.strerror}") from exc
+
+
+def backup_to(conn: sqlite3.Connection, dest: Path) -> Path:
+    """Write a consistent copy of `conn`'s database to `dest` atomically (temp file, fsync, rename)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        with closing(sqlite3.connect(tmp, isolation_level=None)) as copy:
+            conn.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, whatever the source's mode
+        _fsync(tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync(dest.parent)
+    return dest
+
+
+def backup_problem(source: Path) -> str | None:
+    """Why `source` cannot be restored (not a file, not SQLite, damaged, not Deepyard's, from a newer version)."""
+    if not source.is_file():
+        return "is not a file"
+    if _size(source) < HEADER_SIZE:
+        return f"is only {_size(source)} bytes long"
+    problem = header_problem(_read_header(source))
+    if problem is not None:
+        return problem
+    problem, applied = _sqlite_problem(source, full=False)
+    if problem is None and not applied:
+        problem = "is not a Deepyard database (no migrations recorded)"
+    unknown = sorted(set(applied) - {name for name, _ in MIGRATIONS})
+    if problem is None and unknown:
+        problem = f"was made by a newer Deepyard (unknown migrations {', '.join(unknown)})"
+    return problem
+
+
+def restore(settings: Settings, source: Path) -> Path | None:
+    """Put a backup in place of the database; return where the file it replaced now is (None: there was none).
+
+    The current file (and its -wal, -shm) is moved aside as `deepyard.db.damaged-<UTC time>`, never deleted.
+    Stop the server and workers first: connections open on the old file would go on using it.
+    """
+    source, path = source.expanduser().absolute(), db_path(settings)
+    if path.exists() and source.exists() and source.samefile(path):
+        raise InvalidValueError(f"{source} is the database itself; give a backup file")
+    problem = backup_problem(source)
+    if problem is not None:
+        raise DatabaseError(f"backup {source} {problem}; nothing was changed")
+    staged = path.with_name(f".{DB_FILE}.restore-{os.getpid()}.tmp")
+    try:
+        with closing(sqlite3.connect(source, timeout=BUSY_TIMEOUT_S)) as conn:
+            backup_to(conn, staged)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"backup {source} cannot be read ({exc}); nothing was changed") from exc
+    aside = _move_aside(path)
+    os.replace(staged, path)
+    _fsync(path.parent)
+    return aside
+
+
+def _move_aside(path: Path) -> Path | None:
+    if not path.exists():
+        return None
+    aside = path.with_name(f"{path.name}.damaged-{_stamp()}")
+    try:
+        os.link(path, aside)  # the file stays at `path` until the backup replaces it
+    except OSError:
+        os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):  # a log left beside the restored file would be replayed into it
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, aside.with_name(aside.name + suffix))
+    return aside
+
+
+def _stamp() -> str:
+    """UTC time for file names: 20261123T145433.123Z (sorts by time)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -30,6 +30,13 @@ class IntegrityError(DeepyardError):
     """Stored or downloaded data does not match what it claims to be (checksum, manifest)."""
 
 
+class DatabaseError(DeepyardError):
+    """The home's database cannot be used as it is (damaged, truncated, not SQLite, locked too long); never replaced.
+
+    The web layer answers 503: the request was fine, the server cannot serve it until the file is restored.
+    """
+
+
 def choices(valid: Iterable[object]) -> str:
     """Format a closed set of valid values for an error message: `'a', 'b' or 'c'`."""
     items = [repr(str(v)) for v in valid]

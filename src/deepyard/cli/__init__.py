@@ -16,6 +16,7 @@ import typer
 from deepyard import __version__
 from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
+from deepyard.cli.db import db_app
 from deepyard.cli.groups import group_app
 from deepyard.cli.infer import classify_command, evaluate_command, export_command, inspect_command
 from deepyard.cli.jobs import jobs_app
@@ -46,6 +47,7 @@ app.command("serve")(serve_command)
 app.add_typer(user_app, name="user")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(group_app, name="group")
+app.add_typer(db_app, name="db")
 
 
 def _version(value: bool) -> None:

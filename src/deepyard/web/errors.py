@@ -3,7 +3,8 @@
 Shape: `{"error": {"type": "NotFoundError", "message": "...", "status": 404, "detail": [...]}}`. `detail` is
 present for request validation errors (one entry per bad field, with its location). Pages get the same message
 in an HTML error page instead. Programming errors become a 500 with a generic message (the traceback goes to
-the server log, never to the client).
+the server log, never to the client). A damaged or stuck database is a 503 (DatabaseError), also when SQLite
+reports it (malformed, not a database, locked) or when it is raised in a middleware, outside the route handlers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from deepyard.errors import DeepyardError, IntegrityError, InvalidValueError, NotFoundError, SourceError
+from deepyard import db
+from deepyard.errors import (
+    DatabaseError,
+    DeepyardError,
+    IntegrityError,
+    InvalidValueError,
+    NotFoundError,
+    SourceError,
+)
 
 log = logging.getLogger("deepyard.web")
 
@@ -46,6 +55,7 @@ STATUS: list[tuple[type[Exception], int]] = [  # first match wins: subclasses be
     (InvalidValueError, 422),
     (SourceError, 422),
     (IntegrityError, 500),
+    (DatabaseError, 503),
     (DeepyardError, 400),
 ]
 
@@ -100,5 +110,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
+        # Starlette sends here what a middleware raises too (the handlers above only see the routes' errors)
+        known = exc if isinstance(exc, DeepyardError) else db.database_error(request.app.state.settings, exc)
+        if known is not None:
+            return _respond(request, type(known).__name__, str(known), status_for(known))
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _respond(request, "InternalError", "internal server error (see the server log)", 500)
