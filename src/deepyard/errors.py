@@ -7,6 +7,7 @@ errors are not DeepyardErrors and keep their tracebacks.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 
 
@@ -30,11 +31,36 @@ class IntegrityError(DeepyardError):
     """Stored or downloaded data does not match what it claims to be (checksum, manifest)."""
 
 
+class DamagedFileError(IntegrityError):
+    """A file the user asked to use (a checkpoint, a weights file) is truncated or corrupt; the message names it.
+
+    The web layer answers 422: the request named something that cannot be used, nothing failed on the server."""
+
+
 class DatabaseError(DeepyardError):
     """The home's database cannot be used as it is (damaged, truncated, not SQLite, locked too long); never replaced.
 
     The web layer answers 503: the request was fine, the server cannot serve it until the file is restored.
     """
+
+
+class DiskFullError(DeepyardError):
+    """A write failed because the disk (or the user's quota) is full; what was half-written has been removed."""
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full(exc: BaseException, where: object = None) -> DiskFullError | None:
+    """`exc` as a DiskFullError naming the path, when it is a full disk (an OSError, or torch's writer failing
+    on one); else None."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    full = (isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS) or "No space left on device" in str(exc)
+    if not full:
+        return None
+    path = getattr(exc, "filename", None) or where or "?"
+    return DiskFullError(f"disk full at {str(path)!r}: free some space (or move the home to a larger disk), then retry")
 
 
 def choices(valid: Iterable[object]) -> str:

@@ -15,20 +15,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from deepyard.errors import disk_full
 from deepyard.urls import UrlPolicy, fetch
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `data` to `path` atomically; on a full disk, DiskFullError naming `path` (and nothing left behind)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise disk_full(exc, path) or exc from None
     try:
         with os.fdopen(fd, "wb") as fp:
             fp.write(data)
             fp.flush()
             os.fsync(fp.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        full = disk_full(exc, path)
+        if full is not None:
+            raise full from None
         raise
 
 

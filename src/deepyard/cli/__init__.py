@@ -25,7 +25,7 @@ from deepyard.cli.networks import network_app
 from deepyard.cli.serve import serve_command, user_app
 from deepyard.cli.train import run_app, train_command
 from deepyard.config import load_settings
-from deepyard.errors import DeepyardError
+from deepyard.errors import DeepyardError, disk_full
 
 app = typer.Typer(
     name="deepyard",
@@ -73,6 +73,12 @@ def main(argv: list[str] | None = None) -> Any:
         return app(args=argv)
     except DeepyardError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (OSError, RuntimeError) as exc:  # a full disk anywhere is one line too; anything else keeps its traceback
+        full = disk_full(exc)
+        if full is None:
+            raise
+        err_console.print(f"[bold red]error:[/] {full}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

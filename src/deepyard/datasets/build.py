@@ -8,6 +8,8 @@ dataset that looks complete; its leftovers are removed by the next build.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import multiprocessing
@@ -17,7 +19,10 @@ import shutil
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,7 +37,7 @@ from deepyard.datasets.images import spec_geometry
 from deepyard.datasets.sources import Listing, Skipped, list_source
 from deepyard.datasets.spec import RAW_AUTO_LIMIT, SPLITS, DatasetSpec, Encoding
 from deepyard.datasets.worker import Chunk, ChunkResult, WorkerConfig, init_worker, process_chunk
-from deepyard.errors import SourceError
+from deepyard.errors import SourceError, disk_full
 from deepyard.files import new_id, write_bytes_atomic, write_json_atomic
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
@@ -75,10 +80,23 @@ def create_dataset(
         os.unlink(work / ".pid")
         _fsync_tree(work)
         os.rename(work, catalog.dataset_dir(settings, dataset_id))
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+    except BaseException as exc:
+        was_full = _no_space(settings)
+        shutil.rmtree(work, ignore_errors=True)  # before anything else: frees the space the failure needs to be told
+        full = disk_full(exc, work) or (disk_full(OSError(errno.ENOSPC, "", str(work))) if was_full else None)
+        if full is not None and isinstance(exc, Exception):
+            raise full from None
         raise
     return manifest
+
+
+def _no_space(settings: Settings) -> bool:
+    """Whether the home's disk is (nearly) full: what a worker killed by a full disk leaves as its only trace."""
+    try:
+        st = os.statvfs(settings.datasets_dir)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1024**2
 
 
 def resolve_encoding(spec: DatasetSpec, count: int) -> str:
@@ -107,8 +125,8 @@ def _build(
         if encoding == "raw":
             store.create_raw(work / split, len(items), shape)
     config = WorkerConfig(spec_geometry(spec), encoding, spec.jpeg_quality, spec.seed)
-    chunks = _run_chunks(listing, work, config, total, workers)
-    results = _collect(chunks, listing, work, encoding, shape, report)
+    with contextlib.closing(_run_chunks(listing, work, config, total, workers)) as chunks:  # the pool ends here
+        results = _collect(chunks, listing, work, encoding, shape, report)
     report("finishing", 0, 1)
     hashes, names = _finish_splits(listing, results, work, encoding)  # only the non-empty splits
     train_count = len(hashes.get("train", []))
@@ -173,8 +191,27 @@ def _run_chunks(
         yield from map(process_chunk, _chunks(listing, work))
         return
     ctx = multiprocessing.get_context("fork") if _can_fork() else _start_forkserver()
-    with ctx.Pool(workers, initializer=init_worker, initargs=(config,)) as pool:
-        yield from pool.imap(process_chunk, _chunks(listing, work))
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(config,)) as pool:
+        yield from _in_order(pool, _chunks(listing, work), ahead=2 * workers)
+
+
+def _in_order(pool: ProcessPoolExecutor, chunks: Iterator[Chunk], ahead: int) -> Iterator[ChunkResult]:
+    """Results in chunk order with at most `ahead` chunks in flight (IDX chunks carry their pixels: bounded
+    memory). A worker that dies (killed, out of memory, a write through its memory map on a full disk) breaks
+    the pool, which raises here at once instead of waiting forever for the chunk it took with it."""
+    pending: deque[Future[ChunkResult]] = deque()
+    try:
+        for chunk in chunks:
+            pending.append(pool.submit(process_chunk, chunk))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    except BrokenProcessPool:
+        raise SourceError("a decoding worker process died (killed, out of memory, or the disk is full)") from None
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _cpus() -> int:

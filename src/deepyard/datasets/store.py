@@ -13,7 +13,9 @@ Why this format and not LMDB, HDF5 or tar shards: see the README's "Dataset stor
 
 from __future__ import annotations
 
+import errno
 import itertools
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -26,8 +28,22 @@ RAW_FILE, BLOB_FILE, OFFSETS_FILE, LABELS_FILE = "images.npy", "images.bin", "of
 
 
 def create_raw(folder: Path, count: int, shape: tuple[int, int, int]) -> None:
-    """Pre-allocate the raw array so that worker processes can fill their slots in place."""
-    np.lib.format.open_memmap(folder / RAW_FILE, mode="w+", dtype=np.uint8, shape=(count, *shape)).flush()
+    """Pre-allocate the raw array so that worker processes can fill their slots in place.
+
+    The blocks are reserved on disk now (posix_fallocate), not left sparse: a full disk is an ENOSPC here, in
+    the parent, instead of a SIGBUS that kills a worker writing through its memory map later.
+    """
+    path = folder / RAW_FILE
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(count, *shape)).flush()
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot reserve: stay sparse
+            return
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)
 
 
 def open_raw_for_writing(folder: Path) -> np.memmap:

@@ -20,7 +20,7 @@ from typing import Any
 
 from deepyard import db
 from deepyard.config import load_settings
-from deepyard.errors import DeepyardError
+from deepyard.errors import DeepyardError, disk_full
 from deepyard.jobs import store
 from deepyard.jobs.context import JobContext, JobStopped
 from deepyard.jobs.kinds import get_kind, get_runner
@@ -56,6 +56,9 @@ def _outcome(ctx: JobContext, kind: str, params: dict[str, Any]) -> tuple[str, d
     except DeepyardError as exc:
         return "failed", {"error": str(exc)}
     except BaseException as exc:  # everything a job can throw ends as its error
+        full = disk_full(exc)
+        if full is not None:
+            return "failed", {"error": str(full)}
         traceback.print_exc()
         return "failed", {"error": f"{type(exc).__name__}: {exc}"}
     return "done", {"result": result, "progress": 1.0, "message": "done"}

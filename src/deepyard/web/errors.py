@@ -21,6 +21,7 @@ from deepyard import db
 from deepyard.errors import (
     DatabaseError,
     DeepyardError,
+    DiskFullError,
     IntegrityError,
     InvalidValueError,
     NotFoundError,
@@ -56,6 +57,7 @@ STATUS: list[tuple[type[Exception], int]] = [  # first match wins: subclasses be
     (SourceError, 422),
     (IntegrityError, 500),
     (DatabaseError, 503),
+    (DiskFullError, 507),
     (DeepyardError, 400),
 ]
 
