@@ -67,14 +67,37 @@ def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json", help="O
     if json:
         print_json([u.name for u in found])
     else:
-        console.print("\n".join(u.name for u in found) or "no users: the web app runs in local mode (127.0.0.1 only)")
+        console.print("\n".join(u.name for u in found) or NO_USERS)
+
+
+NO_USERS = ("no users: a server on 127.0.0.1 runs in local mode (no sign-in); a server on any other address "
+            "refuses to start, or, when already running, refuses every request until a user exists")  # fmt: skip
 
 
 @user_app.command("delete")
-def delete(ctx: typer.Context, name: str = typer.Argument(..., help="User name.")) -> None:
+def delete(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="User name."),
+    force: bool = typer.Option(False, "--force", help="Delete the last user even while a public server runs."),
+) -> None:
     """Delete a user, their sessions and tokens."""
-    users.delete_user(db.connect(ctx.obj), name)
-    console.print(f"deleted user {name}")
+    from deepyard import servers
+
+    conn = db.connect(ctx.obj)
+    users.get_user(conn, name)  # NotFoundError names the user
+    public = [s for s in servers.running(ctx.obj) if s.public]
+    last = [u.name for u in users.list_users(conn)] == [name]
+    if last and public and not force:
+        raise InvalidValueError(
+            f"{name!r} is the last user and the server at {public[0].url} (pid {public[0].pid}) is reachable from "
+            "other machines: without a user it would refuse every request. Add another user first, stop that "
+            "server, or pass --force"
+        )
+    users.delete_user(conn, name)
+    if last:
+        console.print(f"deleted user {name}; {NO_USERS}")
+    else:
+        console.print(f"deleted user {name}")
 
 
 @user_app.command("token")

@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from deepyard import db, users
 from deepyard.config import Settings
-from deepyard.errors import DeepyardError
+from deepyard.errors import DatabaseError, DeepyardError
 from deepyard.web.errors import error_body
 
 SESSION_COOKIE, CSRF_COOKIE, CSRF_HEADER = "dy_session", "dy_csrf", "x-csrf-token"
@@ -234,7 +234,10 @@ def make_middleware(guard: Guard) -> Callable[[Request, Callable[[Request], Awai
         path = request.url.path
         if path.startswith(NO_LOOKUP):
             return await call_next(request)
-        user, via_token, has_users = await anyio.to_thread.run_sync(_lookup, guard, request, limiter=guard.limiter)
+        try:
+            user, via_token, has_users = await anyio.to_thread.run_sync(_lookup, guard, request, limiter=guard.limiter)
+        except DatabaseError as exc:  # a middleware's errors reach only the 500 handler
+            return _deny(request, 503, "DatabaseError", str(exc))
         auth_on = has_users or not guard.loopback_only  # a public server never falls back to local mode
         request.state.user, request.state.via_token, request.state.auth_on = user, via_token, auth_on
         public = path == "/login" or path.startswith(PUBLIC_PREFIXES)
