@@ -83,9 +83,11 @@ class Settings(BaseModel):
         """InvalidValueError naming `what` unless `path` is absolute and inside the home or a data root."""
         raw = str(path)
         if "\x00" in raw or not os.path.isabs(os.path.expanduser(raw)):
-            raise InvalidValueError(f"{what} {raw!r} must be an absolute path (inside {self.roots_text()})")
+            raise InvalidValueError(
+                f"{what} {raw!r} must be an absolute path inside the data roots or the home ({self.roots_text()})"
+            )
         if not self.is_readable(Path(raw)):
-            raise InvalidValueError(f"{what} {raw!r} is outside the data roots: {self.roots_text()}")
+            raise InvalidValueError(f"{what} {raw!r} is outside the data roots and the home ({self.roots_text()})")
 
     def to_env(self) -> dict[str, str]:
         """The environment under which `load_settings()` in a child process (a job worker) gives these settings."""
@@ -101,7 +103,7 @@ class Settings(BaseModel):
 
     def roots_text(self) -> str:
         roots = ", ".join(str(r) for r in self.data_roots) or "none configured (set DEEPYARD_DATA_ROOTS)"
-        return f"the home {str(self.home)!r} and the data roots ({roots})"
+        return f"home: {str(self.home)!r}; data roots: {roots}"
 
 
 def load_settings(

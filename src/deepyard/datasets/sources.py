@@ -77,6 +77,33 @@ def list_source(spec: DatasetSpec, readable: Readable | None = None) -> Listing:
     return listing
 
 
+def check_source(spec: DatasetSpec) -> None:
+    """The cheap part of listing, for a check at submit: every folder exists and has class sub-folders, every
+    file exists. SourceError names the first problem (the build would fail on it later, after queueing)."""
+    src = spec.source
+    for key, path in src:
+        if not isinstance(path, Path) or key == "kind":
+            continue
+        if isinstance(src, FolderSource) or key == "base":
+            if not path.is_dir():
+                raise SourceError(f"source.{key}: folder {str(path)!r} does not exist or is not a folder")
+            if isinstance(src, FolderSource) and not _has_subfolder(path):
+                raise SourceError(
+                    f"source.{key}: folder {str(path)!r} has no class sub-folders; put each class's images in a "
+                    f"sub-folder named after the class (for example {str(path / 'cat')!r})"
+                )
+        elif not path.is_file():
+            raise SourceError(f"source.{key}: file {str(path)!r} does not exist or is not a file")
+
+
+def _has_subfolder(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(e.is_dir() and not e.name.startswith(".") for e in entries)
+    except OSError:
+        return False
+
+
 # ---------------------------------------------------------------- folders
 
 
