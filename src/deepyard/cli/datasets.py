@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ from rich.table import Table
 from deepyard import datasets
 from deepyard.cli.common import console, print_json, progress_bar
 from deepyard.config import Settings
-from deepyard.datasets.catalog import REPORT, Manifest, dataset_dir
+from deepyard.datasets.catalog import REPORT, Manifest, dataset_dir, load_dataset, scan_datasets
 from deepyard.datasets.spec import DatasetSpec, Encoding, Fill, ResizeMode, parse_size
 from deepyard.files import printable, read_json
+from deepyard.stored import Damaged
 
 dataset_app = typer.Typer(help="Build and manage image-classification datasets.", no_args_is_help=True)
 import_app = typer.Typer(help="Import a standard dataset.", no_args_is_help=True)
@@ -112,17 +114,28 @@ def import_mnist(
 
 @dataset_app.command("list")
 def list_(ctx: typer.Context, json: bool = JsonOpt) -> None:
-    """List the datasets in the home."""
-    found = datasets.list_datasets(ctx.obj)
+    """List the datasets in the home (a damaged one as damaged, with the reason)."""
+    found = scan_datasets(ctx.obj)
     if json:
-        print_json([m.model_dump(mode="json") for m in found])
+        print_json([m.to_json() if isinstance(m, Damaged) else m.model_dump(mode="json") for m in found])
         return
     table = Table("id", "name", "classes", "train", "val", "test", "shape", "encoding", "created")
     for m in found:
+        if isinstance(m, Damaged):
+            table.add_row(m.id, "[bold red]damaged[/] (see below)", *["-"] * 7)
+            continue
         counts = [str(m.splits[s].count) if s in m.splits else "-" for s in ("train", "val", "test")]
         shape = "x".join(map(str, m.shape))
         table.add_row(m.id, m.name, str(len(m.classes)), *counts, shape, m.encoding, m.created)
     console.print(table if found else "no datasets yet: try `deepyard dataset create FOLDER`")
+    print_damaged(d for d in found if isinstance(d, Damaged))
+
+
+def print_damaged(found: Iterable[Damaged]) -> None:
+    """One line per damaged item: its id, the reason, and how to delete it."""
+    for d in found:
+        console.print(f"damaged {d.kind} {d.id}: {d.reason} (delete it with `deepyard {d.kind} delete {d.id}`)",
+                      highlight=False, markup=False, soft_wrap=True)  # fmt: skip
 
 
 @dataset_app.command("show")
@@ -131,23 +144,30 @@ def show(
     ref: str = typer.Argument(..., help="Dataset id or name."),
     json: bool = JsonOpt,
 ) -> None:
-    """Show a dataset's summary and its build report."""
-    _show(ctx.obj, datasets.get_dataset(ctx.obj, ref), json)
+    """Show a dataset's summary and its build report (for a damaged one, the reason)."""
+    found = load_dataset(ctx.obj, ref)
+    if not isinstance(found, Damaged):
+        _show(ctx.obj, found, json)
+    elif json:
+        print_json(found.to_json())
+    else:
+        print_damaged([found])
 
 
 @dataset_app.command("delete")
 def delete(
     ctx: typer.Context, ref: str = typer.Argument(..., help="Dataset id or name."), json: bool = JsonOpt
 ) -> None:
-    """Delete a dataset and its files."""
-    manifest = datasets.delete_dataset(ctx.obj, ref)
+    """Delete a dataset and its files (also a damaged one)."""
+    found = datasets.delete_dataset(ctx.obj, ref)
     from deepyard.jobs import forget_target
 
-    forget_target(ctx.obj, "dataset", manifest.id)  # its finished jobs, group and owner records go with it
+    forget_target(ctx.obj, "dataset", found.id)  # its finished jobs, group and owner records go with it
+    name = None if isinstance(found, Damaged) else found.name
     if json:
-        print_json({"deleted": manifest.id, "name": manifest.name})
+        print_json({"deleted": found.id, "name": name})
     else:
-        console.print(f"deleted dataset {manifest.id} ({manifest.name})")
+        console.print(f"deleted dataset {found.id} ({name or 'damaged'})", highlight=False)
 
 
 def _show(settings: Settings, m: Manifest, as_json: bool) -> None:

@@ -2,7 +2,10 @@
 
 A dataset is a folder `<home>/datasets/<id>/` that holds `manifest.json`; the manifest is written last and the
 folder appears under its final name only by an atomic rename, so a folder without a manifest, or one whose name
-starts with a dot (a build in progress, or one being deleted), is never listed.
+starts with a dot (a build in progress, or one being deleted), is never listed. A dataset whose manifest cannot be
+used (truncated, not JSON, not a manifest) is `Damaged`: listed as such by `scan_datasets`, left out of
+`list_datasets` and `find_dataset`, refused by `get_dataset` with the reason, and deletable. Listings keep each
+parsed manifest until the file changes (see deepyard.stored).
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ import os
 import shutil
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from deepyard.config import Settings
 from deepyard.datasets.spec import DatasetSpec
 from deepyard.errors import IntegrityError, NotFoundError
 from deepyard.files import read_json
+from deepyard.stored import Damaged, DamagedError, FileCache
 
 MANIFEST, REPORT = "manifest.json", "report.json"
 MEAN_ARRAY, MEAN_IMAGE = "mean.npy", "mean.png"
@@ -56,52 +60,105 @@ def dataset_dir(settings: Settings, dataset_id: str) -> Path:
     return settings.datasets_dir / dataset_id
 
 
-def list_datasets(settings: Settings) -> list[Manifest]:
-    """Every complete dataset, oldest first."""
+def _parse_manifest(path: Path) -> Manifest | Damaged:
+    """The manifest at `path`, or why it cannot be used."""
+    dataset_id = path.parent.name
+
+    def damaged(problem: str) -> Damaged:
+        return Damaged("dataset", dataset_id, MANIFEST, f"{MANIFEST} {problem}")
+
+    try:
+        manifest = Manifest.model_validate(read_json(path))
+    except OSError as exc:
+        return damaged(f"cannot be read: {exc.strerror or exc}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the top level"
+        return damaged(f"is not a dataset manifest: {where}: {first['msg']} ({exc.error_count()} problem(s))")
+    except (ValueError, RecursionError) as exc:  # truncated, not JSON, not ASCII
+        return damaged(f"is not valid JSON: {exc}")
+    if manifest.id != dataset_id:
+        return damaged(f"names the dataset {manifest.id!r}, not its folder's name")
+    return manifest
+
+
+_MANIFESTS = FileCache(_parse_manifest)
+
+
+def scan_datasets(settings: Settings) -> list[Manifest | Damaged]:
+    """Every complete dataset, oldest first: its manifest, or its damage."""
     root = settings.datasets_dir
     if not root.is_dir():
         return []
-    found = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or not os.path.isfile(os.path.join(entry.path, MANIFEST)):
-            continue
-        found.append(load_manifest(Path(entry.path)))
+    found: list[Manifest | Damaged] = []
+    for name in sorted(os.listdir(root)):
+        if not name.startswith("."):
+            found.extend(_load(root / name))
     return found
+
+
+def _load(folder: Path) -> list[Manifest | Damaged]:
+    """[the folder's manifest or damage], or [] when it has no manifest (not a dataset)."""
+    try:
+        return [_MANIFESTS.get(folder / MANIFEST)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        return [Damaged("dataset", folder.name, MANIFEST, f"{MANIFEST} cannot be read: {exc.strerror or exc}")]
+
+
+def list_datasets(settings: Settings) -> list[Manifest]:
+    """Every complete, usable dataset, oldest first; damaged ones are left out (see `scan_datasets`)."""
+    return [m for m in scan_datasets(settings) if isinstance(m, Manifest)]
 
 
 def load_manifest(folder: Path) -> Manifest:
-    try:
-        return Manifest.model_validate(read_json(folder / MANIFEST))
-    except (OSError, ValueError) as exc:
-        raise IntegrityError(f"dataset {folder.name!r} has an unreadable manifest: {exc}") from None
-
-
-def find_dataset(settings: Settings, ref: str) -> Manifest | None:
-    """The dataset whose id is `ref`, else the newest one named `ref`, else None."""
-    folder = dataset_dir(settings, ref)
-    if not ref.startswith(".") and "/" not in ref and (folder / MANIFEST).is_file():
-        return load_manifest(folder)
-    named = [m for m in list_datasets(settings) if m.name == ref]
-    return named[-1] if named else None
-
-
-def get_dataset(settings: Settings, ref: str) -> Manifest:
-    """Like `find_dataset`, but raises NotFoundError naming the datasets that do exist."""
-    found = find_dataset(settings, ref)
-    if found is None:
-        known = [f"{m.id} ({m.name})" for m in list_datasets(settings)]
-        raise NotFoundError(f"no dataset with id or name {ref!r}; existing: {', '.join(known) or 'none'}")
+    """The manifest in `folder`; IntegrityError when it cannot be used."""
+    found = _parse_manifest(folder / MANIFEST)
+    if isinstance(found, Damaged):
+        raise IntegrityError(f"dataset {folder.name!r} has an unusable manifest: {found.reason}")
     return found
 
 
-def delete_dataset(settings: Settings, ref: str) -> Manifest:
-    """Remove a dataset: first renamed out of the listing (atomic), then its files."""
-    manifest = get_dataset(settings, ref)
-    folder = dataset_dir(settings, manifest.id)
-    doomed = folder.with_name(DELETE_PREFIX + manifest.id)
+def load_dataset(settings: Settings, ref: str) -> Manifest | Damaged:
+    """The dataset whose id is `ref` (damaged or not), else the newest usable one named `ref`; NotFoundError naming
+    the datasets that do exist."""
+    by_id = _load(dataset_dir(settings, ref)) if ref and not ref.startswith(".") and "/" not in ref else []
+    if by_id:
+        return by_id[0]
+    named = [m for m in list_datasets(settings) if m.name == ref]
+    if named:
+        return named[-1]
+    known = [f"{m.id} ({m.name})" if isinstance(m, Manifest) else f"{m.id} (damaged)" for m in scan_datasets(settings)]
+    raise NotFoundError(f"no dataset with id or name {ref!r}; existing: {', '.join(known) or 'none'}")
+
+
+def find_dataset(settings: Settings, ref: str) -> Manifest | None:
+    """The dataset whose id is `ref`, else the newest one named `ref`, else None (also when it is damaged)."""
+    try:
+        found = load_dataset(settings, ref)
+    except NotFoundError:
+        return None
+    return found if isinstance(found, Manifest) else None
+
+
+def get_dataset(settings: Settings, ref: str) -> Manifest:
+    """Like `find_dataset`, but raises NotFoundError naming the datasets that do exist, and DamagedError (a
+    NotFoundError) with the reason for a damaged one."""
+    found = load_dataset(settings, ref)
+    if isinstance(found, Damaged):
+        raise DamagedError(found, f"delete it with `deepyard dataset delete {found.id}`")
+    return found
+
+
+def delete_dataset(settings: Settings, ref: str) -> Manifest | Damaged:
+    """Remove a dataset, damaged or not: first renamed out of the listing (atomic), then its files."""
+    found = load_dataset(settings, ref)
+    folder = dataset_dir(settings, found.id)
+    doomed = folder.with_name(DELETE_PREFIX + found.id)
     os.rename(folder, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
-    return manifest
+    return found
 
 
 def remove_stale_builds(settings: Settings) -> None:

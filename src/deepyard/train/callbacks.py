@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from deepyard.train.loop import StepInfo, check_finite, evaluate
+from deepyard.train.metricsfile import parse_point
 
 if TYPE_CHECKING:
     from deepyard.train.trainer import Run
@@ -141,10 +142,12 @@ class MetricsWriter(Callback):
 
 
 def _truncate_after(path: Path, step: int) -> None:
+    """Keep the points up to `step`; lines that are not metric points go too (skipped by every reader anyway)."""
     if not path.is_file():
         return
-    lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in lines))
+    lines = path.read_bytes().split(b"\n")
+    kept = [line for line in lines if (point := parse_point(line)) is not None and point["step"] <= step]
+    path.write_bytes(b"".join(line + b"\n" for line in kept))
 
 
 class Validator(Callback):

@@ -2,7 +2,10 @@
 checkpoints/. Paths inside are relative, so a home can be moved. Only rank 0 writes.
 
 Reading runs needs no torch: networks and torch are imported by the functions that build models, so `deepyard run
-list` and the server's listings start in a fraction of a second.
+list` and the server's listings start in a fraction of a second. A run whose run.json cannot be used (truncated, not
+JSON, missing what every run records) is `Damaged`: listed as such by `scan_runs`, left out of `list_runs`, refused
+by `get_run` with the reason, and deletable. Listings keep each parsed run.json until the file changes (see
+deepyard.stored).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import psutil
 from deepyard.config import Settings
 from deepyard.errors import InvalidValueError, NotFoundError
 from deepyard.files import new_id, read_json, write_json_atomic
+from deepyard.stored import Damaged, DamagedError, FileCache
 
 if TYPE_CHECKING:
     from torch import nn
@@ -32,6 +36,11 @@ if TYPE_CHECKING:
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".run.lock"  # held while run.json is read, changed and written (see `_editing`)
+REQUIRED: dict[str, type | tuple[type, ...]] = {  # what listings and pages read of every run.json
+    "id": str, "name": str, "created": str, "dataset": str, "status": str, "network": dict, "network.ref": str,
+    "config": dict, "config.epochs": (int, float), "config.batch_size": int, "config.solver": dict,
+    "config.solver.lr": (int, float), "config.solver.type": str,
+}  # fmt: skip
 
 
 def runs_dir(settings: Settings) -> Path:
@@ -89,37 +98,106 @@ def create_run(
     return run_id
 
 
-def get_run(settings: Settings, run_id: str) -> dict[str, Any]:
-    path = run_dir(settings, run_id) / RUN_FILE
-    if "/" in run_id or run_id.startswith(".") or not path.is_file():
-        known = [r["id"] for r in list_runs(settings)]
-        raise NotFoundError(f"no run {run_id!r}; existing: {', '.join(known) or 'none'}")
-    info: dict[str, Any] = read_json(path)
+def _parse_run(path: Path) -> dict[str, Any] | Damaged:
+    """run.json of the folder holding `path`, or why it cannot be used."""
+    run_id = path.parent.name
+
+    def damaged(problem: str) -> Damaged:
+        return Damaged("run", run_id, RUN_FILE, f"{RUN_FILE} {problem}")
+
+    try:
+        info = read_json(path)
+    except OSError as exc:
+        return damaged(f"cannot be read: {exc.strerror or exc}")
+    except (ValueError, RecursionError) as exc:  # truncated, not JSON, not ASCII
+        return damaged(f"is not valid JSON: {exc}")
+    if not isinstance(info, dict):
+        return damaged(f"holds a JSON {type(info).__name__}, not an object")
+    for dotted, kind in REQUIRED.items():
+        value: Any = info
+        for key in dotted.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return damaged(f"has no valid {dotted!r}" if value is None else f"has a {dotted!r} of the wrong type")
+    if info["id"] != run_id:
+        return damaged(f"names the run {info['id']!r}, not its folder's name")
     return info
 
 
-def list_runs(settings: Settings) -> list[dict[str, Any]]:
-    root = runs_dir(settings)
-    if not root.is_dir():
+_RUNS = FileCache(_parse_run)
+
+
+def _run_file(settings: Settings, run_id: str) -> Path:
+    """run.json of the run `run_id`; NotFoundError (naming the runs that exist) when there is no such run."""
+    path = run_dir(settings, run_id) / RUN_FILE
+    if "/" in run_id or run_id.startswith(".") or not path.is_file():
+        known = [r.id if isinstance(r, Damaged) else r["id"] for r in scan_runs(settings)]
+        raise NotFoundError(f"no run {run_id!r}; existing: {', '.join(known) or 'none'}")
+    return path
+
+
+def load_run(settings: Settings, run_id: str) -> dict[str, Any] | Damaged:
+    """run.json as it is on disk now (the caller may change it), or the run's damage; NotFoundError when missing."""
+    return _parse_run(_run_file(settings, run_id))
+
+
+def get_run(settings: Settings, run_id: str) -> dict[str, Any]:
+    """run.json; NotFoundError when there is no such run, DamagedError (a NotFoundError) when it is damaged."""
+    info = load_run(settings, run_id)
+    if isinstance(info, Damaged):
+        raise DamagedError(info, f"delete it with `deepyard run delete {run_id}`")
+    return info
+
+
+def scan_runs(settings: Settings) -> list[dict[str, Any] | Damaged]:
+    """Every run, oldest first: run.json (a shallow copy of the cached one: do not change what is inside), or its
+    damage. Folders without run.json (being created) and dot-folders (being deleted) are left out."""
+    root = os.path.join(settings.home, "runs")  # strings, not Paths: this runs for every run on every listing
+    try:
+        names = sorted(os.listdir(root))
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return [read_json(root / n / RUN_FILE) for n in sorted(os.listdir(root)) if (root / n / RUN_FILE).is_file()]
+    found: list[dict[str, Any] | Damaged] = []
+    for name in names:
+        if name.startswith("."):
+            continue
+        try:
+            info = _RUNS.get(os.path.join(root, name, RUN_FILE))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            info = Damaged("run", name, RUN_FILE, f"{RUN_FILE} cannot be read: {exc.strerror or exc}")
+        found.append(info if isinstance(info, Damaged) else dict(info))
+    return found
+
+
+def list_runs(settings: Settings) -> list[dict[str, Any]]:
+    """Every usable run (run.json), oldest first; damaged runs are left out (see `scan_runs`)."""
+    return [r for r in scan_runs(settings) if not isinstance(r, Damaged)]
 
 
 @contextmanager
-def _locked(settings: Settings, run_id: str) -> Iterator[dict[str, Any]]:
-    """run.json, read under an exclusive lock on the run's lock file; NotFoundError when the run is gone (also when
-    a delete held the lock first)."""
+def _lock(settings: Settings, run_id: str) -> Iterator[None]:
+    """An exclusive lock on the run's lock file; NotFoundError when the run is gone."""
     try:
         lock = open(run_dir(settings, run_id) / LOCK_FILE, "a")  # noqa: SIM115 (held across the yield)
     except FileNotFoundError:
-        get_run(settings, run_id)  # says which runs exist
+        _run_file(settings, run_id)  # says which runs exist
         raise
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            yield get_run(settings, run_id)
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _locked(settings: Settings, run_id: str) -> Iterator[dict[str, Any]]:
+    """run.json, read under the run's lock; NotFoundError when the run is gone (also when a delete held the lock
+    first), DamagedError when it is damaged."""
+    with _lock(settings, run_id):
+        yield get_run(settings, run_id)
 
 
 @contextmanager
@@ -207,12 +285,14 @@ def build_run_model(
     return build_network(ref, input_shape, num_classes, settings)
 
 
-def delete_run(settings: Settings, run_id: str) -> dict[str, Any]:
-    """Remove a run folder: renamed out of the listing first (atomic), then its files."""
+def delete_run(settings: Settings, run_id: str) -> dict[str, Any] | Damaged:
+    """Remove a run folder, damaged or not: renamed out of the listing first (atomic), then its files. Returns
+    run.json as it was, or the run's damage."""
     import shutil
 
     folder = run_dir(settings, run_id)
-    with _locked(settings, run_id) as info:  # after any edit in progress, never during one
+    with _lock(settings, run_id):  # after any edit in progress, never during one
+        info = load_run(settings, run_id)
         doomed = folder.with_name(f".deleting-{run_id}")
         os.rename(folder, doomed)
     shutil.rmtree(doomed, ignore_errors=True)

@@ -53,7 +53,7 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
-    datasets, runs = datasets_api.list_(settings, conn), runs_api.list_(settings, conn)
+    datasets, runs = datasets_api.list_rows(settings, conn), runs_api.list_rows(settings, conn)
     return render(
         request,
         "home.html",
@@ -134,7 +134,7 @@ def compare(request: Request, settings: SettingsDep, conn: ConnDep, runs: str = 
     return render(
         request,
         "compare.html",
-        all_runs=[r for r in runs_api.list_(settings, conn) if r["status"] != "damaged"],
+        all_runs=[r for r in runs_api.list_rows(settings, conn) if r["status"] != "damaged"],
         chosen=chosen,
         infos=infos,
         rows=_settings_rows(infos),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -11,18 +12,20 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel
 
 from deepyard import groups, jobs, users
-from deepyard.datasets import Manifest, delete_dataset, get_dataset, list_datasets, make_spec, open_split
-from deepyard.datasets.catalog import MEAN_IMAGE, REPORT, dataset_dir
+from deepyard.config import Settings
+from deepyard.datasets import Manifest, delete_dataset, get_dataset, make_spec, open_split
+from deepyard.datasets.catalog import MEAN_IMAGE, REPORT, dataset_dir, load_dataset, scan_datasets
 from deepyard.datasets.images import ImageSkipped, load_image, resize, spec_geometry
 from deepyard.datasets.sources import walk_images
 from deepyard.datasets.spec import SPLITS, Fill, ResizeMode
 from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.files import read_json
+from deepyard.stored import Damaged
 from deepyard.train import list_runs
 from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import Conflict
@@ -49,37 +52,51 @@ def summary(m: Manifest, owner: str | None = None, group: str | None = None) -> 
     }
 
 
-@router.get("")
-def list_(settings: SettingsDep, conn: ConnDep) -> list[dict[str, Any]]:
-    """Every complete dataset, newest first."""
+@router.get("", response_model=list[dict[str, Any]])
+def list_(settings: SettingsDep, conn: ConnDep) -> JSONResponse:
+    """Every complete dataset, newest first; a damaged one with status "damaged" and the reason."""
+    return JSONResponse(list_rows(settings, conn))  # rows are plain JSON: no need for FastAPI's slower encoder
+
+
+def list_rows(settings: Settings, conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The rows of `list_` (the home page renders them too)."""
     grouped = groups.groups_of(conn, "dataset")
-    return [
-        summary(m, users.owner_of(conn, "dataset", m.id), grouped.get(m.id)) for m in reversed(list_datasets(settings))
-    ]
+    rows = []
+    for m in reversed(scan_datasets(settings)):
+        owner = users.owner_of(conn, "dataset", m.id)
+        if isinstance(m, Damaged):
+            rows.append({**m.to_json(), "owner": owner, "group": grouped.get(m.id)})
+        else:
+            rows.append(summary(m, owner, grouped.get(m.id)))
+    return rows
 
 
 @router.get("/{ref}")
 def show(ref: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
-    """The manifest, per-class counts, and the runs trained on it."""
-    m = get_dataset(settings, ref)
+    """The manifest, per-class counts, and the runs trained on it; for a damaged dataset (by id), its status
+    "damaged" and the reason."""
+    m = load_dataset(settings, ref)
+    owner, group = users.owner_of(conn, "dataset", m.id), groups.group_of(conn, "dataset", m.id)
+    if isinstance(m, Damaged):
+        return {**m.to_json(), "owner": owner, "group": group}
     runs = [
         {"id": r["id"], "name": r["name"], "status": r["status"]} for r in list_runs(settings) if r["dataset"] == m.id
     ]
-    about = summary(m, users.owner_of(conn, "dataset", m.id), groups.group_of(conn, "dataset", m.id))
-    return {**about, "manifest": m.model_dump(mode="json"), "runs": runs}
+    return {**summary(m, owner, group), "manifest": m.model_dump(mode="json"), "runs": runs}
 
 
 @router.delete("/{ref}")
 def delete(ref: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
-    """Delete a dataset; refused while runs use it (delete those first)."""
-    m = get_dataset(settings, ref)
+    """Delete a dataset, also a damaged one; refused while runs use it (delete those first)."""
+    m = load_dataset(settings, ref)
     require_owner(conn, "dataset", m.id, user)
+    name = None if isinstance(m, Damaged) else m.name
     using = [r["id"] for r in list_runs(settings) if r["dataset"] == m.id]
     if using:
-        raise Conflict(f"dataset {m.name!r} is used by run(s) {', '.join(using)}; delete them first")
+        raise Conflict(f"dataset {name or m.id!r} is used by run(s) {', '.join(using)}; delete them first")
     delete_dataset(settings, m.id)
     jobs.forget_target(settings, "dataset", m.id)
-    return {"deleted": m.id, "name": m.name}
+    return {"deleted": m.id, "name": name}
 
 
 @router.get("/{ref}/mean.png", response_class=Response, responses={200: {"content": {PNG: {}}}})

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -24,6 +28,7 @@ from fastapi.responses import StreamingResponse
 
 from deepyard import jobs
 from deepyard.config import Settings
+from deepyard.stored import FileCache
 from deepyard.train import get_run, list_runs
 from deepyard.train.runs import run_dir
 from deepyard.web.api.infer import INFER_KINDS
@@ -33,6 +38,7 @@ from deepyard.web.runinfo import read_metrics, run_summary
 
 router = APIRouter(tags=["live"])
 INTERVAL = 1.0  # seconds between updates
+SHARED_S = 0.5  # seconds the home streams share one listing
 TASKS = 10  # evaluate and export jobs of a run sent, newest first
 
 
@@ -89,10 +95,36 @@ def _run_update(settings: Settings, run_id: str, cur: _Cursor, hw: _Hardware) ->
     return out
 
 
-def _home_update(settings: Settings, hw: _Hardware) -> list[str]:
+class _Shared:
+    """The home streams' `runs` and `jobs` events, made at most once per SHARED_S for every open home stream: twenty
+    browsers on the home page cost one listing a second, not twenty (each still samples the hardware itself)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.made: dict[Path, tuple[float, list[str]]] = {}  # home -> (time.monotonic() when made, events)
+
+    def events(self, settings: Settings) -> list[str]:
+        if not FileCache.enabled:  # caches off (benchmarks): each stream lists for itself, as before
+            return _home_events(settings)
+        with self.lock:  # the others wait for the one making them, then share its result
+            made, events = self.made.get(settings.home, (-math.inf, []))
+            if time.monotonic() - made >= SHARED_S:
+                events = _home_events(settings)
+                self.made[settings.home] = (time.monotonic(), events)
+            return events
+
+
+def _home_events(settings: Settings) -> list[str]:
     rows = [run_summary(settings, info) for info in list_runs(settings)]
     recent = [job_json(j) for j in reversed(jobs.list_jobs(settings))][:30]
-    return [_event("runs", rows), _event("jobs", recent), _event("hardware", hw.sample(None))]
+    return [_event("runs", rows), _event("jobs", recent)]
+
+
+_SHARED = _Shared()
+
+
+def _home_update(settings: Settings, hw: _Hardware) -> list[str]:
+    return [*_SHARED.events(settings), _event("hardware", hw.sample(None))]
 
 
 async def _stream(request: Request, settings: Settings, run_id: str | None, offset: int) -> AsyncIterator[str]:

@@ -2,39 +2,67 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from typing import Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from deepyard import groups, jobs, users
+from deepyard.config import Settings
 from deepyard.datasets import find_dataset
 from deepyard.errors import InvalidValueError
 from deepyard.networks import dump_yaml, spec_from_data
-from deepyard.train import get_run, list_runs, make_config, schedule_points
-from deepyard.train.runs import annotate_run, delete_run, run_dir
+from deepyard.stored import Damaged
+from deepyard.train import get_run, make_config, schedule_points
+from deepyard.train.runs import annotate_run, delete_run, load_run, run_dir, scan_runs
 from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import Conflict, Forbidden
-from deepyard.web.runinfo import read_metrics, run_summary, snapshots
+from deepyard.web.runinfo import read_metrics, run_summary, snapshots, summary_json
 
 router = APIRouter(tags=["runs"])
 
 
-@router.get("/runs")
-def list_(settings: SettingsDep, conn: ConnDep) -> list[dict[str, Any]]:
-    """Every run, newest first, with status, progress, a loss sparkline and the key metrics."""
-    rows = [run_summary(settings, info) for info in reversed(list_runs(settings))]
+@router.get("/runs", response_model=list[dict[str, Any]])
+def list_(settings: SettingsDep, conn: ConnDep) -> Response:
+    """Every run, newest first, with status, progress, a loss sparkline and the key metrics; a damaged run with
+    status "damaged" and the reason."""
+    rows = [
+        json.dumps({**info.to_json(), **who}) if isinstance(info, Damaged) else summary_json(settings, info, **who)
+        for info, who in _listed(settings, conn)
+    ]  # each unchanged run's row is encoded once, not on every request
+    return Response("[" + ",".join(rows) + "]", media_type="application/json")
+
+
+def list_rows(settings: Settings, conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The rows of `list_`, as dicts (the home page renders them)."""
+    return [
+        {**(info.to_json() if isinstance(info, Damaged) else run_summary(settings, info)), **who}
+        for info, who in _listed(settings, conn)
+    ]
+
+
+def _listed(settings: Settings, conn: sqlite3.Connection) -> list[tuple[dict[str, Any] | Damaged, dict[str, Any]]]:
+    """Every run (run.json or its damage), newest first, with its owner and group."""
     grouped = groups.groups_of(conn, "run")
-    for row in rows:
-        row["owner"] = users.owner_of(conn, "run", row["id"])
-        row["group"] = grouped.get(row["id"])
-    return rows
+    found = reversed(scan_runs(settings))
+    return [(info, _who(conn, grouped, info.id if isinstance(info, Damaged) else info["id"])) for info in found]
+
+
+def _who(conn: sqlite3.Connection, grouped: dict[str, str], run_id: str) -> dict[str, Any]:
+    return {"owner": users.owner_of(conn, "run", run_id), "group": grouped.get(run_id)}
 
 
 @router.get("/runs/{run_id}")
 def show(run_id: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
-    """run.json, the summary (progress, ETA, metrics), snapshots and the dataset's name."""
-    info = get_run(settings, run_id)
+    """run.json, the summary (progress, ETA, metrics), snapshots and the dataset's name; for a damaged run, its
+    status "damaged" and the reason."""
+    info = load_run(settings, run_id)
+    who = {"owner": users.owner_of(conn, "run", run_id), "group": groups.group_of(conn, "run", run_id)}
+    if isinstance(info, Damaged):
+        return {**info.to_json(), **who}
     dataset = find_dataset(settings, info["dataset"])
     summary = run_summary(settings, info)
     return {
@@ -43,8 +71,7 @@ def show(run_id: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
         "summary": summary,
         "snapshots": snapshots(run_dir(settings, run_id)),
         "dataset_name": dataset.name if dataset else None,
-        "owner": users.owner_of(conn, "run", run_id),
-        "group": groups.group_of(conn, "run", run_id),
+        **who,
     }
 
 
@@ -71,8 +98,8 @@ def edit(run_id: str, body: RunEdit, settings: SettingsDep, conn: ConnDep, user:
 
 @router.delete("/runs/{run_id}")
 def delete(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
-    """Delete a run and its files; refused while it is queued or running (abort it first)."""
-    info = get_run(settings, run_id)
+    """Delete a run and its files, also a damaged one; refused while it is queued or running (abort it first)."""
+    info = load_run(settings, run_id)
     require_owner(conn, "run", run_id, user)
     work = jobs.list_jobs(settings, target=run_id)
     for job in work:
@@ -80,16 +107,16 @@ def delete(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> 
             raise Forbidden(f"run {run_id!r} belongs to {job.owner!r}; only its creator may delete it")
         if job.status in jobs.ACTIVE:
             raise Conflict(f"run {run_id!r} has a {job.status} job ({job.id}); abort it before deleting the run")
-    status = jobs.run_status(settings, info)
+    status = "damaged" if isinstance(info, Damaged) else jobs.run_status(settings, info)
     if status in jobs.ACTIVE:  # trained by a live process outside the job system (the CLI)
         raise Conflict(f"run {run_id!r} is {status}{_by(info)}; stop it before deleting it")
     delete_run(settings, run_id)
     jobs.forget_target(settings, "run", run_id)
-    return {"deleted": run_id, "name": info["name"]}
+    return {"deleted": run_id, "name": None if isinstance(info, Damaged) else info["name"]}
 
 
-def _by(info: dict[str, Any]) -> str:
-    process = info.get("process") or {}
+def _by(info: dict[str, Any] | Damaged) -> str:
+    process = {} if isinstance(info, Damaged) else info.get("process") or {}
     return f" (process {process['pid']} on {process.get('host', '?')})" if "pid" in process else ""
 
 
