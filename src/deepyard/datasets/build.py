@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
@@ -182,7 +182,7 @@ def _chunks(listing: Listing, work: Path) -> Iterator[Chunk]:
 
 def _run_chunks(
     listing: Listing, work: Path, config: WorkerConfig, total: int, workers: int | None
-) -> Iterator[ChunkResult]:
+) -> Generator[ChunkResult, None, None]:
     """Process every chunk, in order, in a pool of worker processes or in this process."""
     if workers is None:
         workers = 0 if total < SERIAL_BELOW else _cpus()
