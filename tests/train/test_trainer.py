@@ -67,7 +67,8 @@ def test_it_learns_and_writes_metrics_checkpoints_and_events(
     assert raw["images_per_s"] > 0 and 0 <= raw["data_wait"] <= 1
     assert list((result.folder / "tb").glob("events.out.tfevents.*"))
     assert (result.folder / "checkpoints" / "best.pt").is_file()
-    assert len(list((result.folder / "checkpoints").glob("step-*.pt"))) == 13
+    kept = sorted(p.name for p in (result.folder / "checkpoints").glob("step-*.pt"))  # 13 snapshots; the last 3 kept
+    assert kept == ["step-0000066.pt", "step-0000072.pt", "step-0000078.pt"]
     info = get_run(settings, result.run_id)
     assert info["status"] == "done" and info["placement"]["precision"] == "fp32"
 
@@ -109,7 +110,7 @@ def test_killed_run_resumes_exactly(settings: Settings, tiny: str, tiny_net: Net
 
 def test_nan_loss_stops_with_advice(settings: Settings, tiny: str, tiny_net: NetworkSpec) -> None:
     with pytest.raises(TrainingDiverged, match="try a lower learning rate"):
-        train(settings, tiny, tiny_net, cfg(**{"solver.lr": 1e12, "solver.type": "sgd"}))
+        train(settings, tiny, tiny_net, cfg(**{"solver.lr": 100, "solver.type": "sgd"}))
     assert [r["status"] for r in [get_run(settings, p.name) for p in (settings.home / "runs").iterdir()]] == ["failed"]
 
 

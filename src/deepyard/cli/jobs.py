@@ -14,6 +14,7 @@ from rich.table import Table
 
 from deepyard.cli.common import console, err_console, print_json
 from deepyard.errors import InvalidValueError
+from deepyard.limits import DEPTH_MAX, check_data, shown
 
 jobs_app = typer.Typer(help="Queued work: dataset builds and training runs, and the scheduler.", no_args_is_help=True)
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -88,9 +89,13 @@ def submit(
 
 def _parse(text: str, what: str) -> Any:
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidValueError(f"{what} is not valid JSON: {exc.msg} (got {text!r})") from None
+        raise InvalidValueError(f"{what} is not valid JSON: {exc.msg} (got {shown(text)})") from None
+    except RecursionError:
+        raise InvalidValueError(f"{what} is nested more than {DEPTH_MAX} levels deep (the limit, DEPTH_MAX)") from None
+    check_data(data, what)
+    return data
 
 
 def _print_one(job: Any, as_json: bool, verb: str) -> None:

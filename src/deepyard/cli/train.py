@@ -22,6 +22,7 @@ from rich.table import Table
 from deepyard import db, groups
 from deepyard.cli.common import console, err_console, print_json
 from deepyard.errors import InvalidValueError
+from deepyard.limits import parse_yaml, yaml_problem
 
 run_app = typer.Typer(
     help="Training runs: list, show, delete, resume, and the LR and batch-size finders.", no_args_is_help=True
@@ -39,17 +40,35 @@ def build_config(config_file: Path | None, sets: list[str], flags: dict[str, Any
     """Settings from a file, then flags, then --set pairs (later wins)."""
     updates: dict[str, Any] = {}
     if config_file is not None:
-        loaded = yaml.safe_load(config_file.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise InvalidValueError(f"{config_file}: expected a mapping of settings")
-        updates.update(_flatten(loaded))
+        updates.update(_flatten(load_settings_file(config_file)))
     updates.update({k: v for k, v in flags.items() if v is not None})
     for pair in sets:
         key, sep, value = pair.partition("=")
         if not sep:
             raise InvalidValueError(f"--set {pair!r} is not key=value (for example --set solver.lr=0.1)")
-        updates[key.strip()] = yaml.safe_load(value)
+        try:
+            updates[key.strip()] = parse_yaml(value, f"--set {key.strip()[:80]}")
+        except yaml.YAMLError as exc:
+            raise InvalidValueError(f"--set {pair[:80]!r}: the value is not valid YAML {yaml_problem(exc)}") from None
     return _train().make_config(**updates)
+
+
+def load_settings_file(path: Path) -> dict[str, Any]:
+    """A `--config` file's settings: a YAML or JSON mapping; a missing, unreadable, malformed or too deeply
+    nested file is one InvalidValueError naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidValueError(
+            f"--config {str(path)!r} cannot be read: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    try:
+        loaded = parse_yaml(text, f"--config {str(path)!r}") or {}
+    except yaml.YAMLError as exc:
+        raise InvalidValueError(f"--config {str(path)!r} is not valid YAML or JSON {yaml_problem(exc)}") from None
+    if not isinstance(loaded, dict):
+        raise InvalidValueError(f"--config {str(path)!r}: expected a mapping of settings, got {type(loaded).__name__}")
+    return loaded
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deepyard.errors import InvalidValueError, choices
+from deepyard.limits import check_data, shown
 
 
 class ResizeMode(str, Enum):
@@ -151,6 +152,7 @@ def make_spec(**fields: object) -> DatasetSpec:
     """Build a DatasetSpec, turning pydantic's validation report into one InvalidValueError per bad field."""
     from pydantic import ValidationError
 
+    check_data(fields, "dataset options")
     try:
         return DatasetSpec.model_validate(fields)
     except ValidationError as exc:
@@ -161,6 +163,6 @@ def make_spec(**fields: object) -> DatasetSpec:
             cause = ctx.get("error") if isinstance(ctx, dict) else None
             message = str(cause) if isinstance(cause, InvalidValueError) else err["msg"]
             value = err.get("input")
-            shown = f" (got {value!r})" if err["loc"] and not isinstance(value, dict) else ""
-            problems.append(f"{where}: {message}{shown}")
+            got = f" (got {shown(value)})" if err["loc"] and not isinstance(value, dict) else ""
+            problems.append(f"{where}: {message}{got}")
         raise InvalidValueError("invalid dataset options: " + "; ".join(problems)) from None

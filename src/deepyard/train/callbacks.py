@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from deepyard.train.checkpoint import prune_checkpoints
 from deepyard.train.loop import StepInfo, check_finite, evaluate
 from deepyard.train.metricsfile import parse_point
 
@@ -164,7 +165,8 @@ class Validator(Callback):
 
 
 class Checkpointer(Callback):
-    """Snapshots every `snapshot_interval` epochs, at the end and when stopped early; keeps the best weights."""
+    """Snapshots every `snapshot_interval` epochs, at the end and when stopped early; keeps the best weights and
+    the newest `keep_last` snapshots."""
 
     def on_step_end(self, run: Run, info: StepInfo) -> None:
         if run.state.step % run.snapshot_every == 0 or run.state.step == run.total_steps:
@@ -174,6 +176,7 @@ class Checkpointer(Callback):
     def save(self, run: Run) -> None:
         path = run.save_checkpoint()
         if path is not None:
+            prune_checkpoints(path.parent, run.config.keep_last)  # the newest (this one) and best.pt stay
             run.callbacks.on_checkpoint(run, path)
 
     def on_validation_end(self, run: Run, metrics: dict[str, float]) -> None:

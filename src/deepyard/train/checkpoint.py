@@ -3,12 +3,16 @@
 A checkpoint holds the model and optimizer state, the gradient scaler, the run state (step, epoch, best metric,
 early-stopping counter) and every random-number generator (torch CPU and CUDA, the augmentation generator, numpy,
 Python). Only tensors, numbers, strings, lists and dicts go in, so `torch.load(weights_only=True)` reads it: a
-checkpoint can never run code. The file appears by rename, so a crash mid-write leaves the previous one intact.
+checkpoint can never run code. The file appears by rename, so a crash mid-write leaves the previous one intact; a
+file damaged afterwards (truncated, corrupt) is refused with a DamagedFileError naming it. A run keeps its best
+weights (`best.pt`) and its newest `keep_last` step checkpoints (`prune_checkpoints`), the newest being the one
+resume needs.
 """
 
 from __future__ import annotations
 
 import io
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -16,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepyard.errors import IntegrityError
+from deepyard.errors import DamagedFileError
 from deepyard.files import write_bytes_atomic
+
+STEP_GLOB = "step-*.pt"  # step checkpoints: step-0001200.pt
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -28,14 +34,40 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with `weights_only=True`: a file carrying pickled objects is refused, not run."""
+    """Read a checkpoint with `weights_only=True`: a file carrying pickled objects is refused, not run; so is a
+    truncated or corrupt one (DamagedFileError, naming the file)."""
     try:
-        data: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
+        data: Any = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise
-    except Exception as exc:  # torch raises UnpicklingError (and others) for anything but plain data
-        raise IntegrityError(f"refusing checkpoint {str(path)!r}: it is not plain tensor data ({exc})") from None
+    except pickle.UnpicklingError as exc:  # weights_only refused an object that is not plain data
+        if "weights_only" in str(exc):
+            reason = str(exc).strip().splitlines()[0]
+            raise DamagedFileError(
+                f"refusing checkpoint {str(path)!r}: it is not plain tensor data ({reason})"
+            ) from None
+        raise _damaged(path, exc) from None
+    except Exception as exc:  # a cut or corrupt zip: RuntimeError, EOFError, ValueError, ... (torch says which)
+        raise _damaged(path, exc) from None
+    if not isinstance(data, dict):
+        raise DamagedFileError(f"checkpoint {str(path)!r} holds a {type(data).__name__}, not a checkpoint mapping")
     return data
+
+
+def _damaged(path: Path, exc: Exception) -> DamagedFileError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return DamagedFileError(f"checkpoint {str(path)!r} is damaged (truncated or corrupt): {reason}")
+
+
+def prune_checkpoints(folder: Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest `keep_last` step checkpoints in `folder` (0: keep all); best.pt is never touched,
+    nor the newest step (the one resume continues from). Returns what was deleted."""
+    if keep_last <= 0:
+        return []
+    doomed = sorted(folder.glob(STEP_GLOB), key=_step_of)[:-keep_last]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
 
 
 def capture_rng(augment_generator: torch.Generator) -> dict[str, Any]:
@@ -69,3 +101,8 @@ def _numpy_state() -> list[Any]:
 def _python_state() -> list[Any]:
     version, internal, gauss_next = random.getstate()
     return [version, torch.tensor(internal, dtype=torch.int64), gauss_next]
+
+
+def _step_of(path: Path) -> int:
+    digits = path.stem.removeprefix("step-")
+    return int(digits) if digits.isdigit() else -1

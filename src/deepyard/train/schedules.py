@@ -35,10 +35,18 @@ def _policy(s: ScheduleConfig, lr: float, t: float) -> float:
     if s.policy == "poly":
         return float(lr * max(0.0, 1 - t / 100) ** s.power)
     if s.policy == "sigmoid":
-        return lr / (1 + math.exp(s.gamma * (t - s.sigmoid_step)))
+        return lr * _logistic(-s.gamma * (t - s.sigmoid_step))
     if s.policy == "cosine":
         return s.min_lr + (lr - s.min_lr) * (1 + math.cos(math.pi * t / 100)) / 2
     return _one_cycle(s, lr, t)
+
+
+def _logistic(x: float) -> float:
+    """1 / (1 + e^-x) without overflow for any finite x (a steep sigmoid schedule has x in the thousands)."""
+    if x >= 0:
+        return 1 / (1 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1 + e)
 
 
 def _one_cycle(s: ScheduleConfig, lr: float, t: float) -> float:
