@@ -3,20 +3,27 @@
 Checking resolves every layer's inputs, orders the graph (reporting cycles and unknown inputs), validates each
 layer's parameters and infers every output shape, all before a single weight is allocated. Each problem raises
 SpecError naming the layer: an unknown type (with the valid ones), a bad parameter (with its range), a shape
-mismatch (with both shapes), a cycle, an unknown input, or a spatial size that shrinks below 1.
+mismatch (with both shapes), a cycle, an unknown input, a spatial size that shrinks below 1, or a layer whose
+weights or outputs would not fit in the machine's memory (estimated from the shapes, 4 bytes a value). Checking
+takes time linear in the number of layers and connections.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 import torch
 from torch import nn
 
 from deepyard.errors import SpecError
 from deepyard.networks.layers import LayerType, Params, Shape, get_layer_type, parse_params
 from deepyard.networks.spec import INPUT, NUM_CLASSES, NetworkSpec
+
+INPUT_MAX = 16_384  # channels, height or width of a network's input
+BYTES_PER_VALUE = 4  # float32 weights and activations
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class CheckedNetwork:
 
 def check_spec(spec: NetworkSpec, input_shape: Shape, num_classes: int | None = None) -> CheckedNetwork:
     """Validate `spec` for inputs of `input_shape` (C, H, W); `num_classes` fills the placeholder."""
+    _check_input_shape(input_shape)
     inputs = _resolve_inputs(spec)
     order = _topological_order(spec, inputs)
     output = spec.output or spec.layers[-1].name
@@ -51,6 +59,7 @@ def check_spec(spec: NetworkSpec, input_shape: Shape, num_classes: int | None = 
     by_name = {layer.name: layer for layer in spec.layers}
     shapes: dict[str, Shape] = {INPUT: tuple(input_shape)}
     nodes = []
+    budget = _Budget()
     for name in order:
         layer = by_name[name]
         kind = get_layer_type(layer.type, name)
@@ -62,12 +71,43 @@ def check_spec(spec: NetworkSpec, input_shape: Shape, num_classes: int | None = 
             shapes[name] = tuple(kind.shape(params, in_shapes))
         except ValueError as exc:
             raise SpecError(f"layer {name!r} ({kind.name}) with input shape {_fmt(in_shapes)}: {exc}") from None
+        budget.add(name, kind, kind.count(params, in_shapes), math.prod(shapes[name]))
         nodes.append(Node(name, kind, params, ins, shapes[name]))
     return CheckedNetwork(spec, tuple(input_shape), tuple(nodes), output)
 
 
 def _fmt(shapes: list[Shape]) -> str:
     return ", ".join("x".join(map(str, s)) for s in shapes)
+
+
+def _check_input_shape(shape: Shape) -> None:
+    if len(shape) != 3 or not all(isinstance(d, int) and 1 <= d <= INPUT_MAX for d in shape):
+        raise SpecError(
+            f"input shape {list(shape)} must be [channels, height, width], each from 1 to {INPUT_MAX:,} (INPUT_MAX)"
+        )
+
+
+class _Budget:
+    """Running totals of weights and of activations per image; a layer that takes them over the memory is named."""
+
+    def __init__(self) -> None:
+        self.limit = psutil.virtual_memory().total  # bytes of RAM in this machine
+        self.weights = self.outputs = 0
+
+    def add(self, name: str, kind: LayerType, weights: int, outputs: int) -> None:
+        self.weights += weights
+        self.outputs += outputs
+        for what, total, own in (("weights", self.weights, weights), ("outputs per image", self.outputs, outputs)):
+            if total * BYTES_PER_VALUE > self.limit:
+                raise SpecError(
+                    f"layer {name!r} ({kind.name}) has {own:,} {what}: the network would need "
+                    f"{_gib(total * BYTES_PER_VALUE)} for its {what}, more than the memory available "
+                    f"({_gib(self.limit)}); make the layer smaller"
+                )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:,.1f} GiB"
 
 
 def _resolve_inputs(spec: NetworkSpec) -> dict[str, tuple[str, ...]]:
@@ -87,18 +127,30 @@ def _resolve_inputs(spec: NetworkSpec) -> dict[str, tuple[str, ...]]:
 
 
 def _topological_order(spec: NetworkSpec, inputs: dict[str, tuple[str, ...]]) -> list[str]:
-    """Layers in an order where each comes after its inputs (spec order where possible); reports cycles."""
-    done = {INPUT}
+    """Layers in an order where each comes after its inputs, in waves (each wave in spec order); reports cycles.
+
+    Kahn's algorithm: linear in layers and connections (a 2,000-layer chain takes milliseconds)."""
+    position = {layer.name: i for i, layer in enumerate(spec.layers)}
+    waiting = {name: len(set(ins) - {INPUT}) for name, ins in inputs.items()}
+    readers: dict[str, list[str]] = {name: [] for name in inputs}
+    for name, ins in inputs.items():
+        for i in set(ins) - {INPUT}:
+            readers[i].append(name)
+    wave = [name for name in inputs if waiting[name] == 0]
     order: list[str] = []
-    pending = [layer.name for layer in spec.layers]
-    while pending:
-        ready = [n for n in pending if all(i in done for i in inputs[n])]
-        if not ready:
-            raise SpecError(f"the layers {_cycle(pending, inputs)} form a cycle: each one feeds the next")
-        for name in ready:
-            done.add(name)
-            order.append(name)
-        pending = [n for n in pending if n not in done]
+    while wave:
+        order.extend(wave)
+        following = []
+        for name in wave:
+            for reader in readers[name]:
+                waiting[reader] -= 1
+                if waiting[reader] == 0:
+                    following.append(reader)
+        wave = sorted(following, key=position.__getitem__)
+    if len(order) < len(inputs):
+        done = set(order)
+        pending = [n for n in inputs if n not in done]
+        raise SpecError(f"the layers {_cycle(pending, inputs)} form a cycle: each one feeds the next")
     return order
 
 
@@ -150,6 +202,7 @@ class SpecNet(nn.Module):
         )
         self.plan = [(n.name, n.inputs) for n in checked.nodes]
         self.layer_types = {n.name: n.kind.name for n in checked.nodes}
+        self.shapes = {n.name: n.shape for n in checked.nodes}  # output shapes, without the batch
         self.output = checked.output
         self.spec_name = checked.spec.name
 

@@ -1,8 +1,9 @@
 """The layer types a spec may use: for each, its parameters (typed, with ranges), its output shape, and its module.
 
 Shapes exclude the batch: (C, H, W) for images, (F,) for flat features. Output shapes are computed here, before
-anything is built, so a bad spec gets a message that names the layer, the shapes and the valid range. Adding a
-layer type is adding one `register(...)` call.
+anything is built, so a bad spec gets a message that names the layer, the shapes and the valid range. Each type
+also counts its parameters from the shapes, so a layer too large for the memory is refused before a weight is
+allocated. Every number is finite and bounded. Adding a layer type is adding one `register(...)` call.
 """
 
 from __future__ import annotations
@@ -19,15 +20,21 @@ from torch import nn
 from deepyard.errors import SpecError, choices
 
 Shape = tuple[int, ...]
-Positive = Annotated[int, Field(ge=1)]
-NonNegative = Annotated[int, Field(ge=0)]
+SIZE_MAX = 65_536  # kernels, strides, paddings, dilations, groups, pieces
+WIDTH_MAX = 1 << 24  # channels and features of one layer (16,777,216)
+Positive = Annotated[int, Field(ge=1, le=SIZE_MAX)]
+NonNegative = Annotated[int, Field(ge=0, le=SIZE_MAX)]
 Pair = int | tuple[int, int]
 PositivePair = Positive | tuple[Positive, Positive]  # a size, or (height, width)
 NonNegativePair = NonNegative | tuple[NonNegative, NonNegative]
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _no_weights(p: Any, shapes: list[Shape]) -> int:
+    return 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class LayerType:
     min_inputs: int = 1
     max_inputs: int | None = 1
     doc: str = ""
+    count: Callable[[Any, list[Shape]], int] = _no_weights  # parameters and buffers the module will hold
 
 
 LAYER_TYPES: dict[str, LayerType] = {}
@@ -89,12 +97,12 @@ def _image(shapes: list[Shape], what: str) -> tuple[int, int, int]:
 
 
 class ConvParams(Params):
-    out_channels: int = Field(ge=1)
+    out_channels: int = Field(ge=1, le=WIDTH_MAX)
     kernel: PositivePair = 3
     stride: PositivePair = 1
     padding: NonNegativePair = 0
     dilation: PositivePair = 1
-    groups: int = Field(1, ge=1)
+    groups: int = Field(1, ge=1, le=WIDTH_MAX)
     bias: bool = True
 
 
@@ -129,7 +137,13 @@ def _conv_build(p: ConvParams, shapes: list[Shape]) -> nn.Module:
                      _pair(p.dilation), p.groups, p.bias)  # fmt: skip
 
 
-register(LayerType("conv", ConvParams, _conv_shape, _conv_build, doc="2-D convolution (Caffe Convolution)"))
+def _conv_count(p: ConvParams, shapes: list[Shape]) -> int:
+    kh, kw = _pair(p.kernel)
+    return p.out_channels * (shapes[0][0] // p.groups) * kh * kw + (p.out_channels if p.bias else 0)
+
+
+register(LayerType("conv", ConvParams, _conv_shape, _conv_build, doc="2-D convolution (Caffe Convolution)",
+                   count=_conv_count))  # fmt: skip
 
 
 class PoolParams(Params):
@@ -173,7 +187,7 @@ register(LayerType("avg_pool", PoolParams, _pool_shape, _pool_builder("avg"), do
 
 
 class LinearParams(Params):
-    out_features: int = Field(ge=1)
+    out_features: int = Field(ge=1, le=WIDTH_MAX)
     bias: bool = True
 
 
@@ -184,7 +198,8 @@ def _linear_build(p: LinearParams, shapes: list[Shape]) -> nn.Module:
 
 register(
     LayerType("linear", LinearParams, lambda p, s: (p.out_features,), _linear_build,
-              doc="inner product (fully connected); flattens an image input first, as Caffe's InnerProduct")
+              doc="inner product (fully connected); flattens an image input first, as Caffe's InnerProduct",
+              count=lambda p, s: math.prod(s[0]) * p.out_features + (p.out_features if p.bias else 0))
 )  # fmt: skip
 
 
@@ -203,7 +218,7 @@ register(LayerType("dropout", DropoutParams, lambda p, s: s[0], lambda p, s: nn.
 
 
 class BatchNormParams(Params):
-    eps: float = Field(1e-5, gt=0)
+    eps: float = Field(1e-5, gt=0, le=1)
     momentum: float = Field(0.1, gt=0, le=1)
 
 
@@ -212,14 +227,19 @@ def _bn_build(p: BatchNormParams, shapes: list[Shape]) -> nn.Module:
     return cls(shapes[0][0], eps=p.eps, momentum=p.momentum)
 
 
-register(LayerType("batch_norm", BatchNormParams, lambda p, s: s[0], _bn_build, doc="batch normalization"))
+def _bn_count(p: BatchNormParams, shapes: list[Shape]) -> int:
+    return 4 * shapes[0][0]  # weight, bias, running mean and variance
+
+
+register(LayerType("batch_norm", BatchNormParams, lambda p, s: s[0], _bn_build, doc="batch normalization",
+                   count=_bn_count))  # fmt: skip
 
 
 class LRNParams(Params):
-    size: int = Field(5, ge=1)
-    alpha: float = Field(1e-4, ge=0)
-    beta: float = Field(0.75, ge=0)
-    k: float = Field(1.0, gt=0)
+    size: int = Field(5, ge=1, le=SIZE_MAX)
+    alpha: float = Field(1e-4, ge=0, le=1e6)
+    beta: float = Field(0.75, ge=0, le=1e6)
+    k: float = Field(1.0, gt=0, le=1e6)
 
 
 def _lrn_shape(p: LRNParams, shapes: list[Shape]) -> Shape:
@@ -234,7 +254,7 @@ register(
 
 
 class ReshapeParams(Params):
-    shape: list[int] = Field(min_length=1)  # without the batch; one entry may be -1
+    shape: list[Annotated[int, Field(ge=-1, le=WIDTH_MAX)]] = Field(min_length=1, max_length=8)  # no batch; one -1
 
 
 def _reshape_shape(p: ReshapeParams, shapes: list[Shape]) -> Shape:
@@ -286,7 +306,7 @@ for _name, _factory, _doc in [
 
 
 class LeakyParams(Params):
-    negative_slope: float = Field(0.01, ge=0)
+    negative_slope: float = Field(0.01, ge=0, le=1e6)
 
 
 class PReLUParams(Params):
@@ -294,12 +314,12 @@ class PReLUParams(Params):
 
 
 class ELUParams(Params):
-    alpha: float = Field(1.0, gt=0)
+    alpha: float = Field(1.0, gt=0, le=1e6)
 
 
 class SoftplusParams(Params):
-    beta: float = Field(1.0, gt=0)
-    threshold: float = Field(20.0, gt=0)
+    beta: float = Field(1.0, gt=0, le=1e6)
+    threshold: float = Field(20.0, gt=0, le=1e6)
 
 
 class SoftmaxParams(Params):
@@ -307,14 +327,15 @@ class SoftmaxParams(Params):
 
 
 register(LayerType("leaky_relu", LeakyParams, _same, lambda p, s: nn.LeakyReLU(p.negative_slope), doc="leaky ReLU"))
-register(LayerType("prelu", PReLUParams, _same, lambda p, s: nn.PReLU(1 if p.shared else s[0][0]), doc="learned slope"))
+register(LayerType("prelu", PReLUParams, _same, lambda p, s: nn.PReLU(1 if p.shared else s[0][0]), doc="learned slope",
+                   count=lambda p, s: 1 if p.shared else s[0][0]))  # fmt: skip
 register(LayerType("elu", ELUParams, _same, lambda p, s: nn.ELU(p.alpha), doc="exponential linear unit"))
 register(LayerType("softplus", SoftplusParams, _same, lambda p, s: nn.Softplus(p.beta, p.threshold), doc="softplus"))
 register(LayerType("softmax", SoftmaxParams, _same, lambda p, s: nn.Softmax(dim=1), doc="softmax over channels"))
 
 
 class MaxoutParams(Params):
-    pieces: int = Field(2, ge=2)  # channels are split into groups of this many; each group keeps its maximum
+    pieces: int = Field(2, ge=2, le=SIZE_MAX)  # channels are split into groups of this many; each keeps its maximum
 
 
 def _maxout_shape(p: MaxoutParams, shapes: list[Shape]) -> Shape:

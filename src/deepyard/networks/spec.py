@@ -4,6 +4,9 @@ A spec is a list of named layers. Each layer has a `type`, its parameters, and o
 the layers it reads; default: the layer before it, or the network input for the first). That covers plain
 sequences and graphs (Inception branches, residual sums). Shapes are inferred, so no layer states its input size;
 an output size written `num_classes` is filled in from the dataset. Checking and building live in `graph`.
+
+A spec is bounded before it is looked at: at most MAX_LAYERS layers, SPEC_TEXT_MAX characters of text and
+DEPTH_MAX levels of nesting (a 50,000-deep YAML list is refused while parsing, not by a RecursionError).
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from deepyard.errors import SpecError
+from deepyard.errors import InvalidValueError, SpecError
+from deepyard.limits import NAME_MAX, check_data, parse_yaml, yaml_problem
 
 NUM_CLASSES = "num_classes"  # placeholder for the dataset's class count
 INPUT = "input"  # the name by which layers refer to the network input
+MAX_LAYERS = 2000  # layers of one spec (GoogLeNet has 142; a 10,000-layer spec is refused at once)
+SPEC_TEXT_MAX = 2_000_000  # characters of spec text (MAX_LAYERS layers take about 150,000)
 
 
 class LayerSpec(BaseModel):
@@ -25,9 +31,9 @@ class LayerSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-    type: str
-    inputs: list[str] | None = None
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    type: str = Field(max_length=NAME_MAX)
+    inputs: list[str] | None = Field(None, max_length=MAX_LAYERS)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -39,11 +45,11 @@ class NetworkSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    description: str = Field("", max_length=10_000)
     input: tuple[int, int, int] | None = None
-    layers: list[LayerSpec] = Field(min_length=1)
-    output: str | None = None  # default: the last layer
+    layers: list[LayerSpec] = Field(min_length=1, max_length=MAX_LAYERS)
+    output: str | None = Field(None, max_length=NAME_MAX)  # default: the last layer
 
     def to_data(self) -> dict[str, Any]:
         """Plain data with a stable key order: name, type, inputs, then parameters."""
@@ -70,6 +76,13 @@ def spec_from_data(data: Any, source: str = "spec") -> NetworkSpec:
     """Validate plain data as a NetworkSpec; errors name the layer (by name or position) and the field."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a network spec is a mapping with 'name' and 'layers', got {type(data).__name__}")
+    layers = data.get("layers")
+    if isinstance(layers, list) and len(layers) > MAX_LAYERS:
+        raise SpecError(f"{source}: {len(layers):,} layers; a spec has at most {MAX_LAYERS:,} (MAX_LAYERS)")
+    try:
+        check_data(data, source)
+    except InvalidValueError as exc:
+        raise SpecError(str(exc)) from None
     try:
         return NetworkSpec.model_validate(data)
     except ValidationError as exc:
@@ -90,13 +103,14 @@ def _describe(err: Any, data: dict[str, Any]) -> str:
 
 def parse_spec(text: str, source: str = "spec") -> NetworkSpec:
     """Parse YAML (a superset of JSON) text into a NetworkSpec."""
+    if len(text) > SPEC_TEXT_MAX:
+        raise SpecError(f"{source}: {len(text):,} characters of text; a spec has at most {SPEC_TEXT_MAX:,}")
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text, source)
+    except InvalidValueError as exc:
+        raise SpecError(str(exc)) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{source}: not valid YAML{where}: {problem}") from None
+        raise SpecError(f"{source}: not valid YAML {yaml_problem(exc)}") from None
     return spec_from_data(data, source)
 
 
