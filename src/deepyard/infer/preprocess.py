@@ -8,14 +8,18 @@ stage, so they take resized pixels in 0..255 and give logits.
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
-from deepyard.datasets.images import Geometry, load_image, load_image_bytes, resize
+from deepyard.datasets.images import FORMATS, Geometry, load_image, load_image_bytes, resize
 from deepyard.datasets.spec import DatasetSpec, Fill, ResizeMode
 
 NOISE_SEED = 0  # padding noise for images classified one by one: fixed, so a result is reproducible
@@ -139,6 +143,22 @@ class InputTransform(nn.Module):
             x = x[:, :, top : top + self.crop_size, left : left + self.crop_size]
         x = x * (1.0 / 255.0)
         return x * self.inv_std if self.divide else x
+
+
+def header_size(source: bytes | Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, reading no pixel data; None when it is not an image we
+    decode (loading it then says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            fp = io.BytesIO(source) if isinstance(source, bytes) else source
+            with Image.open(fp, formats=FORMATS) as img:
+                width, height = img.size
+    except Image.DecompressionBombError:  # so large that Pillow refuses even to open it
+        return (2**31 - 1, 2**31 - 1)
+    except (OSError, SyntaxError, ValueError, EOFError):  # not an image, or a damaged header
+        return None
+    return int(width), int(height)
 
 
 def to_batch(pixels: list[np.ndarray] | np.ndarray) -> torch.Tensor:

@@ -1,16 +1,35 @@
-"""Request dependencies as named types: the settings, a database connection, the current user."""
+"""Request dependencies as named types: the settings, a database connection, the current user; and the shared
+shape of request bodies (`RequestModel`: unknown fields and non-finite numbers refused) and of ids in paths."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from deepyard import db, users
 from deepyard.config import Settings
+from deepyard.limits import NAME_MAX, check_data
 from deepyard.web.errors import Forbidden
+
+
+class RequestModel(BaseModel):
+    """A JSON request body: a misspelt or unknown field is a 422 naming it, not silently ignored; so is an
+    infinite or NaN number, data nested more than DEPTH_MAX levels and text that is not valid Unicode."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, data: Any) -> Any:
+        check_data(data, "the request body")
+        return data
+
+
+IdPath = Annotated[str, Path(max_length=NAME_MAX, pattern=r"^[^\x00]*$", description="An id (or a dataset's name).")]
 
 
 def get_settings(request: Request) -> Settings:

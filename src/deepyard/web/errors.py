@@ -5,6 +5,8 @@ present for request validation errors (one entry per bad field, with its locatio
 in an HTML error page instead. Programming errors become a 500 with a generic message (the traceback goes to
 the server log, never to the client). A damaged or stuck database is a 503 (DatabaseError), also when SQLite
 reports it (malformed, not a database, locked) or when it is raised in a middleware, outside the route handlers.
+A damaged file the request names (a truncated checkpoint) is a 422, and so is what only hostile input causes (a
+RecursionError from deep nesting, text with a lone surrogate).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepyard import db
 from deepyard.errors import (
+    DamagedFileError,
     DatabaseError,
     DeepyardError,
     DiskFullError,
@@ -27,6 +30,7 @@ from deepyard.errors import (
     NotFoundError,
     SourceError,
 )
+from deepyard.limits import DEPTH_MAX
 
 log = logging.getLogger("deepyard.web")
 
@@ -55,11 +59,23 @@ STATUS: list[tuple[type[Exception], int]] = [  # first match wins: subclasses be
     (TooLarge, 413),
     (InvalidValueError, 422),
     (SourceError, 422),
+    (DamagedFileError, 422),
     (IntegrityError, 500),
     (DatabaseError, 503),
     (DiskFullError, 507),
     (DeepyardError, 400),
 ]
+
+
+def hostile_input(exc: Exception) -> InvalidValueError | None:
+    """What only hostile input causes, as the 422 it is: data nested too deep for Python to recurse through, and
+    text with a lone surrogate (JSON can spell "\\ud800", nothing can store it). Checks at the edges refuse both
+    first (`deepyard.limits.check_data`); this is the net under them."""
+    if isinstance(exc, RecursionError):
+        return InvalidValueError(f"the request is nested too deeply to be read (at most {DEPTH_MAX} levels)")
+    if isinstance(exc, UnicodeEncodeError) and "surrogate" in exc.reason:
+        return InvalidValueError("the request has text that is not valid Unicode (a lone surrogate such as \\ud800)")
+    return None
 
 
 def status_for(exc: Exception) -> int:
@@ -109,6 +125,14 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             message = f"method {request.method} is not allowed on {request.url.path}"
         return _respond(request, kinds.get(exc.status_code, "HTTPError"), message, exc.status_code)
+
+    @app.exception_handler(RecursionError)
+    @app.exception_handler(UnicodeEncodeError)
+    async def _hostile(request: Request, exc: Exception) -> Response:
+        known = hostile_input(exc)
+        if known is None:
+            return await _crash(request, exc)
+        return _respond(request, type(known).__name__, str(known), status_for(known))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import Field
 
 from deepyard import groups, jobs, users
 from deepyard.config import Settings
@@ -27,7 +27,7 @@ from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.files import read_json
 from deepyard.stored import Damaged
 from deepyard.train import list_runs
-from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
+from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import Conflict
 from deepyard.web.files import Limits, extract_zip, resolve_readable, save_stream, uploads_dir
 
@@ -72,7 +72,7 @@ def list_rows(settings: Settings, conn: sqlite3.Connection) -> list[dict[str, An
 
 
 @router.get("/{ref}")
-def show(ref: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
+def show(ref: IdPath, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
     """The manifest, per-class counts, and the runs trained on it; for a damaged dataset (by id), its status
     "damaged" and the reason."""
     m = load_dataset(settings, ref)
@@ -86,7 +86,7 @@ def show(ref: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
 
 
 @router.delete("/{ref}")
-def delete(ref: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+def delete(ref: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
     """Delete a dataset, also a damaged one; refused while runs use it (delete those first)."""
     m = load_dataset(settings, ref)
     require_owner(conn, "dataset", m.id, user)
@@ -100,7 +100,7 @@ def delete(ref: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dic
 
 
 @router.get("/{ref}/mean.png", response_class=Response, responses={200: {"content": {PNG: {}}}})
-def mean_image(ref: str, settings: SettingsDep) -> Response:
+def mean_image(ref: IdPath, settings: SettingsDep) -> Response:
     """The training split's mean image."""
     m = get_dataset(settings, ref)
     return Response((dataset_dir(settings, m.id) / MEAN_IMAGE).read_bytes(), media_type=PNG)
@@ -108,9 +108,9 @@ def mean_image(ref: str, settings: SettingsDep) -> Response:
 
 @router.get("/{ref}/samples")
 def samples(
-    ref: str,
+    ref: IdPath,
     settings: SettingsDep,
-    split: str = "train",
+    split: str = Query("train", max_length=16),
     label: int | None = Query(None, ge=0, description="Class index; all classes when absent."),
     offset: int = Query(0, ge=0),
     limit: int = Query(48, ge=1, le=500),
@@ -125,7 +125,7 @@ def samples(
 
 
 @router.get("/{ref}/images/{split}/{index}.png", response_class=Response, responses={200: {"content": {PNG: {}}}})
-def image(ref: str, split: str, index: int, settings: SettingsDep) -> Response:
+def image(ref: IdPath, split: IdPath, index: int, settings: SettingsDep) -> Response:
     """One stored image as PNG."""
     m = get_dataset(settings, ref)
     store = open_split(settings, m, _split(m, split))
@@ -135,7 +135,7 @@ def image(ref: str, split: str, index: int, settings: SettingsDep) -> Response:
 
 
 @router.get("/{ref}/report")
-def report(ref: str, settings: SettingsDep, limit: int = Query(1000, ge=1, le=100_000)) -> dict[str, Any]:
+def report(ref: IdPath, settings: SettingsDep, limit: int = Query(1000, ge=1, le=100_000)) -> dict[str, Any]:
     """Skipped files (with reasons), dropped classes and duplicate groups, each list cut at `limit`."""
     m = get_dataset(settings, ref)
     data = read_json(dataset_dir(settings, m.id) / REPORT)
@@ -161,14 +161,17 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-class ResizePreview(BaseModel):
-    width: int = 256
-    height: int = 256
+PREVIEW_MAX = 2048  # pixels of a preview's side
+
+
+class ResizePreview(RequestModel):
+    width: int = Field(256, ge=1, le=PREVIEW_MAX)
+    height: int = Field(256, ge=1, le=PREVIEW_MAX)
     channels: int = 3
     resize_mode: ResizeMode = ResizeMode.squash
     fill: Fill = Fill.noise
     fill_value: int = 0
-    folder: str | None = None  # take the first image found under this folder; else a built-in sample
+    folder: str | None = Field(None, max_length=4096)  # the first image under this folder; else a built-in sample
 
 
 @router.post("/resize-preview", response_class=Response, responses={200: {"content": {PNG: {}}}})

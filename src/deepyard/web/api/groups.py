@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from deepyard import groups
 from deepyard.datasets import get_dataset
+from deepyard.limits import NAME_MAX
 from deepyard.train import get_run
-from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
+from deepyard.web.deps import ConnDep, RequestModel, SettingsDep, UserDep, require_owner
 
 router = APIRouter(prefix="/groups", tags=["groups"])
 
@@ -21,10 +22,14 @@ def list_(conn: ConnDep) -> dict[str, Any]:
     return {"groups": groups.members(conn)}
 
 
-class GroupRequest(BaseModel):
+class GroupRequest(RequestModel):
     kind: Literal["dataset", "run"]
-    ids: list[str] = Field(min_length=1, max_length=1000, description="Dataset or run ids (or dataset names).")
-    group: str | None = Field(None, description="The group name; null or blank takes them out of any group.")
+    ids: list[Annotated[str, Field(max_length=NAME_MAX)]] = Field(
+        min_length=1, max_length=1000, description="Dataset or run ids (or dataset names)."
+    )
+    group: str | None = Field(
+        None, max_length=NAME_MAX, description="The group name; null or blank takes them out of any group."
+    )
 
 
 @router.put("")

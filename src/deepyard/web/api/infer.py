@@ -30,16 +30,19 @@ from deepyard.errors import InvalidValueError, NotFoundError
 from deepyard.files import read_json
 from deepyard.infer import FORMATS, Classifier, classify_many, classify_one, load_run_model, read_inputs
 from deepyard.infer.model import checkpoint_path
+from deepyard.infer.preprocess import header_size
 from deepyard.infer.tasks import evaluate_model, inspect_model
+from deepyard.limits import NAME_MAX
 from deepyard.train import get_run
 from deepyard.train.runs import run_dir
 from deepyard.web.api.jobs import job_json
-from deepyard.web.deps import SettingsDep, UserDep, require_owner
+from deepyard.web.deps import IdPath, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import Conflict, Forbidden, TooLarge
 from deepyard.web.files import Limits, extract_zip, save_stream, uploads_dir
 
 router = APIRouter(tags=["inference"])
 IMAGE_LIMIT = 50 * 1024**2  # bytes of one uploaded image
+MAX_PIXELS = 40_000_000  # pixels of one image to classify or inspect (120 MB decoded), checked before decoding
 SERVED = ("evaluations", "inspections", "exports")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 INFER_KINDS = ("evaluate", "export")  # job kinds of a run's model, shown on the run page as `tasks`
@@ -77,7 +80,18 @@ async def _body(request: Request, limit: int) -> bytes:
             raise TooLarge(f"upload is larger than the limit of {limit:,} bytes")
     if not data:
         raise InvalidValueError("the request body is empty; send the image file as the body")
+    check_pixels(bytes(data), "the uploaded image")
     return bytes(data)
+
+
+def check_pixels(source: bytes | Path, what: str) -> None:
+    """Refuse (413) an image over MAX_PIXELS from its header, before a single pixel is decoded."""
+    size = header_size(source)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise TooLarge(
+            f"{what} is {size[0]:,}x{size[1]:,} = {size[0] * size[1]:,} pixels, over the limit of {MAX_PIXELS:,} "
+            "(MAX_PIXELS) for classify and inspect; send a smaller image"
+        )
 
 
 def _classify(settings: Settings, run_id: str, data: bytes, k: int, snapshot: str | None, name: str) -> Any:
@@ -90,11 +104,11 @@ def _classify(settings: Settings, run_id: str, data: bytes, k: int, snapshot: st
 
 @router.post("/runs/{run_id}/classify")
 async def classify(
-    run_id: str,
+    run_id: IdPath,
     request: Request,
     settings: SettingsDep,
     k: int = Query(5, ge=1, le=100),
-    snapshot: str | None = Query(None, description="best (default), last, or a step number."),
+    snapshot: str | None = Query(None, max_length=NAME_MAX, description="best (default), last, or a step number."),
     name: str = Query("upload", max_length=200),
 ) -> Any:
     """Classify one image sent as the request body: the top-k classes with their probabilities."""
@@ -104,12 +118,12 @@ async def classify(
 
 @router.post("/runs/{run_id}/inspect")
 async def inspect(
-    run_id: str,
+    run_id: IdPath,
     request: Request,
     settings: SettingsDep,
-    snapshot: str | None = None,
-    target: str | None = Query(None, description="Class for Grad-CAM (default: the predicted one)."),
-    layer: str | None = Query(None, description="Layer for Grad-CAM (default: the last convolution)."),
+    snapshot: str | None = Query(None, max_length=NAME_MAX),
+    target: str | None = Query(None, max_length=NAME_MAX, description="Class for Grad-CAM (default: predicted)."),
+    layer: str | None = Query(None, max_length=NAME_MAX, description="Layer for Grad-CAM (default: last conv)."),
     name: str = Query("upload", max_length=200),
 ) -> Any:
     """Activations and weights of every layer with statistics, and Grad-CAM, for one uploaded image."""
@@ -147,11 +161,11 @@ def _submit(settings: Settings, run_id: str, kind: str, params: dict[str, Any], 
 
 @router.post("/runs/{run_id}/evaluate", status_code=202)
 def evaluate(
-    run_id: str,
+    run_id: IdPath,
     settings: SettingsDep,
     user: UserDep,
-    split: str = Query("val", description="Split of the run's dataset."),
-    snapshot: str | None = None,
+    split: str = Query("val", max_length=NAME_MAX, description="Split of the run's dataset."),
+    snapshot: str | None = Query(None, max_length=NAME_MAX),
     top_n: int = Query(9, ge=1, le=100),
 ) -> Any:
     """Evaluate on a split of the run's dataset as a job (accuracy, confusion matrix, per class, top losses,
@@ -163,7 +177,12 @@ def evaluate(
 
 @router.post("/runs/{run_id}/classify-many")
 async def classify_zip(
-    run_id: str, request: Request, settings: SettingsDep, user: UserDep, snapshot: str | None = None, top_n: int = 9
+    run_id: IdPath,
+    request: Request,
+    settings: SettingsDep,
+    user: UserDep,
+    snapshot: str | None = Query(None, max_length=NAME_MAX),
+    top_n: int = Query(9, ge=1, le=100),
 ) -> Any:
     """A zip of images (class sub-folders named after the model's classes give labels): with labels, a full
     evaluation (confusion matrix, per-class accuracy, top losses); without, the top-5 of each image."""
@@ -178,6 +197,8 @@ async def classify_zip(
         try:
             clf = model_for(settings, run_id, snapshot)
             items = read_inputs(root, classes=clf.classes)
+            for item in items:
+                check_pixels(Path(item.source), f"image {Path(item.source).relative_to(root).as_posix()!r}")
             if items and all(it.label is not None for it in items):
                 with closing(db.connect(settings)) as conn:  # an evaluation is written into the run's folder
                     require_owner(conn, "run", run_id, user)
@@ -192,11 +213,11 @@ async def classify_zip(
 
 @router.post("/runs/{run_id}/export", status_code=202)
 def export(
-    run_id: str,
+    run_id: IdPath,
     settings: SettingsDep,
     user: UserDep,
-    formats: list[str] = Query(list(FORMATS), description="Formats to write."),
-    snapshot: str | None = None,
+    formats: list[str] = Query(list(FORMATS), max_length=len(FORMATS) * 2, description="Formats to write."),
+    snapshot: str | None = Query(None, max_length=NAME_MAX),
 ) -> Any:
     """Export to each format and check it against PyTorch on a validation sample (the parity report), as a job.
     A failed parity check fails the job, with `PARITY CHECK FAILED` and the figures as its error; once done,
@@ -205,7 +226,7 @@ def export(
 
 
 @router.get("/runs/{run_id}/results/{job_id}")
-def result(run_id: str, job_id: str, settings: SettingsDep) -> Any:
+def result(run_id: IdPath, job_id: IdPath, settings: SettingsDep) -> Any:
     """What a finished evaluate or export job of this run produced: the evaluation (as classify-many returns one,
     with `base`, the URL its pictures are under) or the export reports (each with a download `url`)."""
     job = jobs.get_job(settings, job_id)
@@ -237,9 +258,11 @@ def _served(settings: Settings, run_id: str, path: Path) -> Path:
 
 
 @router.get("/runs/{run_id}/files/{path:path}", response_class=FileResponse)
-def files(run_id: str, path: str, settings: SettingsDep) -> FileResponse:
+def files(run_id: IdPath, path: str, settings: SettingsDep) -> FileResponse:
     """A file an evaluation, inspection or export wrote in the run's folder."""
     get_run(settings, run_id)
+    if "\x00" in path or len(path) > 4096:
+        raise NotFoundError(f"run {run_id!r} has no file {path[:60]!r}")
     target = _served(settings, run_id, run_dir(settings, run_id) / path)
     exported = target.relative_to(run_dir(settings, run_id).resolve()).parts[0] == "exports"
     return FileResponse(target, filename=target.name if exported else None)

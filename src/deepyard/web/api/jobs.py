@@ -5,17 +5,20 @@ abort and resume a run, the queue, a job's log. The work itself runs in the sche
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from deepyard import jobs
 from deepyard.errors import InvalidValueError
 from deepyard.jobs.kinds import check_params
+from deepyard.limits import NAME_MAX, check_name, check_sweep
 from deepyard.networks import parse_spec
+from deepyard.networks.spec import SPEC_TEXT_MAX
 from deepyard.train import get_run
-from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
+from deepyard.train.config import MAX_BATCH
+from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import Conflict, Forbidden
 
 router = APIRouter(tags=["jobs"])
@@ -29,9 +32,9 @@ def job_json(job: jobs.Job) -> dict[str, Any]:
 @router.get("/jobs")
 def list_(
     settings: SettingsDep,
-    status: list[str] | None = Query(None, description="Only jobs with these statuses."),
-    kind: str | None = None,
-    target: str | None = None,
+    status: list[str] | None = Query(None, max_length=20, description="Only jobs with these statuses."),
+    kind: str | None = Query(None, max_length=NAME_MAX),
+    target: str | None = Query(None, max_length=NAME_MAX),
 ) -> list[dict[str, Any]]:
     """Jobs, newest first."""
     return [job_json(j) for j in reversed(jobs.list_jobs(settings, status, kind, target))]
@@ -44,7 +47,7 @@ def queue(settings: SettingsDep) -> list[dict[str, Any]]:
 
 
 @router.get("/jobs/{job_id}")
-def show(job_id: str, settings: SettingsDep) -> dict[str, Any]:
+def show(job_id: IdPath, settings: SettingsDep) -> dict[str, Any]:
     return job_json(jobs.get_job(settings, job_id))
 
 
@@ -55,21 +58,21 @@ def _may(conn: Any, job: jobs.Job, user: Any) -> None:
 
 
 @router.post("/jobs/{job_id}/abort")
-def abort(job_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+def abort(job_id: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
     """Queued: aborted now. Running: stops after its step with a checkpoint (killed after the timeout)."""
     _may(conn, jobs.get_job(settings, job_id), user)
     return job_json(jobs.abort_job(settings, job_id))
 
 
 @router.post("/jobs/{job_id}/resume")
-def resume(job_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+def resume(job_id: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
     """Queue an interrupted, aborted or failed job again (training continues from its last checkpoint)."""
     _may(conn, jobs.get_job(settings, job_id), user)
     return job_json(jobs.resume_job(settings, job_id))
 
 
 @router.delete("/jobs/{job_id}")
-def delete(job_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+def delete(job_id: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
     """Forget a job that is not running (its dataset or run stays)."""
     _may(conn, jobs.get_job(settings, job_id), user)
     jobs.delete_job(settings, job_id)
@@ -89,16 +92,19 @@ def read_log(settings: Any, job_id: str, offset: int) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}/log")
-def log(job_id: str, settings: SettingsDep, offset: int = Query(0, ge=0)) -> dict[str, Any]:
+def log(job_id: IdPath, settings: SettingsDep, offset: int = Query(0, ge=0)) -> dict[str, Any]:
     """The worker's output from byte `offset` (at most the last 64 KiB)."""
     jobs.get_job(settings, job_id)
     return read_log(settings, job_id, offset)
 
 
-class DatasetRequest(BaseModel):
+Name = Annotated[str, Field(max_length=NAME_MAX)]
+
+
+class DatasetRequest(RequestModel):
     spec: dict[str, Any] = Field(description="DatasetSpec fields: name, source, channels, width, ...")
-    workers: int | None = None
-    group: str | None = Field(None, description="The group the new dataset joins (home page).")
+    workers: int | None = Field(None, ge=1, le=256, description="Build processes (default: the CPU count).")
+    group: Name | None = Field(None, description="The group the new dataset joins (home page).")
 
 
 @router.post("/datasets", status_code=202)
@@ -109,32 +115,41 @@ def create_dataset(body: DatasetRequest, settings: SettingsDep, user: UserDep) -
     return {"job": job_json(job)}
 
 
-class TrainRequest(BaseModel):
-    dataset: str
-    network: str | None = Field(None, description="A standard network name (or give `spec`).")
-    spec: str | None = Field(None, description="A network spec as YAML text.")
-    source: str | None = Field(None, description="Start from these weights (pretrained:NAME, store:NAME, run:ID[@S]).")
+class TrainRequest(RequestModel):
+    dataset: Name
+    network: Name | None = Field(None, description="A standard network name (or give `spec`).")
+    spec: str | None = Field(None, max_length=SPEC_TEXT_MAX, description="A network spec as YAML text.")
+    source: str | None = Field(
+        None, max_length=4096, description="Start from these weights (pretrained:NAME, store:NAME, run:ID[@S])."
+    )
     config: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields (nested sections).")
-    name: str | None = None
-    lr: list[float] | None = Field(None, max_length=20, description="Several rates: one run per combination.")
-    batch_size: list[int] | None = Field(None, max_length=20, description="Several sizes: one run each.")
-    group: str | None = Field(None, description="The group the new runs join (home page).")
+    name: Name | None = None
+    lr: list[Annotated[float, Field(gt=0, le=100)]] | None = Field(
+        None, max_length=20, description="Several rates: one run per combination."
+    )
+    batch_size: list[Annotated[int, Field(ge=1, le=MAX_BATCH)]] | None = Field(
+        None, max_length=20, description="Several sizes: one run each."
+    )
+    group: Name | None = Field(None, description="The group the new runs join (home page).")
 
 
 def _combinations(body: TrainRequest) -> list[tuple[dict[str, Any], str | None]]:
-    """(config, name) per learning rate x batch size, named as DIGITS did: `name learning_rate:x batch_size:y`."""
-    lrs: list[Any] = list(body.lr) if body.lr else [body.config.get("solver", {}).get("lr")]
+    """(config, name) per learning rate x batch size, named as DIGITS did: `name learning_rate:x batch_size:y`.
+    At most SWEEP_MAX of them."""
+    solver = body.config.get("solver", {})
+    lrs: list[Any] = list(body.lr) if body.lr else [solver.get("lr") if isinstance(solver, dict) else None]
     sizes: list[Any] = list(body.batch_size) if body.batch_size else [body.config.get("batch_size")]
+    check_sweep(len(lrs) * len(sizes))
     out = []
     for lr, size in itertools.product(lrs, sizes):
-        config = {**body.config, "solver": dict(body.config.get("solver", {}))}
-        if lr is not None:
+        config = {**body.config, "solver": dict(solver) if isinstance(solver, dict) else solver}
+        if lr is not None and isinstance(config["solver"], dict):
             config["solver"]["lr"] = lr
         if size is not None:
             config["batch_size"] = size
         sweep = len(lrs) > 1 or len(sizes) > 1
         name = f"{body.name} learning_rate:{lr} batch_size:{size}" if body.name and sweep else body.name
-        out.append((config, name))
+        out.append((config, check_name(name, "run name")))
     return out
 
 
@@ -166,7 +181,7 @@ def run_job(settings: Any, run_id: str) -> jobs.Job | None:
 
 
 @router.post("/runs/{run_id}/abort")
-def abort_run(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+def abort_run(run_id: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
     get_run(settings, run_id)
     job = run_job(settings, run_id)
     if job is None or job.status not in jobs.ACTIVE:
@@ -175,7 +190,7 @@ def abort_run(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) 
 
 
 @router.post("/runs/{run_id}/resume", status_code=202)
-def resume_run(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+def resume_run(run_id: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
     """Continue a stopped run from its last checkpoint: its job again when there is one, else a new job (a run
     whose CLI training was killed hard shows as "interrupted" and resumes so). Refused while it trains."""
     info = get_run(settings, run_id)

@@ -150,8 +150,10 @@ async def _stream(request: Request, settings: Settings, run_id: str | None, offs
 async def events(
     request: Request,
     settings: SettingsDep,
-    run: str | None = Query(None, description="A run id: its status and metrics; absent: every run's status."),
-    offset: int = Query(0, ge=0, description="Byte offset in the run's metrics already seen."),
+    run: str | None = Query(
+        None, max_length=200, description="A run id: its status and metrics; absent: every run's status."
+    ),
+    offset: int = Query(0, ge=0, le=2**62, description="Byte offset in the run's metrics already seen."),
 ) -> StreamingResponse:
     """Server-Sent Events: `status`/`runs`, `metrics` and `hardware`, about once a second."""
     if run is not None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from deepyard.errors import InvalidValueError
+from deepyard.limits import NAME_MAX
 from deepyard.networks import (
     NetworkSpec,
     Summary,
@@ -22,7 +23,9 @@ from deepyard.networks import (
     render_svg,
     summarize,
 )
-from deepyard.web.deps import SettingsDep
+from deepyard.networks.graph import INPUT_MAX
+from deepyard.networks.spec import SPEC_TEXT_MAX
+from deepyard.web.deps import IdPath, RequestModel, SettingsDep
 
 router = APIRouter(prefix="/networks", tags=["networks"])
 SVG = "image/svg+xml"
@@ -54,16 +57,19 @@ def list_() -> list[dict[str, Any]]:
 
 
 @router.get("/{name}/spec")
-def spec(name: str) -> dict[str, Any]:
+def spec(name: IdPath) -> dict[str, Any]:
     """A standard spec network as YAML text (to customise it) and as data."""
     network = load_spec(_standard_name(name))
     return {"name": network.name, "yaml": dump_yaml(network), "spec": network.to_data()}
 
 
-class CheckRequest(BaseModel):
-    network: str | None = Field(None, description="A standard network name (or give `spec`).")
-    spec: str | None = Field(None, description="A network spec as YAML or JSON text.")
-    input: tuple[int, int, int] | None = Field(None, description="(C, H, W); default: the network's own.")
+Side = Annotated[int, Field(ge=1, le=INPUT_MAX)]
+
+
+class CheckRequest(RequestModel):
+    network: str | None = Field(None, max_length=NAME_MAX, description="A standard network name (or give `spec`).")
+    spec: str | None = Field(None, max_length=SPEC_TEXT_MAX, description="A network spec as YAML or JSON text.")
+    input: tuple[Side, Side, Side] | None = Field(None, description="(C, H, W); default: the network's own.")
     classes: int = Field(10, ge=1, le=100_000)
 
 

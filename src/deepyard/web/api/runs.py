@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from deepyard import groups, jobs, users
 from deepyard.config import Settings
 from deepyard.datasets import find_dataset
 from deepyard.errors import InvalidValueError
+from deepyard.limits import NAME_MAX
 from deepyard.networks import dump_yaml, spec_from_data
 from deepyard.stored import Damaged
 from deepyard.train import get_run, make_config, schedule_points
-from deepyard.train.runs import annotate_run, delete_run, load_run, run_dir, scan_runs
-from deepyard.web.deps import ConnDep, SettingsDep, UserDep, require_owner
-from deepyard.web.errors import Conflict, Forbidden
+from deepyard.train.config import MAX_EPOCHS
+from deepyard.train.runs import NOTES_MAX, annotate_run, delete_run, load_run, run_dir, scan_runs
+from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
+from deepyard.web.errors import Conflict
 from deepyard.web.runinfo import read_metrics, run_summary, snapshots, summary_json
 
 router = APIRouter(tags=["runs"])
@@ -56,7 +58,7 @@ def _who(conn: sqlite3.Connection, grouped: dict[str, str], run_id: str) -> dict
 
 
 @router.get("/runs/{run_id}")
-def show(run_id: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
+def show(run_id: IdPath, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
     """run.json, the summary (progress, ETA, metrics), snapshots and the dataset's name; for a damaged run, its
     status "damaged" and the reason."""
     info = load_run(settings, run_id)
@@ -76,19 +78,21 @@ def show(run_id: str, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
 
 
 @router.get("/runs/{run_id}/metrics")
-def metrics(run_id: str, settings: SettingsDep, offset: int = Query(0, ge=0)) -> dict[str, Any]:
+def metrics(run_id: IdPath, settings: SettingsDep, offset: int = Query(0, ge=0, le=2**62)) -> dict[str, Any]:
     """Metric points appended since byte `offset`; pass back the returned `offset` to get only new ones."""
     get_run(settings, run_id)
     return read_metrics(run_dir(settings, run_id), offset)
 
 
-class RunEdit(BaseModel):
-    name: str | None = Field(None, description="A new name (one line).")
-    notes: str | None = Field(None, description="Notes about the run (free text; empty clears them).")
+class RunEdit(RequestModel):
+    name: str | None = Field(None, max_length=NAME_MAX, description="A new name (one line).")
+    notes: str | None = Field(
+        None, max_length=NOTES_MAX, description="Notes about the run (free text; empty clears them)."
+    )
 
 
 @router.patch("/runs/{run_id}")
-def edit(run_id: str, body: RunEdit, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+def edit(run_id: IdPath, body: RunEdit, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
     """Rename a run or set its notes (its creator only); allowed while it trains."""
     get_run(settings, run_id)
     require_owner(conn, "run", run_id, user)
@@ -97,14 +101,11 @@ def edit(run_id: str, body: RunEdit, settings: SettingsDep, conn: ConnDep, user:
 
 
 @router.delete("/runs/{run_id}")
-def delete(run_id: str, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
+def delete(run_id: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
     """Delete a run and its files, also a damaged one; refused while it is queued or running (abort it first)."""
     info = load_run(settings, run_id)
     require_owner(conn, "run", run_id, user)
-    work = jobs.list_jobs(settings, target=run_id)
-    for job in work:
-        if job.owner is not None and (user is None or user.name != job.owner):
-            raise Forbidden(f"run {run_id!r} belongs to {job.owner!r}; only its creator may delete it")
+    for job in jobs.list_jobs(settings, target=run_id):  # who submitted work on it does not matter: its owner does
         if job.status in jobs.ACTIVE:
             raise Conflict(f"run {run_id!r} has a {job.status} job ({job.id}); abort it before deleting the run")
     status = "damaged" if isinstance(info, Damaged) else jobs.run_status(settings, info)
@@ -121,7 +122,7 @@ def _by(info: dict[str, Any] | Damaged) -> str:
 
 
 @router.post("/runs/{run_id}/clone")
-def clone(run_id: str, settings: SettingsDep) -> dict[str, Any]:
+def clone(run_id: IdPath, settings: SettingsDep) -> dict[str, Any]:
     """A new-run form prefilled from this run: dataset, network (name or spec text), every setting."""
     info = get_run(settings, run_id)
     net = info["network"]
@@ -135,10 +136,12 @@ def clone(run_id: str, settings: SettingsDep) -> dict[str, Any]:
     }
 
 
-class SchedulePreview(BaseModel):
+class SchedulePreview(RequestModel):
     schedule: dict[str, Any] = Field(default_factory=dict, description="ScheduleConfig fields.")
-    lr: list[float] = Field([0.01], min_length=1, max_length=20, description="One curve per learning rate.")
-    epochs: float = Field(30, gt=0)
+    lr: list[Annotated[float, Field(gt=0, le=100)]] = Field(
+        [0.01], min_length=1, max_length=20, description="One curve per learning rate."
+    )
+    epochs: float = Field(30, gt=0, le=MAX_EPOCHS)
     points: int = Field(200, ge=2, le=2000)
 
 

@@ -27,7 +27,8 @@ def me(request: Request, user: UserDep) -> dict[str, Any]:
 
 @router.get("/folders")
 def folders(
-    settings: SettingsDep, path: str | None = Query(None, description="Absolute folder; absent: roots.")
+    settings: SettingsDep,
+    path: str | None = Query(None, max_length=4096, description="Absolute folder; absent: roots."),
 ) -> dict[str, Any]:
     """Sub-folders of `path` (inside the data roots and the home only) and its image count."""
     return list_folder(settings, path)
