@@ -243,6 +243,12 @@ def test_bad_training_settings_are_one_line_and_exit_2(
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_model_reference_too_long_for_a_file_name_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "x.png").write_bytes(_png())
+    proc = cli(tmp_path / "home", "classify", "run:" + "x" * 3000, str(tmp_path / "x.png"))
+    assert proc.returncode == 2 and "no run 'xxx" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-500:]
+
+
 def test_old_checkpoints_are_pruned_and_the_run_still_resumes(
     web_settings: Settings, dataset_id: str, tmp_path: Path
 ) -> None:

@@ -126,9 +126,17 @@ def parse_model_ref(ref: str) -> tuple[str, str | None]:
 
 def open_model(settings: Settings, ref: str, snapshot: str | int | None = None, device: str = "cpu") -> Classifier:
     """A run (`ID`, `run:ID`, `ID@best`, `ID@1200`) or a model archive file (`*.zip`)."""
-    if ref.endswith(".zip") or Path(ref).is_file():
+    if ref.endswith(".zip") or _is_file(ref):
         from deepyard.infer.archive import read_archive
 
         return read_archive(Path(ref), device)
     run_id, snap = parse_model_ref(ref)
     return load_run_model(settings, run_id, snapshot if snapshot is not None else snap, device)
+
+
+def _is_file(ref: str) -> bool:
+    """False for what cannot name a file here (too long for the file system, a NUL byte), not an OSError."""
+    try:
+        return Path(ref).is_file()
+    except (OSError, ValueError):
+        return False
