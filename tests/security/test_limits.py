@@ -209,7 +209,6 @@ def _lying_zip() -> bytes:
     return bytes(data)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the fix in web/files.py _extract_one (zlib.error, BadZipFile, EOFError)")
 @pytest.mark.parametrize("kind", ["corrupt deflate data", "lying size header"])
 def test_a_damaged_zip_upload_is_a_422(quiet_server: Server, kind: str) -> None:
     from tests.security.test_fuzz import corrupt_zip

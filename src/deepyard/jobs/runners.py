@@ -86,6 +86,7 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
         return _check_resume(settings, params)
     _only(params, TRAIN_KEYS, "train")
     from deepyard.datasets import get_dataset
+    from deepyard.limits import check_name
 
     source = params.get("source")
     if source is not None and (not isinstance(source, str) or not source):
@@ -106,9 +107,7 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
         shape = (shape[0], config.crop_size, config.crop_size)
     ref = params.get("network") or _source_network(settings, str(source))
     network = _network(settings, ref, shape, len(manifest.classes))
-    name = params.get("name")
-    if name is not None and not isinstance(name, str):
-        raise InvalidValueError(f"name {name!r} must be text")
+    name = check_name(params.get("name"), "run name")
     normal = {"dataset": manifest.id, "network": network, "config": config.model_dump(mode="json"), "name": name,
               "source": source}  # fmt: skip
     return Checked(normal, _train_slots(config.device))

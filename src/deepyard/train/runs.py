@@ -271,8 +271,8 @@ def annotate_run(settings: Settings, run_id: str, name: str | None = None, notes
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted((folder / "checkpoints").glob("step-*.pt"))
-    return found[-1] if found else None
+    found = [p for p in (folder / "checkpoints").glob("step-*.pt") if p.stem.removeprefix("step-").isdigit()]
+    return max(found, key=lambda p: int(p.stem.removeprefix("step-"))) if found else None  # by number, not name
 
 
 def build_run_model(

@@ -18,6 +18,7 @@ import os
 import shutil
 import stat
 import zipfile
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -154,12 +155,15 @@ def extract_zip(settings: Settings, archive: Path, limits: Limits) -> dict[str, 
 def _extract_one(zf: zipfile.ZipFile, info: zipfile.ZipInfo, work: Path, written: int, limits: Limits) -> int:
     target = work.joinpath(*PurePosixPath(info.filename).parts)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with zf.open(info) as src, target.open("wb") as dst:
-        while chunk := src.read(1 << 20):
-            written += len(chunk)
-            if written > limits.unzipped_bytes:
-                raise InvalidValueError(f"zip expands to more than {limits.unzipped_bytes:,} bytes; refused")
-            dst.write(chunk)
+    try:
+        with zf.open(info) as src, target.open("wb") as dst:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > limits.unzipped_bytes:
+                    raise InvalidValueError(f"zip expands to more than {limits.unzipped_bytes:,} bytes; refused")
+                dst.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise InvalidValueError(f"zip entry {info.filename!r} is damaged (corrupt data or a wrong size)") from exc
     return written
 
 
