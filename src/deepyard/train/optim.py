@@ -1,6 +1,8 @@
 """Solvers, losses and regularisation: config in, PyTorch objects out.
 
-Solvers map to torch.optim (SGD with momentum 0 / momentum / Nesterov, Adagrad, Adadelta, RMSprop, Adam, AdamW).
+Solvers map to torch.optim (SGD, Adagrad, Adadelta, RMSprop, Adam, AdamW). `sgd` is Caffe's (and so DIGITS') SGD: it
+uses the momentum setting, 0.9 by default, and momentum 0 is plain SGD; `momentum` is the same solver under its
+other name, and `nesterov` the same with Nesterov's update. RMSprop takes no momentum, as in Caffe.
 Losses take logits (B, K) and integer targets (B,): softmax cross-entropy (optionally label-smoothed), the
 multi-class hinge loss, Euclidean (MSE) against one-hot targets, and sigmoid cross-entropy (multi-label, one-hot
 targets for single-label data).
@@ -15,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepyard.errors import InvalidValueError
 from deepyard.train.config import SolverConfig, TrainConfig
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -27,9 +30,10 @@ def build_optimizer(
     learning rate is then set every step by the schedule."""
     p: list[Any] = list(params)
     if s.type in ("sgd", "momentum", "nesterov"):
-        momentum = 0.0 if s.type == "sgd" else s.momentum
+        if s.type == "nesterov" and s.momentum == 0:
+            raise InvalidValueError("the nesterov solver needs a momentum above 0 (momentum 0 is plain sgd)")
         return torch.optim.SGD(
-            p, lr=s.lr, momentum=momentum, nesterov=s.type == "nesterov", weight_decay=s.weight_decay
+            p, lr=s.lr, momentum=s.momentum, nesterov=s.type == "nesterov", weight_decay=s.weight_decay
         )
     if s.type == "adagrad":
         return torch.optim.Adagrad(p, lr=s.lr, weight_decay=s.weight_decay, eps=s.eps)

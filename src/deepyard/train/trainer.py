@@ -26,6 +26,7 @@ from deepyard.errors import InvalidValueError
 from deepyard.networks import NetworkSpec
 from deepyard.train import runs
 from deepyard.train.augment import check_augment
+from deepyard.train.batchnorm import BatchNormStatistics
 from deepyard.train.callbacks import (
     Callback,
     CallbackList,
@@ -229,7 +230,7 @@ def _execute(
         _load_source(settings, run, info, manifest, start)
     event = stop or threading.Event()
     run.metrics = MetricsWriter(folder, run.state.step, run.state.wall)
-    builtins: list[Callback] = [run.metrics, Validator(), Checkpointer()]
+    builtins: list[Callback] = [run.metrics, BatchNormStatistics(), Validator(), Checkpointer()]
     if config.early_stopping:
         builtins.append(EarlyStopping(config.early_stopping))
     if config.finetune.active:
