@@ -23,6 +23,7 @@ from deepyard.config import Settings
 from deepyard.datasets import Manifest, get_dataset, open_split
 from deepyard.datasets.catalog import dataset_dir
 from deepyard.errors import InvalidValueError
+from deepyard.limits import check_name
 from deepyard.networks import NetworkSpec
 from deepyard.train import runs
 from deepyard.train.augment import check_augment
@@ -178,6 +179,7 @@ def train(
     With `source` (`pretrained:NAME`, `store:NAME`, `run:ID[@STEP]`, a weights file or URL; see
     deepyard.transfer) the run starts from those weights, and `network` defaults to the source's network.
     """
+    name = check_name(name, "run name")  # at most NAME_MAX characters, on one line
     manifest = get_dataset(settings, dataset)
     placement = resolve_placement(config)
     start = None
