@@ -32,7 +32,7 @@ class _Frozen(BaseModel):
 class SolverConfig(_Frozen):
     type: Solver = Field("sgd", description="Optimizer.")
     lr: float = Field(0.01, gt=0, le=100, description="Base learning rate.")
-    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum of sgd, momentum and nesterov (0: plain SGD; nesterov needs more than 0).")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum of sgd and nesterov (0: plain SGD).")
     weight_decay: float = Field(0.0, ge=0, le=10, description="L2 penalty (decoupled for adamw).")
     rms_decay: float = Field(0.99, gt=0, lt=1, description="Running-average decay (rmsprop alpha, adadelta rho).")
     beta1: float = Field(0.9, ge=0, lt=1, description="Adam/AdamW first-moment decay.")
