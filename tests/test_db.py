@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deepyard import db, users
+from deepyard import db, dbadmin, users
 from deepyard.config import Settings
 from deepyard.errors import DatabaseError, InvalidValueError
 
@@ -102,8 +102,8 @@ def test_missing_file_with_its_write_ahead_log_left_is_refused(settings: Setting
 
 def test_refusal_names_the_newest_backup_and_the_restore_command(settings: Settings) -> None:
     _used_db(settings)
-    db.backup(settings)
-    newest = db.backup(settings)
+    dbadmin.backup(settings)
+    newest = dbadmin.backup(settings)
     db.db_path(settings).write_bytes(os.urandom(8192))
     with pytest.raises(DatabaseError) as caught:
         db.connect(settings)
@@ -114,7 +114,7 @@ def test_backup_while_a_connection_is_open_holds_its_committed_writes(settings: 
     conn = db.connect(settings)
     users.create_user(conn, "bob", "correct horse")  # committed into the WAL, not yet in the main file
     assert (settings.home / "deepyard.db-wal").stat().st_size > 0
-    path = db.backup(settings)
+    path = dbadmin.backup(settings)
     assert path.parent == settings.home / "backups" and path.name.startswith("deepyard-")
     with closing(sqlite3.connect(path)) as copy:
         assert [r[0] for r in copy.execute("SELECT name FROM users")] == ["bob"]
@@ -129,7 +129,7 @@ def test_backup_refuses_to_overwrite_a_file(settings: Settings, tmp_path: Path) 
     taken = tmp_path / "taken.db"
     taken.write_bytes(b"mine")
     with pytest.raises(InvalidValueError, match="already exists"):
-        db.backup(settings, taken)
+        dbadmin.backup(settings, taken)
     assert taken.read_bytes() == b"mine"
 
 
@@ -159,9 +159,9 @@ def test_new_database_takes_no_backup(settings: Settings) -> None:
 
 def test_check_finds_damage_behind_an_intact_header(settings: Settings) -> None:
     data = _used_db(settings)
-    assert db.check(settings, full=True).ok
+    assert dbadmin.check(settings, full=True).ok
     db.db_path(settings).write_bytes(data[:4096] + os.urandom(len(data) - 4096))  # page 1 intact, the rest not
-    health = db.check(settings, full=True)
+    health = dbadmin.check(settings, full=True)
     assert not health.ok and "SQLite" in str(health.problem)
     with closing(sqlite3.connect(db.db_path(settings))) as conn, pytest.raises(sqlite3.DatabaseError) as caught:
         conn.execute("SELECT * FROM users").fetchall()
@@ -171,11 +171,11 @@ def test_check_finds_damage_behind_an_intact_header(settings: Settings) -> None:
 
 def test_restore_moves_the_current_file_aside_and_puts_the_backup_in_place(settings: Settings) -> None:
     _used_db(settings)
-    backup = db.backup(settings)
+    backup = dbadmin.backup(settings)
     kept = backup.read_bytes()
     damaged = os.urandom(8192)
     db.db_path(settings).write_bytes(damaged)
-    aside = db.restore(settings, backup)
+    aside = dbadmin.restore(settings, backup)
     assert aside is not None and aside.name.startswith("deepyard.db.damaged-") and aside.read_bytes() == damaged
     assert backup.read_bytes() == kept  # the backup stays as it was
     with closing(db.connect(settings)) as conn:
@@ -188,6 +188,6 @@ def test_restore_refuses_a_file_that_is_not_a_deepyard_database(settings: Settin
     with closing(sqlite3.connect(other)) as conn:
         conn.execute("CREATE TABLE notes (x TEXT)")
     with pytest.raises(DatabaseError, match="not Deepyard's"):
-        db.restore(settings, other)
+        dbadmin.restore(settings, other)
     assert db.db_path(settings).read_bytes() == current
     assert sorted(p.name for p in settings.home.iterdir()) == ["deepyard.db"]

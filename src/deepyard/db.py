@@ -9,10 +9,9 @@ An existing database is never replaced: `connect` refuses (DatabaseError, naming
 way out) a 0-byte file in a home that has been used and a write-ahead log left without its file, which SQLite
 would silently replace by an empty database, and a file that is not SQLite, which SQLite may go on reading from
 its log or fail on at random. That check reads only the file's size and header, since it runs on every
-connection; `check` adds SQLite's quick or full integrity check (server start, `deepyard db check`). `backup`
-and `restore` use SQLite's online backup API, so a backup can be taken while the server runs. Not covered by
-`connect`: damage behind an intact header shows up when the page is read (sqlite3.DatabaseError, which
-`database_error` translates) or in `check`.
+connection; `deepyard.dbadmin.check` adds SQLite's quick or full integrity check (server start, `deepyard db
+check`), and `deepyard.dbadmin` backs up and restores. Not covered by `connect`: damage behind an intact header
+shows up when the page is read (sqlite3.DatabaseError, which `database_error` translates) or in `check`.
 """
 
 from __future__ import annotations
@@ -25,13 +24,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from deepyard.config import Settings
-from deepyard.errors import DatabaseError, InvalidValueError, NotFoundError
+from deepyard.errors import DatabaseError
 
 DB_FILE = "deepyard.db"
 BACKUPS_DIR = "backups"
@@ -133,7 +130,7 @@ def connect(settings: Settings) -> sqlite3.Connection:
     settings.home.mkdir(parents=True, exist_ok=True)
     refuse_damaged(settings)
     with translate_errors(settings):
-        conn = _open(db_path(settings))
+        conn = open_file(db_path(settings))
         try:
             _upgrade(settings, conn)
         except BaseException:
@@ -142,7 +139,7 @@ def connect(settings: Settings) -> sqlite3.Connection:
     return conn
 
 
-def _open(path: Path) -> sqlite3.Connection:
+def open_file(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     try:
@@ -228,7 +225,7 @@ def file_problem(settings: Settings) -> str | None:
     try:
         info = path.stat()
     except FileNotFoundError:
-        wal = _size(_wal(path))
+        wal = file_size(_wal(path))
         if wal:  # SQLite would delete the log and start empty
             return f"is missing, but its write-ahead log {_wal(path).name} ({wal} bytes) is still there"
         return None
@@ -242,7 +239,7 @@ def file_problem(settings: Settings) -> str | None:
     if info.st_size < HEADER_SIZE:
         return f"is only {info.st_size} bytes long, shorter than a SQLite header: it was truncated"
     try:
-        return header_problem(_read_header(path))
+        return header_problem(read_header(path))
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
 
@@ -250,7 +247,7 @@ def file_problem(settings: Settings) -> str | None:
 def used_state(settings: Settings) -> list[str]:
     """What the home holds that only a home with a database holds (empty: first use)."""
     found = [name for name in STATE if (settings.home / name).exists()]
-    if _size(_wal(db_path(settings))):
+    if file_size(_wal(db_path(settings))):
         found.append(_wal(db_path(settings)).name)
     return found
 
@@ -329,7 +326,7 @@ _replaced: list[int] = []  # descriptors of files replaced under their path: nev
 _held_lock = threading.Lock()
 
 
-def _read_header(path: Path) -> bytes:
+def read_header(path: Path) -> bytes:
     key, now_at = str(path), os.stat(path)
     with _held_lock:
         entry = _held.pop(key, None)
@@ -350,75 +347,20 @@ def _wal(path: Path) -> Path:
     return path.with_name(path.name + "-wal")
 
 
-def _size(path: Path) -> int:
+def file_size(path: Path) -> int:
     try:
         return path.stat().st_size
     except OSError:
         return 0
 
 
-# --- check, backup, restore -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Health:
-    """What `check` found: the file, its size (None: no file yet), the problem (None: usable), the migrations."""
-
-    path: Path
-    size: int | None
-    problem: str | None
-    applied: list[str] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)
-    newest_backup: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
-
-    def to_json(self) -> dict[str, Any]:
-        backup = None if self.newest_backup is None else str(self.newest_backup)
-        return {"path": str(self.path), "size": self.size, "ok": self.ok, "problem": self.problem,
-                "applied": self.applied, "pending": self.pending, "newest_backup": backup}  # fmt: skip
-
-
-def check(settings: Settings, full: bool = False) -> Health:
-    """The cheap checks, then SQLite's quick_check (or with `full` its integrity_check); changes nothing."""
-    path = db_path(settings)
-    size = path.stat().st_size if path.is_file() else None
-    problem = file_problem(settings)
-    applied: list[str] = []
-    if problem is None and size:
-        problem, applied = _sqlite_problem(path, full)
-    pending = [name for name, _ in sorted(MIGRATIONS) if name not in applied]
-    return Health(path, size, problem, applied, pending, newest_backup(settings))
-
-
-def ensure_healthy(settings: Settings) -> None:
-    """Raise DatabaseError when `check` (quick) finds a problem: the server's start-up check."""
-    health = check(settings)
-    if health.problem is not None:
-        raise damaged(settings, health.problem)
-
-
-def _sqlite_problem(path: Path, full: bool) -> tuple[str | None, list[str]]:
-    """(problem, applied migrations) of an existing SQLite file, read by SQLite."""
-    try:
-        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as conn:
-            rows = [str(row[0]) for row in conn.execute(f"PRAGMA {'integrity_check' if full else 'quick_check'}")]
-            if rows != ["ok"]:
-                return f"fails SQLite's integrity check ({'; '.join(rows[:3])})", []
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if tables and "migrations" not in tables:
-                return "is a SQLite database but not Deepyard's (it has no migrations table)", []
-            return None, applied_migrations(conn)
-    except sqlite3.DatabaseError as exc:
-        return f"cannot be read by SQLite ({exc})", []
+# --- backups (taken before migrations; deepyard.dbadmin has check, backup and restore) ------------------
 
 
 def newest_backup(settings: Settings) -> Path | None:
     """The newest `deepyard-<time>*.db` under `<home>/backups/` (names sort by time), if any."""
     try:
-        found = sorted(p for p in backups_dir(settings).glob("deepyard-*.db") if _size(p) >= HEADER_SIZE)
+        found = sorted(p for p in backups_dir(settings).glob("deepyard-*.db") if file_size(p) >= HEADER_SIZE)
     except OSError:
         return None
     return found[-1] if found else None
@@ -426,33 +368,12 @@ def newest_backup(settings: Settings) -> Path | None:
 
 def default_backup_path(settings: Settings, label: str = "") -> Path:
     """`<home>/backups/deepyard-<UTC time>[-label].db`, a name not taken yet."""
-    stem = f"deepyard-{_stamp()}" + (f"-{label}" if label else "")
+    stem = f"deepyard-{stamp()}" + (f"-{label}" if label else "")
     path, n = backups_dir(settings) / f"{stem}.db", 1
     while path.exists():
         n += 1
         path = path.with_name(f"{stem}-{n}.db")
     return path
-
-
-def backup(settings: Settings, dest: Path | None = None) -> Path:
-    """Copy the database with SQLite's online backup API (safe while the server runs); return the copy's path.
-
-    `dest`: a new file, or a folder to put it in; default `default_backup_path`.
-    """
-    refuse_damaged(settings)
-    path = db_path(settings)
-    if not path.is_file():
-        raise NotFoundError(f"there is no database at {path} yet: nothing to back up")
-    target = default_backup_path(settings) if dest is None else dest.expanduser().absolute()
-    if target.is_dir():
-        target = target / default_backup_path(settings).name
-    if target.exists():
-        raise InvalidValueError(f"{target} already exists; give a new file name or a folder")
-    try:
-        with translate_errors(settings), closing(_open(path)) as conn:
-            return backup_to(conn, target)
-    except OSError as exc:
-        raise InvalidValueError(f"cannot write the backup {target}: {exc.strerror}") from exc
 
 
 def backup_to(conn: sqlite3.Connection, dest: Path) -> Path:
@@ -464,78 +385,21 @@ def backup_to(conn: sqlite3.Connection, dest: Path) -> Path:
         with closing(sqlite3.connect(tmp, isolation_level=None)) as copy:
             conn.backup(copy)
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, whatever the source's mode
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync(dest.parent)
+    fsync_path(dest.parent)
     return dest
 
 
-def backup_problem(source: Path) -> str | None:
-    """Why `source` cannot be restored (not a file, not SQLite, damaged, not Deepyard's, from a newer version)."""
-    if not source.is_file():
-        return "is not a file"
-    if _size(source) < HEADER_SIZE:
-        return f"is only {_size(source)} bytes long"
-    problem = header_problem(_read_header(source))
-    if problem is not None:
-        return problem
-    problem, applied = _sqlite_problem(source, full=False)
-    if problem is None and not applied:
-        problem = "is not a Deepyard database (no migrations recorded)"
-    unknown = sorted(set(applied) - {name for name, _ in MIGRATIONS})
-    if problem is None and unknown:
-        problem = f"was made by a newer Deepyard (unknown migrations {', '.join(unknown)})"
-    return problem
-
-
-def restore(settings: Settings, source: Path) -> Path | None:
-    """Put a backup in place of the database; return where the file it replaced now is (None: there was none).
-
-    The current file (and its -wal, -shm) is moved aside as `deepyard.db.damaged-<UTC time>`, never deleted.
-    Stop the server and workers first: connections open on the old file would go on using it.
-    """
-    source, path = source.expanduser().absolute(), db_path(settings)
-    if path.exists() and source.exists() and source.samefile(path):
-        raise InvalidValueError(f"{source} is the database itself; give a backup file")
-    problem = backup_problem(source)
-    if problem is not None:
-        raise DatabaseError(f"backup {source} {problem}; nothing was changed")
-    staged = path.with_name(f".{DB_FILE}.restore-{os.getpid()}.tmp")
-    try:
-        with closing(sqlite3.connect(source, timeout=BUSY_TIMEOUT_S)) as conn:
-            backup_to(conn, staged)
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"backup {source} cannot be read ({exc}); nothing was changed") from exc
-    aside = _move_aside(path)
-    os.replace(staged, path)
-    _fsync(path.parent)
-    return aside
-
-
-def _move_aside(path: Path) -> Path | None:
-    if not path.exists():
-        return None
-    aside = path.with_name(f"{path.name}.damaged-{_stamp()}")
-    try:
-        os.link(path, aside)  # the file stays at `path` until the backup replaces it
-    except OSError:
-        os.replace(path, aside)
-    for suffix in ("-wal", "-shm"):  # a log left beside the restored file would be replayed into it
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            os.replace(side, aside.with_name(aside.name + suffix))
-    return aside
-
-
-def _stamp() -> str:
+def stamp() -> str:
     """UTC time for file names: 20261123T145433.123Z (sorts by time)."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from deepyard import db
+from deepyard import db, dbadmin
 from deepyard.cli.common import console, print_json
 from deepyard.config import Settings
 from deepyard.errors import DatabaseError
@@ -33,7 +33,7 @@ def backup(
     json: bool = typer.Option(False, "--json", help="One JSON document."),
 ) -> None:
     """Copy the database with SQLite's online backup API (safe while the server runs)."""
-    path = db.backup(ctx.obj, to)
+    path = dbadmin.backup(ctx.obj, to)
     if json:
         print_json({"path": str(path), "size": path.stat().st_size})
     else:
@@ -43,7 +43,7 @@ def backup(
 @db_app.command("check")
 def check(ctx: typer.Context, json: bool = typer.Option(False, "--json", help="One JSON document.")) -> None:
     """SQLite's integrity check and the migrations applied; exit code 2 when the database is not usable."""
-    health = db.check(ctx.obj, full=True)
+    health = dbadmin.check(ctx.obj, full=True)
     if json:
         print_json(health.to_json())
         if not health.ok:
@@ -67,12 +67,12 @@ def restore(
     """Put a backup in place of the database; the current file is kept as deepyard.db.damaged-<time>."""
     settings: Settings = ctx.obj
     with _home_lock(settings):
-        problem = db.backup_problem(backup.expanduser().absolute())
+        problem = dbadmin.backup_problem(backup.expanduser().absolute())
         if problem is not None:
             raise DatabaseError(f"backup {backup} {problem}; nothing was changed")
         if not yes:
             typer.confirm(f"Replace {db.db_path(settings)} with {backup}? (the current file is kept)", abort=True)
-        aside = db.restore(settings, backup)
+        aside = dbadmin.restore(settings, backup)
     kept = f"; the previous file is now {aside}" if aside else ""
     console.print(f"restored {backup} to {db.db_path(settings)}{kept}", highlight=False, soft_wrap=True)
 

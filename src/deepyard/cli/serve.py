@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from deepyard import db, users
+from deepyard import db, dbadmin, users
 from deepyard.cli.common import console, print_json
 from deepyard.errors import InvalidValueError
 
@@ -31,7 +31,7 @@ def serve_command(
     from deepyard.web.app import JobOptions
     from deepyard.web.security import check_bind
 
-    db.ensure_healthy(ctx.obj)  # a damaged database: one line and exit code 2, the file left as it is
+    dbadmin.ensure_healthy(ctx.obj)  # a damaged database: one line and exit code 2, the file left as it is
     check_bind(ctx.obj, host)
     shown = f"[{host}]" if ":" in host else host
     console.print(f"Deepyard is serving {ctx.obj.home} at [bold]http://{shown}:{port}/[/] (Ctrl-C stops it)")
