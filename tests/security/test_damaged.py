@@ -24,7 +24,7 @@ from deepyard.train import runs
 from deepyard.train.metricsfile import METRICS, metric_figures
 from deepyard.train.runs import RUN_FILE, run_dir
 from tests.cli.test_datasets_cli import run as cli
-from tests.web.conftest import Server, browser, page  # noqa: F401  (fixtures are found by name)
+from tests.web.conftest import Server, browser, page, shot  # noqa: F401  (fixtures are found by name)
 
 DAMAGES = ["truncated run.json", "garbage line in metrics.jsonl", "corrupt manifest.json"]
 BAD_RUNS = ["20990101-000001-dead", "20990101-000002-dead"]  # one deleted over the API, one with the CLI
@@ -166,6 +166,7 @@ def test_the_home_page_shows_damaged_rows_sorts_and_deletes_them(
     expect(page.locator(f'tr[data-damaged="{BAD_RUNS[0]}"] .damage-reason')).to_contain_text("run.json is not valid")
     expect(page.locator(f'#datasets tr[data-id="{BAD_SETS[0]}"]')).to_contain_text("manifest.json is not valid JSON")
     expect(page.locator(f'tr[data-run="{run_id}"] [data-field="status"]')).to_have_text("done")
+    shot(page, "12-home-damaged")
     for table in ("#runs", "#datasets"):
         for th in page.locator(f"{table} th[data-sort]").all():
             th.click()
