@@ -44,6 +44,18 @@ class DatabaseError(DeepyardError):
     """
 
 
+class Conflict(DeepyardError):
+    """The request clashes with the current state: deleting a dataset that runs use, or a run that trains.
+
+    The CLI exits with code 2 as for every DeepyardError; the web layer answers 409."""
+
+
+class Forbidden(DeepyardError):
+    """Allowed to see, not to change: another user's run, a path outside the readable roots, a failed CSRF check.
+
+    The web layer answers 403."""
+
+
 class DiskFullError(DeepyardError):
     """A write failed because the disk (or the user's quota) is full; what was half-written has been removed."""
 

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from deepyard.errors import DeepyardError, IntegrityError, InvalidValueError, NotFoundError, SourceError
-from deepyard.web.errors import AuthRequired, Conflict, Forbidden, TooLarge, status_for
+from deepyard.errors import (
+    Conflict,
+    DeepyardError,
+    Forbidden,
+    IntegrityError,
+    InvalidValueError,
+    NotFoundError,
+    SourceError,
+)
+from deepyard.web.errors import AuthRequired, TooLarge, status_for
 from tests.web.conftest import Server
 
 

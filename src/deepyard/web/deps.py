@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from deepyard import db, users
 from deepyard.config import Settings
+from deepyard.errors import Forbidden
 from deepyard.limits import NAME_MAX, check_data
-from deepyard.web.errors import Forbidden
 
 
 class RequestModel(BaseModel):

@@ -21,10 +21,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepyard import db
 from deepyard.errors import (
+    Conflict,
     DamagedFileError,
     DatabaseError,
     DeepyardError,
     DiskFullError,
+    Forbidden,
     IntegrityError,
     InvalidValueError,
     NotFoundError,
@@ -37,14 +39,6 @@ log = logging.getLogger("deepyard.web")
 
 class AuthRequired(DeepyardError):
     """No valid session or API token, while users exist."""
-
-
-class Forbidden(DeepyardError):
-    """Signed in, but not allowed: another user's run, or a CSRF check failed."""
-
-
-class Conflict(DeepyardError):
-    """The request clashes with the current state (delete a dataset that runs use, a running run)."""
 
 
 class TooLarge(DeepyardError):

@@ -25,9 +25,9 @@ from pathlib import Path, PurePosixPath
 
 from deepyard.config import Settings
 from deepyard.datasets.images import EXTENSIONS
-from deepyard.errors import InvalidValueError, NotFoundError
+from deepyard.errors import Forbidden, InvalidValueError, NotFoundError
 from deepyard.files import new_id
-from deepyard.web.errors import Forbidden, TooLarge
+from deepyard.web.errors import TooLarge
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,11 @@ from deepyard.datasets.catalog import MEAN_IMAGE, REPORT, dataset_dir, load_data
 from deepyard.datasets.images import ImageSkipped, load_image, resize, spec_geometry
 from deepyard.datasets.sources import walk_images
 from deepyard.datasets.spec import SPLITS, Fill, ResizeMode
-from deepyard.errors import InvalidValueError, NotFoundError, choices
+from deepyard.errors import Conflict, InvalidValueError, NotFoundError, choices
 from deepyard.files import read_json
 from deepyard.stored import Damaged
 from deepyard.train import list_runs
 from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
-from deepyard.web.errors import Conflict
 from deepyard.web.files import Limits, extract_zip, resolve_readable, save_stream, uploads_dir
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])

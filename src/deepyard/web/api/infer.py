@@ -26,7 +26,7 @@ from fastapi.responses import FileResponse
 from deepyard import db, jobs
 from deepyard.config import Settings
 from deepyard.datasets.images import ImageSkipped
-from deepyard.errors import InvalidValueError, NotFoundError
+from deepyard.errors import Conflict, Forbidden, InvalidValueError, NotFoundError
 from deepyard.files import read_json
 from deepyard.infer import FORMATS, Classifier, classify_many, classify_one, load_run_model, read_inputs
 from deepyard.infer.model import checkpoint_path
@@ -37,7 +37,7 @@ from deepyard.train import get_run
 from deepyard.train.runs import run_dir
 from deepyard.web.api.jobs import job_json
 from deepyard.web.deps import IdPath, SettingsDep, UserDep, require_owner
-from deepyard.web.errors import Conflict, Forbidden, TooLarge
+from deepyard.web.errors import TooLarge
 from deepyard.web.files import Limits, extract_zip, save_stream, uploads_dir
 
 router = APIRouter(tags=["inference"])

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from deepyard import jobs
-from deepyard.errors import InvalidValueError
+from deepyard.errors import Conflict, Forbidden, InvalidValueError
 from deepyard.jobs.kinds import check_params
 from deepyard.limits import NAME_MAX, check_name, check_sweep
 from deepyard.networks import parse_spec
@@ -19,7 +19,6 @@ from deepyard.networks.spec import SPEC_TEXT_MAX
 from deepyard.train import get_run
 from deepyard.train.config import MAX_BATCH
 from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
-from deepyard.web.errors import Conflict, Forbidden
 
 router = APIRouter(tags=["jobs"])
 LOG_TAIL = 64 * 1024  # bytes of log returned at most per call

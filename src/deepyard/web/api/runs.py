@@ -13,7 +13,7 @@ from pydantic import Field
 from deepyard import groups, jobs, users
 from deepyard.config import Settings
 from deepyard.datasets import find_dataset
-from deepyard.errors import InvalidValueError
+from deepyard.errors import Conflict, InvalidValueError
 from deepyard.limits import NAME_MAX
 from deepyard.networks import dump_yaml, spec_from_data
 from deepyard.stored import Damaged
@@ -21,7 +21,6 @@ from deepyard.train import get_run, make_config, schedule_points
 from deepyard.train.config import MAX_EPOCHS
 from deepyard.train.runs import NOTES_MAX, annotate_run, delete_run, load_run, run_dir, scan_runs
 from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
-from deepyard.web.errors import Conflict
 from deepyard.web.runinfo import read_metrics, run_summary, snapshots, summary_json
 
 router = APIRouter(tags=["runs"])
