@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from deepyard.config import load_settings
+from deepyard.datasets import get_dataset
+from deepyard.networks import spec_from_data
+from deepyard.train import make_config
+from deepyard.train.device import resolve_placement
+from deepyard.train.runs import create_run, set_status
 from tests.conftest import make_class_folders
 
 DEEPYARD = [str(Path(sys.executable).parent / "deepyard")]  # the installed console script
@@ -97,3 +103,24 @@ def test_the_command_starts_without_importing_torch(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_delete_refuses_a_dataset_that_runs_use_and_names_them(tmp_path: Path) -> None:
+    """The same rule as the server's 409: delete the runs first; no override."""
+    make_class_folders(tmp_path / "pets", {"cat": 4, "dog": 4})
+    home = tmp_path / "home"
+    made = run(home, "dataset", "create", str(tmp_path / "pets"), "--size", "8x8", "--val-pct", "25", "--json")
+    assert made.returncode == 0, made.stderr
+    dataset_id = json.loads(made.stdout)["manifest"]["id"]
+    settings = load_settings(home)
+    config = make_config(device="cpu")
+    net = spec_from_data({"name": "tiny", "layers": [{"name": "fc", "type": "linear", "out_features": "num_classes"}]})
+    run_id = create_run(settings, get_dataset(settings, dataset_id), net, config, resolve_placement(config))
+    set_status(settings, run_id, "done")
+    refused = run(home, "dataset", "delete", "pets")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"dataset 'pets' is used by run(s) {run_id}; delete them first" in refused.stderr
+    assert [d["id"] for d in json.loads(run(home, "dataset", "list", "--json").stdout)] == [dataset_id]
+    assert run(home, "run", "delete", run_id).returncode == 0
+    deleted = run(home, "dataset", "delete", "pets", "--json")
+    assert json.loads(deleted.stdout) == {"deleted": dataset_id, "name": "pets"}, deleted.stderr

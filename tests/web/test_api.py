@@ -41,7 +41,8 @@ def test_dataset_image_out_of_range_and_bad_split(server: Server, dataset_id: st
 def test_dataset_delete_refused_while_runs_use_it(server: Server, dataset_id: str, run_id: str) -> None:
     with server.client() as c:
         refused = c.delete(f"/api/v1/datasets/{dataset_id}")
-        assert refused.status_code == 409 and run_id in refused.json()["error"]["message"]
+        assert refused.status_code == 409 and refused.json()["error"]["type"] == "Conflict"
+        assert refused.json()["error"]["message"] == f"dataset 'bars' is used by run(s) {run_id}; delete them first"
         assert c.delete(f"/api/v1/runs/{run_id}").json()["deleted"] == run_id
         assert c.delete(f"/api/v1/datasets/{dataset_id}").json()["deleted"] == dataset_id
         assert c.get("/api/v1/datasets").json() == []

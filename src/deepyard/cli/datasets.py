@@ -16,6 +16,7 @@ from deepyard.datasets.catalog import REPORT, Manifest, dataset_dir, load_datase
 from deepyard.datasets.spec import DatasetSpec, Encoding, Fill, ResizeMode, parse_size
 from deepyard.files import printable, read_json
 from deepyard.stored import Damaged
+from deepyard.train.runs import delete_unused_dataset
 
 dataset_app = typer.Typer(help="Build and manage image-classification datasets.", no_args_is_help=True)
 import_app = typer.Typer(help="Import a standard dataset.", no_args_is_help=True)
@@ -158,8 +159,8 @@ def show(
 def delete(
     ctx: typer.Context, ref: str = typer.Argument(..., help="Dataset id or name."), json: bool = JsonOpt
 ) -> None:
-    """Delete a dataset and its files (also a damaged one)."""
-    found = datasets.delete_dataset(ctx.obj, ref)
+    """Delete a dataset and its files (also a damaged one); refused while runs use it (delete those first)."""
+    found = delete_unused_dataset(ctx.obj, ref)
     from deepyard.jobs import forget_target
 
     forget_target(ctx.obj, "dataset", found.id)  # its finished jobs, group and owner records go with it

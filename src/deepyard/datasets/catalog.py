@@ -152,7 +152,9 @@ def get_dataset(settings: Settings, ref: str) -> Manifest:
 
 
 def delete_dataset(settings: Settings, ref: str) -> Manifest | Damaged:
-    """Remove a dataset, damaged or not: first renamed out of the listing (atomic), then its files."""
+    """Remove a dataset, damaged or not: first renamed out of the listing (atomic), then its files. It does not
+    ask whether runs use it (datasets know nothing of runs): the CLI and the server delete through
+    `deepyard.train.runs.delete_unused_dataset`, which refuses then."""
     found = load_dataset(settings, ref)
     folder = dataset_dir(settings, found.id)
     doomed = folder.with_name(DELETE_PREFIX + found.id)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from deepyard.config import Settings
-from deepyard.errors import InvalidValueError, NotFoundError
+from deepyard.errors import Conflict, InvalidValueError, NotFoundError
 from deepyard.files import new_id, read_json, write_json_atomic
 from deepyard.stored import Damaged, DamagedError, FileCache
 
@@ -297,3 +297,22 @@ def delete_run(settings: Settings, run_id: str) -> dict[str, Any] | Damaged:
         os.rename(folder, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
     return info
+
+
+def list_dataset_runs(settings: Settings, dataset_id: str) -> list[dict[str, Any]]:
+    """The usable runs trained on the dataset `dataset_id` (run.json each), oldest first."""
+    return [r for r in list_runs(settings) if r["dataset"] == dataset_id]
+
+
+def delete_unused_dataset(settings: Settings, ref: str) -> Manifest | Damaged:
+    """Delete a dataset (by id or name, also a damaged one) that no run uses; Conflict naming the runs that use
+    it (delete those first). The CLI and the server both delete through this; it lives here, not in
+    deepyard.datasets, because datasets know nothing of runs."""
+    from deepyard.datasets.catalog import delete_dataset, load_dataset
+
+    found = load_dataset(settings, ref)
+    using = [r["id"] for r in list_dataset_runs(settings, found.id)]
+    if using:
+        name = found.id if isinstance(found, Damaged) else found.name
+        raise Conflict(f"dataset {name!r} is used by run(s) {', '.join(using)}; delete them first")
+    return delete_dataset(settings, found.id)

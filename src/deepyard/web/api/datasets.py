@@ -18,15 +18,15 @@ from pydantic import Field
 
 from deepyard import groups, jobs, users
 from deepyard.config import Settings
-from deepyard.datasets import Manifest, delete_dataset, get_dataset, make_spec, open_split
+from deepyard.datasets import Manifest, get_dataset, make_spec, open_split
 from deepyard.datasets.catalog import MEAN_IMAGE, REPORT, dataset_dir, load_dataset, scan_datasets
 from deepyard.datasets.images import ImageSkipped, load_image, resize, spec_geometry
 from deepyard.datasets.sources import walk_images
 from deepyard.datasets.spec import SPLITS, Fill, ResizeMode
-from deepyard.errors import Conflict, InvalidValueError, NotFoundError, choices
+from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.files import read_json
 from deepyard.stored import Damaged
-from deepyard.train import list_runs
+from deepyard.train.runs import delete_unused_dataset, list_dataset_runs
 from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
 from deepyard.web.files import Limits, extract_zip, resolve_readable, save_stream, uploads_dir
 
@@ -78,9 +78,7 @@ def show(ref: IdPath, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
     owner, group = users.owner_of(conn, "dataset", m.id), groups.group_of(conn, "dataset", m.id)
     if isinstance(m, Damaged):
         return {**m.to_json(), "owner": owner, "group": group}
-    runs = [
-        {"id": r["id"], "name": r["name"], "status": r["status"]} for r in list_runs(settings) if r["dataset"] == m.id
-    ]
+    runs = [{"id": r["id"], "name": r["name"], "status": r["status"]} for r in list_dataset_runs(settings, m.id)]
     return {**summary(m, owner, group), "manifest": m.model_dump(mode="json"), "runs": runs}
 
 
@@ -89,13 +87,9 @@ def delete(ref: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -> 
     """Delete a dataset, also a damaged one; refused while runs use it (delete those first)."""
     m = load_dataset(settings, ref)
     require_owner(conn, "dataset", m.id, user)
-    name = None if isinstance(m, Damaged) else m.name
-    using = [r["id"] for r in list_runs(settings) if r["dataset"] == m.id]
-    if using:
-        raise Conflict(f"dataset {name or m.id!r} is used by run(s) {', '.join(using)}; delete them first")
-    delete_dataset(settings, m.id)
+    delete_unused_dataset(settings, m.id)
     jobs.forget_target(settings, "dataset", m.id)
-    return {"deleted": m.id, "name": name}
+    return {"deleted": m.id, "name": None if isinstance(m, Damaged) else m.name}
 
 
 @router.get("/{ref}/mean.png", response_class=Response, responses={200: {"content": {PNG: {}}}})
