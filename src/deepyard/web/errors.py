@@ -90,7 +90,7 @@ def wants_html(request: Request) -> bool:
 
 def _respond(request: Request, kind: str, message: str, status: int, detail: list[Any] | None = None) -> Response:
     if wants_html(request):
-        from deepyard.web.pages import error_page
+        from deepyard.web.templating import error_page  # here: templating imports security, which imports us
 
         return error_page(request, status, message)
     return JSONResponse(error_body(kind, message, status, detail), status_code=status)

@@ -1,4 +1,5 @@
-"""HTML pages: server-rendered Jinja2 templates over the same functions as the JSON API, plus small scripts.
+"""HTML pages: server-rendered Jinja2 templates over the same functions as the JSON API (web/views.py), plus
+small scripts.
 
 Each page renders what it can on the server (tables, forms generated from the configs) and its script then calls
 /api/v1 for the live parts (charts, galleries, validation, the event stream). Nothing to build: the chart library
@@ -9,51 +10,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
-from deepyard import __version__, groups, users
+from deepyard import groups, users
 from deepyard.datasets import list_datasets
 from deepyard.datasets.spec import DatasetSpec
 from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
 from deepyard.train.config import FinetuneConfig
 from deepyard.transfer.store import list_models
-from deepyard.web.api import datasets as datasets_api
-from deepyard.web.api import networks as networks_api
-from deepyard.web.api import runs as runs_api
+from deepyard.web import views
 from deepyard.web.deps import ConnDep, SettingsDep
 from deepyard.web.forms import field_specs
-from deepyard.web.security import SESSION_COOKIE, Guard, csrf_token, retry_after
+from deepyard.web.security import SESSION_COOKIE, Guard, retry_after
+from deepyard.web.templating import render
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 router = APIRouter(include_in_schema=False)
-
-
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    guard: Guard = request.app.state.guard
-    user = getattr(request.state, "user", None)
-    base = {
-        "csrf": csrf_token(guard, request),
-        "user": user.name if user else None,
-        "version": __version__,
-        "auth_on": getattr(request.state, "auth_on", False),
-        "features": request.app.state.features,
-    }
-    return TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status)
-
-
-def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    return render(request, "error.html", status=status, status_code=status, message=message)
 
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
-    datasets, runs = datasets_api.list_rows(settings, conn), runs_api.list_rows(settings, conn)
+    datasets, runs = views.list_dataset_rows(settings, conn), views.list_run_rows(settings, conn)
     return render(
         request,
         "home.html",
@@ -87,10 +67,10 @@ def new_dataset(request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLR
 
 @router.get("/datasets/{ref}", response_class=HTMLResponse)
 def dataset(ref: str, request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
-    data = datasets_api.show(ref, settings, conn)
+    data = views.get_dataset_detail(settings, conn, ref)
     if data.get("status") == "damaged":
         return render(request, "damaged.html", item=data, noun="dataset")
-    report = datasets_api.report(ref, settings, limit=200)
+    report = views.get_dataset_report(settings, ref, limit=200)
     return render(request, "dataset.html", d=data, m=data["manifest"], report=report)
 
 
@@ -98,12 +78,12 @@ def dataset(ref: str, request: Request, settings: SettingsDep, conn: ConnDep) ->
 def new_run(
     request: Request, settings: SettingsDep, conn: ConnDep, clone: str | None = None, dataset: str | None = None
 ) -> HTMLResponse:
-    prefill = runs_api.clone(clone, settings) if clone else None
+    prefill = views.build_run_prefill(settings, clone) if clone else None
     return render(
         request,
         "run_new.html",
-        datasets=[datasets_api.summary(m) for m in reversed(list_datasets(settings))],
-        networks=networks_api.list_(),
+        datasets=[views.dataset_summary(m) for m in reversed(list_datasets(settings))],
+        networks=views.list_standard_networks(),
         previous=[
             {"id": r["id"], "name": r["name"], "network": r["network"]["ref"]} for r in reversed(list_runs(settings))
         ],
@@ -121,7 +101,7 @@ def new_run(
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run(run_id: str, request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
-    info = runs_api.show(run_id, settings, conn)
+    info = views.get_run_detail(settings, conn, run_id)
     if info["status"] == "damaged":
         return render(request, "damaged.html", item=info, noun="run")
     return render(request, "run.html", r=info, s=info["summary"])
@@ -134,11 +114,11 @@ def compare(request: Request, settings: SettingsDep, conn: ConnDep, runs: str = 
     return render(
         request,
         "compare.html",
-        all_runs=[r for r in runs_api.list_rows(settings, conn) if r["status"] != "damaged"],
+        all_runs=[r for r in views.list_run_rows(settings, conn) if r["status"] != "damaged"],
         chosen=chosen,
         infos=infos,
         rows=_settings_rows(infos),
-        summaries=[runs_api.show(r, settings, conn)["summary"] for r in chosen],
+        summaries=[views.get_run_detail(settings, conn, r)["summary"] for r in chosen],
     )
 
 

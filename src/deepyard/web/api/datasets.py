@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,17 +15,16 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from pydantic import Field
 
-from deepyard import groups, jobs, users
-from deepyard.config import Settings
+from deepyard import jobs, users
 from deepyard.datasets import Manifest, get_dataset, make_spec, open_split
-from deepyard.datasets.catalog import MEAN_IMAGE, REPORT, dataset_dir, load_dataset, scan_datasets
+from deepyard.datasets.catalog import MEAN_IMAGE, dataset_dir, load_dataset
 from deepyard.datasets.images import ImageSkipped, load_image, resize, spec_geometry
 from deepyard.datasets.sources import walk_images
 from deepyard.datasets.spec import SPLITS, Fill, ResizeMode
 from deepyard.errors import InvalidValueError, NotFoundError, choices
-from deepyard.files import read_json
 from deepyard.stored import Damaged
-from deepyard.train.runs import delete_unused_dataset, list_dataset_runs
+from deepyard.train.runs import delete_unused_dataset
+from deepyard.web import views
 from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
 from deepyard.web.files import Limits, extract_zip, resolve_readable, save_stream, uploads_dir
 
@@ -34,52 +32,17 @@ router = APIRouter(prefix="/datasets", tags=["datasets"])
 PNG = "image/png"
 
 
-def summary(m: Manifest, owner: str | None = None, group: str | None = None) -> dict[str, Any]:
-    """What listings show of a dataset."""
-    return {
-        "id": m.id,
-        "name": m.name,
-        "created": m.created,
-        "classes": len(m.classes),
-        "shape": list(m.shape),
-        "counts": {split: info.count for split, info in m.splits.items()},
-        "encoding": m.encoding,
-        "size_bytes": m.size_bytes,
-        "skipped": m.skipped,
-        "owner": owner,
-        "group": group,
-    }
-
-
 @router.get("", response_model=list[dict[str, Any]])
 def list_(settings: SettingsDep, conn: ConnDep) -> JSONResponse:
     """Every complete dataset, newest first; a damaged one with status "damaged" and the reason."""
-    return JSONResponse(list_rows(settings, conn))  # rows are plain JSON: no need for FastAPI's slower encoder
-
-
-def list_rows(settings: Settings, conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """The rows of `list_` (the home page renders them too)."""
-    grouped = groups.groups_of(conn, "dataset")
-    rows = []
-    for m in reversed(scan_datasets(settings)):
-        owner = users.owner_of(conn, "dataset", m.id)
-        if isinstance(m, Damaged):
-            rows.append({**m.to_json(), "owner": owner, "group": grouped.get(m.id)})
-        else:
-            rows.append(summary(m, owner, grouped.get(m.id)))
-    return rows
+    return JSONResponse(views.list_dataset_rows(settings, conn))  # plain JSON: no need for FastAPI's slower encoder
 
 
 @router.get("/{ref}")
 def show(ref: IdPath, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
     """The manifest, per-class counts, and the runs trained on it; for a damaged dataset (by id), its status
     "damaged" and the reason."""
-    m = load_dataset(settings, ref)
-    owner, group = users.owner_of(conn, "dataset", m.id), groups.group_of(conn, "dataset", m.id)
-    if isinstance(m, Damaged):
-        return {**m.to_json(), "owner": owner, "group": group}
-    runs = [{"id": r["id"], "name": r["name"], "status": r["status"]} for r in list_dataset_runs(settings, m.id)]
-    return {**summary(m, owner, group), "manifest": m.model_dump(mode="json"), "runs": runs}
+    return views.get_dataset_detail(settings, conn, ref)
 
 
 @router.delete("/{ref}")
@@ -130,16 +93,7 @@ def image(ref: IdPath, split: IdPath, index: int, settings: SettingsDep) -> Resp
 @router.get("/{ref}/report")
 def report(ref: IdPath, settings: SettingsDep, limit: int = Query(1000, ge=1, le=100_000)) -> dict[str, Any]:
     """Skipped files (with reasons), dropped classes and duplicate groups, each list cut at `limit`."""
-    m = get_dataset(settings, ref)
-    data = read_json(dataset_dir(settings, m.id) / REPORT)
-    return {
-        "skipped": data["skipped"][:limit],
-        "skipped_total": len(data["skipped"]),
-        "dropped_classes": data["dropped_classes"],
-        "duplicates": data["duplicates"][:limit],
-        "duplicate_groups": len(data["duplicates"]),
-        "summary": m.duplicates,
-    }
+    return views.get_dataset_report(settings, ref, limit)
 
 
 def _split(m: Manifest, split: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -17,7 +16,6 @@ from deepyard.networks import (
     dump_yaml,
     get_network,
     is_torchvision,
-    list_networks,
     load_spec,
     parse_spec,
     render_svg,
@@ -25,35 +23,17 @@ from deepyard.networks import (
 )
 from deepyard.networks.graph import INPUT_MAX
 from deepyard.networks.spec import SPEC_TEXT_MAX
+from deepyard.web import views
 from deepyard.web.deps import IdPath, RequestModel, SettingsDep
 
 router = APIRouter(prefix="/networks", tags=["networks"])
 SVG = "image/svg+xml"
 
 
-@lru_cache(maxsize=1)
-def _standard() -> list[dict[str, Any]]:
-    rows = []
-    for e in list_networks():
-        s = summarize(e.name, e.input, num_classes=1000)
-        rows.append(
-            {
-                "name": e.name,
-                "family": e.family,
-                "input": list(e.input),
-                "params": s.params,
-                "macs": s.macs,
-                "description": e.description,
-                "editable": e.spec is not None,
-            }
-        )
-    return rows
-
-
 @router.get("")
 def list_() -> list[dict[str, Any]]:
     """The standard networks with intended input, parameters and MACs (at 1000 classes)."""
-    return _standard()
+    return views.list_standard_networks()
 
 
 @router.get("/{name}/spec")

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import Field
 
-from deepyard import groups, jobs, users
-from deepyard.config import Settings
-from deepyard.datasets import find_dataset
+from deepyard import jobs
 from deepyard.errors import Conflict, InvalidValueError
 from deepyard.limits import NAME_MAX
-from deepyard.networks import dump_yaml, spec_from_data
 from deepyard.stored import Damaged
 from deepyard.train import get_run, make_config, schedule_points
 from deepyard.train.config import MAX_EPOCHS
-from deepyard.train.runs import NOTES_MAX, annotate_run, delete_run, load_run, run_dir, scan_runs
+from deepyard.train.runs import NOTES_MAX, annotate_run, delete_run, load_run, run_dir
+from deepyard.web import views
 from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
-from deepyard.web.runinfo import read_metrics, run_summary, snapshots, summary_json
+from deepyard.web.runinfo import read_metrics, summary_json
 
 router = APIRouter(tags=["runs"])
 
@@ -32,48 +29,16 @@ def list_(settings: SettingsDep, conn: ConnDep) -> Response:
     status "damaged" and the reason."""
     rows = [
         json.dumps({**info.to_json(), **who}) if isinstance(info, Damaged) else summary_json(settings, info, **who)
-        for info, who in _listed(settings, conn)
+        for info, who in views.list_runs_with_owners(settings, conn)
     ]  # each unchanged run's row is encoded once, not on every request
     return Response("[" + ",".join(rows) + "]", media_type="application/json")
-
-
-def list_rows(settings: Settings, conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """The rows of `list_`, as dicts (the home page renders them)."""
-    return [
-        {**(info.to_json() if isinstance(info, Damaged) else run_summary(settings, info)), **who}
-        for info, who in _listed(settings, conn)
-    ]
-
-
-def _listed(settings: Settings, conn: sqlite3.Connection) -> list[tuple[dict[str, Any] | Damaged, dict[str, Any]]]:
-    """Every run (run.json or its damage), newest first, with its owner and group."""
-    grouped = groups.groups_of(conn, "run")
-    found = reversed(scan_runs(settings))
-    return [(info, _who(conn, grouped, info.id if isinstance(info, Damaged) else info["id"])) for info in found]
-
-
-def _who(conn: sqlite3.Connection, grouped: dict[str, str], run_id: str) -> dict[str, Any]:
-    return {"owner": users.owner_of(conn, "run", run_id), "group": grouped.get(run_id)}
 
 
 @router.get("/runs/{run_id}")
 def show(run_id: IdPath, settings: SettingsDep, conn: ConnDep) -> dict[str, Any]:
     """run.json, the summary (progress, ETA, metrics), snapshots and the dataset's name; for a damaged run, its
     status "damaged" and the reason."""
-    info = load_run(settings, run_id)
-    who = {"owner": users.owner_of(conn, "run", run_id), "group": groups.group_of(conn, "run", run_id)}
-    if isinstance(info, Damaged):
-        return {**info.to_json(), **who}
-    dataset = find_dataset(settings, info["dataset"])
-    summary = run_summary(settings, info)
-    return {
-        **info,
-        "status": summary["status"],  # "interrupted" when run.json says running but nothing runs it
-        "summary": summary,
-        "snapshots": snapshots(run_dir(settings, run_id)),
-        "dataset_name": dataset.name if dataset else None,
-        **who,
-    }
+    return views.get_run_detail(settings, conn, run_id)
 
 
 @router.get("/runs/{run_id}/metrics")
@@ -123,16 +88,7 @@ def _by(info: dict[str, Any] | Damaged) -> str:
 @router.post("/runs/{run_id}/clone")
 def clone(run_id: IdPath, settings: SettingsDep) -> dict[str, Any]:
     """A new-run form prefilled from this run: dataset, network (name or spec text), every setting."""
-    info = get_run(settings, run_id)
-    net = info["network"]
-    return {
-        "name": f"{info['name']} (clone)",
-        "dataset": info["dataset"],
-        "network": net["ref"],
-        "spec": dump_yaml(spec_from_data(net["spec"])) if net["spec"] is not None else None,
-        "config": info["config"],
-        "from_run": run_id,
-    }
+    return views.build_run_prefill(settings, run_id)
 
 
 class SchedulePreview(RequestModel):

@@ -1,0 +1,152 @@
+"""What a page and its JSON twin show: the data both gather, so neither imports the other.
+
+The API routes (web/api/) return these as JSON; the pages (web/pages.py) render them into templates. Each function
+takes the settings (and the database connection where owners and groups are shown) and returns plain JSON data.
+Not here: request parsing, owner checks, and anything that changes state (the routes do those).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import lru_cache
+from typing import Any
+
+from deepyard import groups, users
+from deepyard.config import Settings
+from deepyard.datasets import Manifest, find_dataset, get_dataset
+from deepyard.datasets.catalog import REPORT, dataset_dir, load_dataset, scan_datasets
+from deepyard.files import read_json
+from deepyard.networks import dump_yaml, list_networks, spec_from_data, summarize
+from deepyard.stored import Damaged
+from deepyard.train import get_run
+from deepyard.train.runs import list_dataset_runs, load_run, run_dir, scan_runs
+from deepyard.web.runinfo import run_summary, snapshots
+
+Row = dict[str, Any]
+
+
+def dataset_summary(m: Manifest, owner: str | None = None, group: str | None = None) -> Row:
+    """What listings show of a dataset."""
+    return {
+        "id": m.id,
+        "name": m.name,
+        "created": m.created,
+        "classes": len(m.classes),
+        "shape": list(m.shape),
+        "counts": {split: info.count for split, info in m.splits.items()},
+        "encoding": m.encoding,
+        "size_bytes": m.size_bytes,
+        "skipped": m.skipped,
+        "owner": owner,
+        "group": group,
+    }
+
+
+def list_dataset_rows(settings: Settings, conn: sqlite3.Connection) -> list[Row]:
+    """Every complete dataset, newest first; a damaged one with status "damaged" and the reason."""
+    grouped = groups.groups_of(conn, "dataset")
+    rows = []
+    for m in reversed(scan_datasets(settings)):
+        owner = users.owner_of(conn, "dataset", m.id)
+        if isinstance(m, Damaged):
+            rows.append({**m.to_json(), "owner": owner, "group": grouped.get(m.id)})
+        else:
+            rows.append(dataset_summary(m, owner, grouped.get(m.id)))
+    return rows
+
+
+def get_dataset_detail(settings: Settings, conn: sqlite3.Connection, ref: str) -> Row:
+    """The manifest, per-class counts, and the runs trained on it; for a damaged dataset (by id), its status
+    "damaged" and the reason."""
+    m = load_dataset(settings, ref)
+    owner, group = users.owner_of(conn, "dataset", m.id), groups.group_of(conn, "dataset", m.id)
+    if isinstance(m, Damaged):
+        return {**m.to_json(), "owner": owner, "group": group}
+    runs = [{"id": r["id"], "name": r["name"], "status": r["status"]} for r in list_dataset_runs(settings, m.id)]
+    return {**dataset_summary(m, owner, group), "manifest": m.model_dump(mode="json"), "runs": runs}
+
+
+def get_dataset_report(settings: Settings, ref: str, limit: int) -> Row:
+    """Skipped files (with reasons), dropped classes and duplicate groups, each list cut at `limit`."""
+    m = get_dataset(settings, ref)
+    data = read_json(dataset_dir(settings, m.id) / REPORT)
+    return {
+        "skipped": data["skipped"][:limit],
+        "skipped_total": len(data["skipped"]),
+        "dropped_classes": data["dropped_classes"],
+        "duplicates": data["duplicates"][:limit],
+        "duplicate_groups": len(data["duplicates"]),
+        "summary": m.duplicates,
+    }
+
+
+def list_runs_with_owners(settings: Settings, conn: sqlite3.Connection) -> list[tuple[Row | Damaged, Row]]:
+    """Every run (run.json or its damage), newest first, with its owner and group."""
+    grouped = groups.groups_of(conn, "run")
+    found = reversed(scan_runs(settings))
+    return [(info, _who(conn, grouped, info.id if isinstance(info, Damaged) else info["id"])) for info in found]
+
+
+def _who(conn: sqlite3.Connection, grouped: dict[str, str], run_id: str) -> Row:
+    return {"owner": users.owner_of(conn, "run", run_id), "group": grouped.get(run_id)}
+
+
+def list_run_rows(settings: Settings, conn: sqlite3.Connection) -> list[Row]:
+    """Every run's listing row, newest first: status, progress, key metrics, owner and group (or its damage)."""
+    return [
+        {**(info.to_json() if isinstance(info, Damaged) else run_summary(settings, info)), **who}
+        for info, who in list_runs_with_owners(settings, conn)
+    ]
+
+
+def get_run_detail(settings: Settings, conn: sqlite3.Connection, run_id: str) -> Row:
+    """run.json, the summary (progress, ETA, metrics), snapshots and the dataset's name; for a damaged run, its
+    status "damaged" and the reason."""
+    info = load_run(settings, run_id)
+    who = {"owner": users.owner_of(conn, "run", run_id), "group": groups.group_of(conn, "run", run_id)}
+    if isinstance(info, Damaged):
+        return {**info.to_json(), **who}
+    dataset = find_dataset(settings, info["dataset"])
+    summary = run_summary(settings, info)
+    return {
+        **info,
+        "status": summary["status"],  # "interrupted" when run.json says running but nothing runs it
+        "summary": summary,
+        "snapshots": snapshots(run_dir(settings, run_id)),
+        "dataset_name": dataset.name if dataset else None,
+        **who,
+    }
+
+
+def build_run_prefill(settings: Settings, run_id: str) -> Row:
+    """A new-run form prefilled from this run: dataset, network (name or spec text), every setting."""
+    info = get_run(settings, run_id)
+    net = info["network"]
+    return {
+        "name": f"{info['name']} (clone)",
+        "dataset": info["dataset"],
+        "network": net["ref"],
+        "spec": dump_yaml(spec_from_data(net["spec"])) if net["spec"] is not None else None,
+        "config": info["config"],
+        "from_run": run_id,
+    }
+
+
+@lru_cache(maxsize=1)
+def list_standard_networks() -> list[Row]:
+    """The standard networks with intended input, parameters and MACs (at 1000 classes); computed once."""
+    rows = []
+    for e in list_networks():
+        s = summarize(e.name, e.input, num_classes=1000)
+        rows.append(
+            {
+                "name": e.name,
+                "family": e.family,
+                "input": list(e.input),
+                "params": s.params,
+                "macs": s.macs,
+                "description": e.description,
+                "editable": e.spec is not None,
+            }
+        )
+    return rows
