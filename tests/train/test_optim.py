@@ -4,6 +4,7 @@ hand-computed value."""
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import pytest
 import torch
@@ -13,7 +14,8 @@ from deepyard.errors import InvalidValueError
 from deepyard.networks import NetworkSpec
 from deepyard.train import SolverConfig, make_config, train
 from deepyard.train.checkpoint import load_checkpoint
-from deepyard.train.optim import build_criterion, build_optimizer, l1_penalty, override_dropout
+from deepyard.train.config import Solver
+from deepyard.train.optim import SOLVERS, build_criterion, build_optimizer, l1_penalty, override_dropout
 
 LR, G1, G2 = 0.1, 2.0, -1.0  # two successive gradients
 
@@ -82,6 +84,19 @@ def test_nesterov_needs_momentum() -> None:
     w = torch.nn.Parameter(torch.tensor([1.0]))
     with pytest.raises(InvalidValueError, match="nesterov solver needs a momentum above 0"):
         build_optimizer([w], SolverConfig(type="nesterov", momentum=0))
+
+
+def test_every_solver_name_has_a_builder_and_no_other() -> None:
+    assert sorted(SOLVERS) == sorted(get_args(Solver))
+
+
+def test_unknown_solver_lists_valid_solvers() -> None:
+    """A config that skipped validation does not fall through to some default solver."""
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+    bad = SolverConfig.model_construct(type="lbfgs", lr=LR)
+    with pytest.raises(InvalidValueError, match=r"unknown solver 'lbfgs'; valid: 'sgd', .* or 'adamw'") as caught:
+        build_optimizer([w], bad)
+    assert all(repr(name) in str(caught.value) for name in get_args(Solver))
 
 
 def test_nesterov() -> None:

@@ -17,34 +17,45 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepyard.errors import InvalidValueError
+from deepyard.errors import InvalidValueError, choices
 from deepyard.train.config import SolverConfig, TrainConfig
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+Builder = Callable[[list[Any], SolverConfig], torch.optim.Optimizer]
+
+
+def _sgd(p: list[Any], s: SolverConfig) -> torch.optim.Optimizer:
+    if s.type == "nesterov" and s.momentum == 0:
+        raise InvalidValueError("the nesterov solver needs a momentum above 0 (momentum 0 is plain sgd)")
+    return torch.optim.SGD(p, lr=s.lr, momentum=s.momentum, nesterov=s.type == "nesterov", weight_decay=s.weight_decay)
+
+
+SOLVERS: dict[str, Builder] = {  # every value of config.Solver, and only those (a test checks)
+    "sgd": _sgd,
+    "momentum": _sgd,
+    "nesterov": _sgd,
+    "adagrad": lambda p, s: torch.optim.Adagrad(p, lr=s.lr, weight_decay=s.weight_decay, eps=s.eps),
+    "adadelta": lambda p, s: torch.optim.Adadelta(p, lr=s.lr, rho=s.rms_decay, eps=s.eps, weight_decay=s.weight_decay),
+    "rmsprop": lambda p, s: torch.optim.RMSprop(p, lr=s.lr, alpha=s.rms_decay, eps=s.eps, weight_decay=s.weight_decay),
+    "adam": lambda p, s: torch.optim.Adam(p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay),
+    "adamw": lambda p, s: torch.optim.AdamW(
+        p, lr=s.lr, betas=(s.beta1, s.beta2), eps=s.eps, weight_decay=s.weight_decay
+    ),
+}
 
 
 def build_optimizer(
     params: Iterable[nn.Parameter] | Iterable[dict[str, Any]], s: SolverConfig
 ) -> torch.optim.Optimizer:
     """The optimizer for `s`, over parameters or parameter groups (a group's `lr_mult` scales its rate); the
-    learning rate is then set every step by the schedule."""
-    p: list[Any] = list(params)
-    if s.type in ("sgd", "momentum", "nesterov"):
-        if s.type == "nesterov" and s.momentum == 0:
-            raise InvalidValueError("the nesterov solver needs a momentum above 0 (momentum 0 is plain sgd)")
-        return torch.optim.SGD(
-            p, lr=s.lr, momentum=s.momentum, nesterov=s.type == "nesterov", weight_decay=s.weight_decay
-        )
-    if s.type == "adagrad":
-        return torch.optim.Adagrad(p, lr=s.lr, weight_decay=s.weight_decay, eps=s.eps)
-    if s.type == "adadelta":
-        return torch.optim.Adadelta(p, lr=s.lr, rho=s.rms_decay, eps=s.eps, weight_decay=s.weight_decay)
-    if s.type == "rmsprop":
-        return torch.optim.RMSprop(p, lr=s.lr, alpha=s.rms_decay, eps=s.eps, weight_decay=s.weight_decay)
-    betas = (s.beta1, s.beta2)
-    if s.type == "adam":
-        return torch.optim.Adam(p, lr=s.lr, betas=betas, eps=s.eps, weight_decay=s.weight_decay)
-    return torch.optim.AdamW(p, lr=s.lr, betas=betas, eps=s.eps, weight_decay=s.weight_decay)
+    learning rate is then set every step by the schedule. An unknown solver (one that skipped validation) raises
+    InvalidValueError naming the valid ones."""
+    builder = SOLVERS.get(s.type)
+    if builder is None:
+        raise InvalidValueError(f"unknown solver {s.type!r}; valid: {choices(SOLVERS)}")
+    return builder(list(params), s)
 
 
 def build_criterion(config: TrainConfig, num_classes: int) -> Criterion:
