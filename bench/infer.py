@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from deepyard.infer.export import Deployable, export, load_exported
-from deepyard.infer.model import Classifier
+from deepyard.infer.model import TrainedModel
 from deepyard.infer.preprocess import Preprocessing
 from deepyard.networks import build_network
 
@@ -64,7 +64,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for name, (c, h, w), classes, calls, batch, batches in CASES:
         pre = Preprocessing(width=w, height=h, channels=c)
-        clf = Classifier(build_network(name, (c, h, w), classes), [str(i) for i in range(classes)], pre, {"ref": name})
+        clf = TrainedModel(
+            build_network(name, (c, h, w), classes), [str(i) for i in range(classes)], pre, {"ref": name}
+        )
         sample = rng.integers(0, 256, (8, h, w, c), dtype=np.uint8)
         with tempfile.TemporaryDirectory() as tmp:
             report = export(clf, "onnx", Path(tmp) / f"{name}.onnx", sample)

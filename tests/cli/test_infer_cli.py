@@ -31,7 +31,7 @@ def test_classify_one_and_many(trained: Trained, tmp_path: Path) -> None:  # noq
     (tmp_path / "in" / "class0" / "bad.png").write_bytes(b"nope")
     many = run(home, "classify", f"run:{trained.run_id}@last", str(tmp_path / "in"), "--csv", str(tmp_path / "o.csv"))
     assert many.returncode == 0, many.stderr
-    assert "top-1 on 3 labelled images: 100.00%" in many.stdout and "not an image" in many.stdout
+    assert "right on 3 labelled images: 100.00%" in many.stdout and "not an image" in many.stdout
     rows = list(csv.DictReader((tmp_path / "o.csv").read_text().splitlines()))
     assert len(rows) == 4 and sum(1 for r in rows if r["error"]) == 1
 

@@ -22,7 +22,7 @@ def test_random_split_is_stratified_and_seeded(tmp_path: Path) -> None:
     make_class_folders(tmp_path / "d", {"a": 20, "b": 40})
     src = {"kind": "folder", "train": tmp_path / "d"}
     listing = list_source(spec(src, val_pct=25, test_pct=10))
-    counts = {s: np.bincount([it.label for it in items]).tolist() for s, items in listing.splits.items()}
+    counts = {s: np.bincount([it.target for it in items]).tolist() for s, items in listing.splits.items()}
     assert counts == {"train": [13, 26], "val": [5, 10], "test": [2, 4]}
     again = list_source(spec(src, val_pct=25, test_pct=10))
     other = list_source(spec(src, val_pct=25, test_pct=10, seed=3))
@@ -37,7 +37,7 @@ def test_nested_folders_are_flattened_into_their_class(tmp_path: Path) -> None:
     make_class_folders(tmp_path / "d", {"a": 2, "b": 2})
     save_image(tmp_path / "d" / "a" / "x" / "y" / "deep.png", random_image(np.random.default_rng(0)))
     listing = list_source(spec({"kind": "folder", "train": tmp_path / "d"}, val_pct=0))
-    assert [it.label for it in listing.splits["train"]] == [0, 0, 0, 1, 1]
+    assert [it.target for it in listing.splits["train"]] == [0, 0, 0, 1, 1]
 
 
 def test_min_per_class_drops_small_classes_and_says_so(tmp_path: Path) -> None:
@@ -45,13 +45,13 @@ def test_min_per_class_drops_small_classes_and_says_so(tmp_path: Path) -> None:
     listing = list_source(spec({"kind": "folder", "train": tmp_path / "d"}, min_per_class=2))
     assert listing.classes == ["a", "b", "c"]
     assert listing.dropped_classes == [{"class": "rare", "count": 1, "reason": "fewer than 2 training images"}]
-    assert sorted({it.label for items in listing.splits.values() for it in items}) == [0, 1, 2]
+    assert sorted({it.target for items in listing.splits.values() for it in items}) == [0, 1, 2]
 
 
 def test_max_per_class_caps_each_class(tmp_path: Path) -> None:
     make_class_folders(tmp_path / "d", {"a": 10, "b": 3})
     listing = list_source(spec({"kind": "folder", "train": tmp_path / "d"}, max_per_class=4, val_pct=0))
-    assert np.bincount([it.label for it in listing.splits["train"]]).tolist() == [4, 3]
+    assert np.bincount([it.target for it in listing.splits["train"]]).tolist() == [4, 3]
 
 
 def test_separate_val_folder_must_have_the_same_classes(tmp_path: Path) -> None:

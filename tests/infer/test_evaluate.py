@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from deepyard.datasets import create_dataset, make_spec
 from deepyard.errors import InvalidValueError
 from deepyard.infer import evaluate, labelled_data, load_run_model, read_inputs, split_data, write_pictures
-from deepyard.infer import metrics as m
+from deepyard.tasks import classmetrics as m
 from tests.conftest import make_class_folders
 from tests.infer.conftest import Trained
 
@@ -19,20 +20,23 @@ from tests.infer.conftest import Trained
 def test_evaluate_val_split_is_consistent(trained: Trained) -> None:
     clf = load_run_model(trained.settings, trained.run_id)
     result = evaluate(clf, split_data(trained.settings, clf, trained.dataset, "val"), top_n=4, batch_size=7)
-    assert result.count == 30 and result.confusion.sum() == 30
-    assert result.top1 == pytest.approx(np.trace(result.confusion) / 30)
-    assert result.top1 > 0.9  # the bars are easy; a broken pipeline would sit near 1/3
-    assert result.top5 == 1.0  # three classes
-    # metrics agree with the probabilities they came from
-    assert result.top1 == pytest.approx(m.topk_accuracy(result.probs, result.labels, 1))
-    assert [c.support for c in result.per_class] == result.confusion.sum(axis=1).tolist()
+    confusion = np.array(result.confusion)
+    assert result.count == 30 and confusion.sum() == 30
+    assert result.top1 == pytest.approx(100 * np.trace(confusion) / 30)  # in %, as the trainer's val_top1
+    assert result.top1 > 90  # the bars are easy; a broken pipeline would sit near 1/3
+    assert result.top5 == 100.0  # three classes
+    # the trainer's validation meter, run by the evaluation, gives the same figures as the full report
+    assert result.metrics["top1"] == pytest.approx(result.top1) and result.metrics["top5"] == pytest.approx(100.0)
+    probs = torch.from_numpy(result.outputs).softmax(dim=1).numpy()
+    assert result.top1 == pytest.approx(100 * m.topk_accuracy(probs, result.targets, 1))
+    assert [c["support"] for c in result.per_class] == confusion.sum(axis=1).tolist()
     assert all(len(v) == 4 for v in result.top_per_class.values())
     for name, examples in result.top_per_class.items():
         column = result.classes.index(name)
-        probs = [result.probs[e.index, column] for e in examples]
-        assert probs == sorted(probs, reverse=True) and probs[0] == result.probs[:, column].max()
-    assert all(e.label != e.predicted for e in result.top_losses)
-    assert all(Path(e.source).exists() for e in result.top_losses)  # named by their original files
+        ranked = [probs[e["index"], column] for e in examples]
+        assert ranked == sorted(ranked, reverse=True) and ranked[0] == pytest.approx(probs[:, column].max())
+    assert all(e["label"] != e["predicted"] for e in result.top_losses)
+    assert all(Path(e["source"]).exists() for e in result.top_losses)  # named by their original files
 
 
 def test_evaluate_labelled_folder_skips_bad_files(trained: Trained, tmp_path: Path) -> None:
@@ -69,7 +73,7 @@ def test_pictures_are_written_and_not_blank(trained: Trained, tmp_path: Path) ->
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes((trained.images / name / f"{i:03d}.png").read_bytes())
     result = evaluate(clf, labelled_data(clf, read_inputs(folder, classes=clf.classes), "mislabelled"), top_n=3)
-    assert len(result.top_losses) == 3 and result.confusion.trace() == 9
+    assert len(result.top_losses) == 3 and np.trace(np.array(result.confusion)) == 9
     files = write_pictures(result, tmp_path / "eval")
     for key in ("confusion", "top_losses", "top_per_class"):
         with Image.open(files[key]) as img:

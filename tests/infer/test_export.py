@@ -17,7 +17,7 @@ import torch
 from deepyard.errors import IntegrityError, InvalidValueError
 from deepyard.infer import export, export_all, load_run_model, read_archive, validation_sample, write_archive
 from deepyard.infer.export import Deployable, check_parity, load_exported
-from deepyard.infer.model import Classifier, checkpoint_path
+from deepyard.infer.model import TrainedModel, checkpoint_path
 from deepyard.train.checkpoint import load_checkpoint
 from tests.conftest import REPO
 from tests.infer.conftest import Trained
@@ -33,14 +33,14 @@ def test_archive_round_trip(trained: Trained, sample: np.ndarray, tmp_path: Path
     path = write_archive(clf, tmp_path / "bars.zip")
     with zipfile.ZipFile(path) as zf:
         assert set(zf.namelist()) == {"model.safetensors", "network.json", "labels.txt", "preprocess.json",
-                                      "mean.npy", "info.json"}  # fmt: skip
+                                      "mean.npy", "info.json", "task.json"}  # fmt: skip
         info = json.loads(zf.read("info.json"))
     assert info["run"] == trained.run_id and info["dataset"]["id"] == trained.dataset and info["snapshot"] == "best"
     back = read_archive(path)
     assert back.classes == clf.classes and back.preprocessing == clf.preprocessing
     assert np.array_equal(back.preprocessing.mean_pixels, clf.preprocessing.mean_pixels)  # type: ignore[arg-type]
     pixels = torch.from_numpy(sample).permute(0, 3, 1, 2)
-    assert torch.equal(back.logits(pixels), clf.logits(pixels))
+    assert torch.equal(back.outputs(pixels), clf.outputs(pixels))
     image = trained.images / "class1" / "004.png"
     assert back.preprocessing.load_pixels(str(image)).tolist() == clf.preprocessing.load_pixels(str(image)).tolist()
 
@@ -50,7 +50,11 @@ def test_export_parity(trained: Trained, sample: np.ndarray, tmp_path: Path, fmt
     clf = load_run_model(trained.settings, trained.run_id)
     report = export(clf, fmt, tmp_path / f"model.{fmt}", sample)
     assert report.ok, report.summary()
-    assert report.samples == 16 and report.top1_agreement == 1.0 and report.max_abs_diff <= report.tolerance
+    assert (
+        report.samples == 16
+        and (report.agreement, report.agreement_of) == (1.0, "top-1")
+        and report.max_abs_diff <= report.tolerance
+    )
     assert set(report.latency_ms) == {"pytorch", fmt} and all(v > 0 for v in report.latency_ms.values())
     assert Path(report.path).stat().st_size == report.size_bytes > 1000
 
@@ -65,7 +69,7 @@ def test_onnx_has_a_dynamic_batch(trained: Trained, sample: np.ndarray, tmp_path
         x = sample[:batch].transpose(0, 3, 1, 2).astype(np.float32)
         out = session.run(["logits"], {"pixels": x})[0]
         assert out.shape == (batch, 3)
-        expected = clf.logits(torch.from_numpy(sample[:batch]).permute(0, 3, 1, 2)).numpy()
+        expected = clf.outputs(torch.from_numpy(sample[:batch]).permute(0, 3, 1, 2)).numpy()
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
     assert json.loads((tmp_path / "parity.json").read_text())[0]["format"] == "onnx"
 
@@ -80,7 +84,7 @@ def test_a_failed_parity_check_says_so_with_its_figures(trained: Trained, sample
             p.add_(torch.randn_like(p))
     pixels = torch.from_numpy(sample).permute(0, 3, 1, 2).float()
     report = check_parity("torchscript", tmp_path / "m.pt", Deployable(moved.transform, moved.model).eval(),
-                          load_exported("torchscript", tmp_path / "m.pt"), pixels)  # fmt: skip
+                          load_exported("torchscript", tmp_path / "m.pt"), pixels, moved)  # fmt: skip
     assert not report.ok and report.max_abs_diff > report.tolerance
     assert re.search(r"torchscript: parity FAILED: max \|Δlogit\| \d\.\d\de[+-]\d\d", report.summary())
 
@@ -104,7 +108,7 @@ def test_readme_snippet_loads_an_archive_with_plain_pytorch(trained: Trained, sa
         check_readme_snippet(clf, image, tmp_path / "model.zip")
 
 
-def check_readme_snippet(clf: Classifier, image: Path, archive: Path) -> None:
+def check_readme_snippet(clf: TrainedModel, image: Path, archive: Path) -> None:
     """Run the README's archive snippet on `clf` written as an archive: the same probabilities as Deepyard's."""
     readme = (REPO / "README.md").read_text()
     code = re.search(r"<!-- archive-snippet:start -->\n```python\n(.*?)```", readme, re.S)
@@ -112,7 +116,7 @@ def check_readme_snippet(clf: Classifier, image: Path, archive: Path) -> None:
     write_archive(clf, archive)
     scope: dict[str, object] = {"ARCHIVE": str(archive), "IMAGE": str(image)}
     exec(compile(code.group(1), "README snippet", "exec"), scope)
-    expected = clf.logits([clf.preprocessing.load_pixels(str(image))]).softmax(1)[0]
+    expected = clf.outputs([clf.preprocessing.load_pixels(str(image))]).softmax(1)[0]
     torch.testing.assert_close(scope["probs"], expected, rtol=1e-4, atol=1e-5)
     assert scope["label"] == clf.classes[int(expected.argmax())]
 

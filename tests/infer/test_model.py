@@ -43,7 +43,7 @@ def test_classifying_the_original_file_gives_the_logits_of_training(trained: Tra
     from_files = [clf.preprocessing.load_pixels(sources[i]) for i in picks]
     assert (np.stack(from_files) == store.get_batch(picks)).all()
     assert clf.preprocessing.crop_size == 10 and clf.preprocessing.mean == "image"
-    logits = clf.logits(from_files)
+    logits = clf.outputs(from_files)
     torch.testing.assert_close(logits, during_training, rtol=1e-5, atol=1e-5)
     assert logits.std() > 0.1  # a trained model, not constant outputs
 
@@ -58,9 +58,9 @@ def test_snapshots_best_last_and_steps(trained: Trained) -> None:
     last = load_run_model(trained.settings, trained.run_id, snapshot="last")
     assert first.info["step"] == steps[-1] and last.info["step"] == steps[0]
     x = [np.full((12, 12, 3), 128, np.uint8)]
-    assert not torch.equal(first.logits(x), last.logits(x))
+    assert not torch.equal(first.outputs(x), last.outputs(x))
     by_ref = open_model(trained.settings, f"run:{trained.run_id}@{steps[-1]}")
-    assert torch.equal(by_ref.logits(x), first.logits(x))
+    assert torch.equal(by_ref.outputs(x), first.outputs(x))
 
 
 def test_unknown_snapshot_and_run_are_named(trained: Trained) -> None:

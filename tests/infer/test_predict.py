@@ -92,7 +92,7 @@ def test_list_file_with_names_indices_and_no_labels(trained: Trained, tmp_path: 
 
 def test_prediction_json_shape(clf, trained: Trained) -> None:  # type: ignore[no-untyped-def]
     doc = classify_one(clf, trained.images / "class0" / "000.png", k=2).to_json()
-    assert set(doc) == {"source", "label", "predicted", "correct", "top", "error"}
+    assert set(doc) == {"source", "label", "predicted", "correct", "top", "summary", "error"}
     assert [set(t) for t in doc["top"]] == [{"class", "probability"}] * 2
     assert doc["predicted"] == doc["top"][0]["class"] == "class0"
     assert doc["top"][0]["probability"] >= doc["top"][1]["probability"]

@@ -24,7 +24,7 @@ from torch import nn
 
 from deepyard.config import Settings
 from deepyard.datasets import create_dataset, get_dataset, make_spec, open_split
-from deepyard.infer import Classifier, evaluate, load_run_model, split_data
+from deepyard.infer import TrainedModel, evaluate, load_run_model, split_data
 from deepyard.networks import NetworkSpec, spec_from_data
 from deepyard.train import Callback, make_config, resume_run, train
 from deepyard.train.batchnorm import recompute_batchnorm
@@ -78,7 +78,7 @@ def bn_net(blocks: int = 3, dropout: float = 0.0) -> NetworkSpec:
     return spec_from_data({"name": "bn-net", "layers": layers})
 
 
-def train_mode_accuracy(clf: Classifier, settings: Settings, dataset: str, batch_size: int) -> float:
+def train_mode_accuracy(clf: TrainedModel, settings: Settings, dataset: str, batch_size: int) -> float:
     """Top-1 (%) on the training split with batch statistics, in shuffled batches as training saw them."""
     store = open_split(settings, get_dataset(settings, dataset), "train")
     pixels = torch.from_numpy(store.to_array()).permute(0, 3, 1, 2)  # (N, C, H, W) uint8
@@ -93,9 +93,9 @@ def train_mode_accuracy(clf: Classifier, settings: Settings, dataset: str, batch
     return 100 * hits / len(order)
 
 
-def eval_mode_accuracy(clf: Classifier, settings: Settings, dataset: str, split: str = "train") -> float:
+def eval_mode_accuracy(clf: TrainedModel, settings: Settings, dataset: str, split: str = "train") -> float:
     """Top-1 (%) as `deepyard evaluate RUN --split train` gives it (eval mode, the inference input path)."""
-    return 100 * evaluate(clf, split_data(settings, clf, dataset, split)).top1
+    return float(evaluate(clf, split_data(settings, clf, dataset, split)).top1)  # in %
 
 
 def check_evaluates_as_it_trains(settings: Settings, dataset: str, network: str | NetworkSpec,

@@ -23,6 +23,7 @@ from deepyard.cli.jobs import jobs_app
 from deepyard.cli.models import model_app
 from deepyard.cli.networks import network_app
 from deepyard.cli.serve import serve_command, user_app
+from deepyard.cli.tasks import task_app
 from deepyard.cli.train import run_app, train_command
 from deepyard.config import load_settings
 from deepyard.errors import DeepyardError, disk_full
@@ -34,6 +35,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(task_app, name="task")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(network_app, name="network")
 app.command("train")(train_command)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
@@ -13,7 +12,7 @@ from deepyard import datasets
 from deepyard.cli.common import console, print_json, progress_bar
 from deepyard.config import Settings
 from deepyard.datasets.catalog import REPORT, Manifest, dataset_dir, load_dataset, scan_datasets
-from deepyard.datasets.spec import DatasetSpec, Encoding, Fill, ResizeMode, parse_size
+from deepyard.datasets.spec import DatasetSpec, Encoding, Fill, ResizeMode, parse_size, source_fields
 from deepyard.files import printable, read_json
 from deepyard.stored import Damaged
 from deepyard.train.runs import delete_unused_dataset
@@ -37,11 +36,14 @@ ReuseOpt = typer.Option(False, "--reuse", help="Return an existing dataset with 
 @dataset_app.command("create")
 def create(
     ctx: typer.Context,
-    source: Path = typer.Argument(..., help="Folder of class sub-folders, or a list file when --labels is given."),
+    source: Path = typer.Argument(
+        ..., help="Folder of class (or label) sub-folders, a CSV file with a header, or a list file."
+    ),
+    task: str = typer.Option(_F["task"].default, help="classification, multilabel or regression (deepyard task list)."),
     name: str | None = typer.Option(None, help="Dataset name (default: the source's name)."),
     val: Path | None = typer.Option(None, help="Separate validation folder (or list file) with the same classes."),
     test: Path | None = typer.Option(None, help="Separate test folder (or list file) with the same classes."),
-    labels: Path | None = typer.Option(None, help="Labels file (one class per line): SOURCE is a list file."),
+    labels: Path | None = typer.Option(None, help="Labels file (one class per line) for a list file's indices."),
     base: Path | None = typer.Option(None, help="Folder that relative paths in list files start from."),
     channels: int = typer.Option(_F["channels"].default, help=_help("channels")),
     size: str = typer.Option("256x256", help="Image size WxH, e.g. 28x28."),
@@ -62,17 +64,12 @@ def create(
     reuse: bool = ReuseOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Build a dataset from a folder of class sub-folders or from list files."""
+    """Build a dataset of any task from class (label) folders, a CSV file or list files; bad files are reported."""
     options = {k: v for k, v in locals().items() if k in _F and k not in ("name", "source")}
     width, height = parse_size(size)
-    if labels is not None:
-        src: dict[str, Any] = {"kind": "list", "train": source, "labels": labels, "base": base}
-    else:
-        src = {"kind": "folder", "train": source}
-    src.update({"val": val, "test": test})
     spec = datasets.make_spec(
         name=name or source.resolve().name,
-        source=src,
+        source=source_fields(source, labels, base, val, test),
         **options,
         width=width,
         height=height,
@@ -181,6 +178,7 @@ def _show(settings: Settings, m: Manifest, as_json: bool) -> None:
     for key, value in [
         ("id", m.id),
         ("name", m.name),
+        ("task", m.task),
         ("path", str(folder)),
         ("shape", f"{m.shape[1]}x{m.shape[0]}, {m.shape[2]} channel(s), {m.spec.resize_mode.value}"),
         ("encoding", f"{m.encoding}, {m.size_bytes / 1e6:,.1f} MB"),
@@ -190,10 +188,15 @@ def _show(settings: Settings, m: Manifest, as_json: bool) -> None:
     ]:
         info.add_row(f"[bold]{key}", value)
     console.print(info)
-    table = Table("class", *m.splits, title="images per class")
+    counted = all(len(s.per_class) == len(m.classes) for s in m.splits.values())
+    table = Table("output", *m.splits, title="images per class (label)" if counted else "images; targets")
     for i, cls in enumerate(m.classes):
-        table.add_row(printable(cls), *(str(s.per_class[i]) for s in m.splits.values()))
-    table.add_row("[bold]total", *(f"[bold]{s.count}" for s in m.splits.values()))
+        stats = m.target_stats
+        cells = [str(s.per_class[i]) for s in m.splits.values()] if counted else ["" for _ in m.splits]
+        if not counted and stats.get("mean"):  # values: the training mean and std
+            cells[0] = f"mean {stats['mean'][i]:.4g}, std {stats['std'][i]:.4g}"
+        table.add_row(printable(cls), *cells)
+    table.add_row("[bold]images", *(f"[bold]{s.count}" for s in m.splits.values()))
     console.print(table)
     for dropped in m.dropped_classes:
         console.print(f"dropped class {dropped['class']!s} ({dropped['count']} images): {dropped['reason']}")

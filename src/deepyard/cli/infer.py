@@ -51,7 +51,7 @@ def classify_command(
         except ImageSkipped as exc:
             raise SourceError(f"{inputs}: {exc.reason}") from None
     else:
-        items = infer.read_inputs(path, base, clf.classes)
+        items = infer.read_inputs(path, base, clf.classes, clf.task)
         with progress_bar() as update:
             rows = infer.classify_many(clf, items, top, batch_size, lambda d, t: update("classifying", d, t))
     if csv_out is not None:
@@ -66,16 +66,16 @@ def classify_command(
 
 
 def _print_predictions(rows: list[Any]) -> None:
-    table = Table("image", "top classes", "true", box=None)
+    table = Table("image", "prediction", "true", box=None)
     for row in rows:
-        shown = (row.error and f"[red]{row.error}[/]") or ", ".join(f"{c} {p:.1%}" for c, p in row.top)
+        shown = (row.error and f"[red]{row.error}[/]") or row.result.get("summary", "")
         mark = "" if row.correct is None else ("[green]✓[/]" if row.correct else "[red]✗[/]")
         table.add_row(row.source, shown, f"{row.label or ''} {mark}")
     console.print(table)
     labelled = [r for r in rows if r.correct is not None]
     if labelled:
         right = sum(r.correct for r in labelled)
-        console.print(f"top-1 on {len(labelled)} labelled images: {right / len(labelled):.2%}")
+        console.print(f"right on {len(labelled)} labelled images: {right / len(labelled):.2%}")
 
 
 def evaluate_command(
@@ -89,25 +89,45 @@ def evaluate_command(
     snapshot: str | None = SnapshotOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Accuracy, confusion matrix, per-class precision/recall/F1, most-confused pairs, top losses, top N per class."""
+    """The task's metrics and pictures: accuracy, confusion matrix, per-class F1 ... (classification); per-label
+    AP and F1 (multi-label); MAE, RMSE, R² and scatter plots (regression)."""
     with progress_bar() as update:
         doc = _tasks().evaluate_model(ctx.obj, model, dataset, split, images, top_n, out, snapshot,
                                       lambda d, t: update("evaluating", d, t))  # fmt: skip
     if json:
         print_json(doc)
         return
-    console.print(f"[bold]{doc['description']}[/]: {doc['count']} images, top-1 [bold]{doc['top1']:.2%}[/], "
-                  f"top-5 {doc['top5']:.2%}, loss {doc['loss']:.4f}")  # fmt: skip
-    table = Table("class", "precision", "recall", "F1", "images", box=None)
-    for s in doc["per_class"]:
-        table.add_row(s["name"], f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"]))
-    console.print(table)
-    if doc["most_confused"]:
+    console.print(f"[bold]{doc['description']}[/]: {doc['count']} images, {_figures(doc)}")
+    for key in ("per_class", "per_label", "per_target"):
+        if doc.get(key):
+            console.print(_rows_table(doc[key]))
+    if doc.get("most_confused"):
         pairs = ", ".join(f"{c['actual']}→{c['predicted']} x{c['count']}" for c in doc["most_confused"][:5])
         console.print(f"most confused: {pairs}")
     if doc["skipped"]:
         err_console.print(f"[yellow]{len(doc['skipped'])} unreadable images skipped[/] (see evaluation.json)")
-    console.print(f"pictures: {Path(doc['files']['confusion']).parent}")
+    console.print(f"pictures: {Path(doc['files']['json']).parent}")
+
+
+def _figures(doc: dict[str, Any]) -> str:
+    """The task's metrics, labelled and in their units: `val top-1 97.50%, val top-5 100.00%, val loss 0.0712`."""
+    from deepyard.tasks import get_task
+
+    shown = []
+    for m in get_task(doc.get("task")).metrics[1:] + get_task(doc.get("task")).metrics[:1]:
+        value = doc["metrics"].get(m.name.removeprefix("val_"))
+        if value is not None:
+            label = m.label.removeprefix("val ")
+            shown.append(f"{label} [bold]{value:.2f}%[/]" if m.unit == "%" else f"{label} [bold]{value:.4g}[/]")
+    return ", ".join(shown)
+
+
+def _rows_table(rows: list[dict[str, Any]]) -> Table:
+    """A table of per-output figures (per class, label or target), one column per key."""
+    table = Table(*rows[0].keys(), box=None)
+    for row in rows:
+        table.add_row(*("n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+    return table
 
 
 def inspect_command(
@@ -153,19 +173,18 @@ def export_command(
     snapshot: str | None = SnapshotOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Export, then check each export against PyTorch (max |Δlogit|, top-1 agreement, latency). Exit code 3 when a
+    """Export, then check each export against PyTorch (max |Δoutput|, the task's agreement, latency). Exit code 3 when a
     check fails."""
     doc = _tasks().export_model(ctx.obj, model, formats, out, samples, snapshot)
     if json:
         print_json(doc)
     else:
-        table = Table(
-            "format", "file", "max |Δlogit|", "top-1 agree", "ms/image (PyTorch → export)", "parity", box=None
-        )
+        table = Table("format", "file", "max |Δlogit|", "agreement", "ms/image (PyTorch → export)", "parity", box=None)
         for r in doc["reports"]:
             ms = r["latency_ms"]
             verdict = "[green]passed[/]" if r["ok"] else "[bold red]FAILED[/]"
-            table.add_row(r["format"], r["path"], f"{r['max_abs_diff']:.2e}", f"{r['top1_agreement']:.1%}",
+            agree = f"{r['agreement']:.1%} {r['agreement_of']}"
+            table.add_row(r["format"], r["path"], f"{r['max_abs_diff']:.2e}", agree,
                           f"{ms['pytorch']:.2f} → {ms[r['format']]:.2f}", verdict)  # fmt: skip
         console.print(table)
         console.print(f"parity sample: {doc['sample']}")

@@ -101,10 +101,7 @@ class _ProgressCallback:
 
     def on_validation_end(self, run: Any, metrics: dict[str, float]) -> None:
         epoch = run.state.step / run.steps_per_epoch
-        self.bar.console.print(
-            f"epoch {epoch:.2f}: val loss {metrics['val_loss']:.4f}, top-1 {metrics['val_top1']:.2f}%, "
-            f"top-5 {metrics['val_top5']:.2f}%"
-        )
+        self.bar.console.print(f"epoch {epoch:.2f}: {run.task.format_metrics(metrics)}")
 
 
 def _run_with_progress(fn: Any) -> Any:
@@ -135,7 +132,8 @@ def train_command(
     network: str | None = typer.Option(
         None,
         "--network",
-        help="Standard network, torchvision:NAME, timm:NAME, or a spec file (default: the --from one's).",
+        help="Standard network, torchvision:NAME, timm:NAME, or a spec file (default: the --from one's, else the "
+        "task's default for the dataset, which is printed).",
     ),
     source: str | None = typer.Option(
         None, "--from", help="Start from pretrained:NAME, store:NAME, run:ID[@STEP], timm:NAME, or a weights file/URL."
@@ -162,9 +160,13 @@ def train_command(
              "schedule.policy": policy, "seed": seed, "device": device, "finetune.freeze": freeze or None,
              "finetune.train_last": train_last, "finetune.head_epochs": head_epochs,
              "finetune.body_lr_mult": body_lr_mult}  # fmt: skip
-    if network is None and source is None:
-        raise InvalidValueError("give --network NAME, or --from SOURCE to start from pretrained weights")
     cfg = build_config(config, set_, flags)
+    if network is None and source is None:
+        from deepyard.datasets import get_dataset
+        from deepyard.train.tasking import default_network
+
+        network, why = default_network(get_dataset(ctx.obj, dataset))
+        err_console.print(f"network: [bold]{network}[/], the default for {why} (choose another with --network)")
     stored = groups.check_name(group)
 
     def join_group(run_id: str) -> None:  # as soon as the run exists
@@ -221,22 +223,25 @@ def list_runs(ctx: typer.Context, json: bool = JsonOpt) -> None:
     if json:
         print_json([r.to_json() if isinstance(r, Damaged) else r for r in found])
         return
-    table = Table("id", "name", "group", "status", "epochs", "val top-1", "created")
+    table = Table("id", "name", "group", "task", "status", "epochs", "headline", "created")
     for r in found:
         if isinstance(r, Damaged):
-            table.add_row(r.id, "(see below)", grouped.get(r.id) or "-", "[bold red]damaged[/]", "-", "-", "-")
+            table.add_row(r.id, "(see below)", grouped.get(r.id) or "-", "-", "[bold red]damaged[/]", "-", "-", "-")
             continue
-        table.add_row(r["id"], r["name"], r["group"] or "-", r["status"], str(r["config"]["epochs"]), _top1(r),
-                      r["created"])  # fmt: skip
+        table.add_row(r["id"], r["name"], r["group"] or "-", r["task"], r["status"], str(r["config"]["epochs"]),
+                      _headline(r), r["created"])  # fmt: skip
     console.print(table if found else "no runs yet: try `deepyard train --dataset mnist --network lenet`")
     print_damaged(r for r in found if isinstance(r, Damaged))
 
 
-def _top1(info: dict[str, Any]) -> str:
+def _headline(info: dict[str, Any]) -> str:
+    """The task's headline metric at the run's end (classification: `val top-1 97.50%`)."""
+    from deepyard.tasks import get_task
+
     result = info.get("result")
     val = result.get("last_val") if isinstance(result, dict) else None
-    top1 = val.get("val_top1") if isinstance(val, dict) else None
-    return f"{top1:.2f}%" if isinstance(top1, (int, float)) else "-"
+    task = get_task(info.get("task"))
+    return f"{task.metrics[1].label} {task.headline(val)}" if isinstance(val, dict) and val else "-"
 
 
 @run_app.command("show")

@@ -34,11 +34,12 @@ from deepyard.config import Settings
 from deepyard.datasets import catalog, store
 from deepyard.datasets.hygiene import find_duplicates
 from deepyard.datasets.images import spec_geometry
-from deepyard.datasets.sources import Listing, Skipped, list_source
+from deepyard.datasets.sources import Listing, Skipped
 from deepyard.datasets.spec import RAW_AUTO_LIMIT, SPLITS, DatasetSpec, Encoding
 from deepyard.datasets.worker import Chunk, ChunkResult, WorkerConfig, init_worker, process_chunk
 from deepyard.errors import SourceError, disk_full
 from deepyard.files import new_id, write_bytes_atomic, write_json_atomic
+from deepyard.tasks.base import Task, get_task
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 CHUNK = 512  # images per task sent to a worker
@@ -66,7 +67,8 @@ def create_dataset(
             return same[-1]
     if workers != 1 and _cpus() > 1 and not _can_fork():
         _start_forkserver()  # its interpreter starts and imports while the source is listed
-    listing = list_source(spec, settings.readable() if confine else None)  # source errors are raised here
+    task = get_task(spec.task)
+    listing = task.list_source(spec, settings.readable() if confine else None)  # source errors are raised here
     report = progress or (lambda stage, done, total: None)
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     catalog.remove_stale_builds(settings)
@@ -76,7 +78,7 @@ def create_dataset(
     try:
         (work / ".pid").write_text(str(os.getpid()))
         started = time.perf_counter()
-        manifest = _build(spec, listing, work, dataset_id, report, workers, started)
+        manifest = _build(task, spec, listing, work, dataset_id, report, workers, started)
         os.unlink(work / ".pid")
         _fsync_tree(work)
         os.rename(work, catalog.dataset_dir(settings, dataset_id))
@@ -107,6 +109,7 @@ def resolve_encoding(spec: DatasetSpec, count: int) -> str:
 
 
 def _build(
+    task: Task,
     spec: DatasetSpec,
     listing: Listing,
     work: Path,
@@ -128,7 +131,7 @@ def _build(
     with contextlib.closing(_run_chunks(listing, work, config, total, workers)) as chunks:  # the pool ends here
         results = _collect(chunks, listing, work, encoding, shape, report)
     report("finishing", 0, 1)
-    hashes, names = _finish_splits(listing, results, work, encoding)  # only the non-empty splits
+    hashes, names = _finish_splits(task, listing, results, work, encoding)  # only the non-empty splits
     train_count = len(hashes.get("train", []))
     if train_count == 0:
         reasons = sorted({s.reason for s in listing.skipped})[:5]
@@ -145,8 +148,7 @@ def _build(
     )
     splits = {
         split: catalog.SplitInfo(
-            count=len(hashes[split]),
-            per_class=np.bincount(np.load(work / split / store.LABELS_FILE), minlength=len(listing.classes)).tolist(),
+            count=len(hashes[split]), per_class=task.per_output(task.load_targets(work / split), listing.classes)
         )
         for split in SPLITS
         if hashes.get(split)
@@ -158,6 +160,8 @@ def _build(
         build_seconds=round(time.perf_counter() - started, 3),
         deepyard_version=__version__,
         spec=spec,
+        task=task.name,
+        target_stats=task.target_stats(task.load_targets(work / "train"), listing.classes),
         encoding=encoding,
         shape=shape,
         classes=listing.classes,
@@ -165,7 +169,7 @@ def _build(
         skipped=len(listing.skipped),
         dropped_classes=listing.dropped_classes,
         duplicates=duplicates.summary,
-        content_hash=_content_hash(work, listing.classes),
+        content_hash=_content_hash(work, listing.classes, task.targets_file),
         size_bytes=sum(p.stat().st_size for p in work.rglob("*") if p.is_file()),
     )
     write_json_atomic(work / catalog.MANIFEST, manifest.model_dump(mode="json"))
@@ -279,7 +283,7 @@ def _collect(
 
 
 def _finish_splits(
-    listing: Listing, collected: _Collected, work: Path, encoding: str
+    task: Task, listing: Listing, collected: _Collected, work: Path, encoding: str
 ) -> tuple[dict[str, list[bytes]], dict[str, list[str]]]:
     """Drop skipped slots, write labels, offsets and source names; return kept hashes and names per split."""
     hashes: dict[str, list[bytes]] = {}
@@ -297,8 +301,8 @@ def _finish_splits(
             store.compact_raw(folder, keep)
         else:
             np.save(folder / store.OFFSETS_FILE, np.array(collected.offsets[split], dtype=np.int64))
-        labels = np.array([it.label for it in items], dtype=np.int64)[keep]
-        np.save(folder / store.LABELS_FILE, labels)
+        targets = task.target_array([it.target for it in items], listing.classes)[keep]
+        np.save(folder / task.targets_file, targets)
         kept_names = [it.name for it, k in zip(items, keep, strict=True) if k]
         write_json_atomic(folder / "sources.json", kept_names)
         if not kept_names:  # an empty split is not stored
@@ -322,11 +326,11 @@ def _save_mean(work: Path, mean: np.ndarray) -> None:
     write_bytes_atomic(work / catalog.MEAN_IMAGE, buf.getvalue())
 
 
-def _content_hash(work: Path, classes: list[str]) -> str:
-    """sha256 over the class names and, split by split, the stored labels and pixels."""
+def _content_hash(work: Path, classes: list[str], targets_file: str) -> str:
+    """sha256 over the output names and, split by split, the stored targets and pixels."""
     digest = hashlib.sha256("\n".join(classes).encode("utf-8", "surrogateescape"))
     for split in SPLITS:
-        for name in (store.LABELS_FILE, store.RAW_FILE, store.OFFSETS_FILE, store.BLOB_FILE):
+        for name in (targets_file, store.RAW_FILE, store.OFFSETS_FILE, store.BLOB_FILE):
             path = work / split / name
             if path.is_file():
                 with path.open("rb") as fp:

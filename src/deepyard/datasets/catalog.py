@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -21,6 +22,7 @@ from deepyard.datasets.spec import DatasetSpec
 from deepyard.errors import IntegrityError, NotFoundError
 from deepyard.files import read_json
 from deepyard.stored import Damaged, DamagedError, FileCache
+from deepyard.tasks.base import DEFAULT_TASK
 
 MANIFEST, REPORT = "manifest.json", "report.json"
 MEAN_ARRAY, MEAN_IMAGE = "mean.npy", "mean.png"
@@ -31,7 +33,7 @@ class SplitInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     count: int
-    per_class: list[int]  # images per class, in class order
+    per_class: list[int]  # images per class (label), in class order; [] for tasks without classes
 
 
 class Manifest(BaseModel):
@@ -45,9 +47,11 @@ class Manifest(BaseModel):
     build_seconds: float
     deepyard_version: str
     spec: DatasetSpec
+    task: str = DEFAULT_TASK  # datasets built before tasks existed are classification
+    target_stats: dict[str, Any] = {}  # what the task keeps about the training targets (regression: mean, std)
     encoding: str  # resolved: raw, png or jpeg
     shape: tuple[int, int, int]  # (height, width, channels)
-    classes: list[str]
+    classes: list[str]  # the output names: classes, labels, or regression targets
     splits: dict[str, SplitInfo]  # only the non-empty splits
     skipped: int  # files skipped (see the report for each path and reason)
     dropped_classes: list[dict[str, object]]

@@ -20,6 +20,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Item:
     """One image to decode: a file path, or pixels already in memory (IDX)."""
 
     source: str | np.ndarray
-    label: int
+    target: Any  # what the task stores for it: a class index (classification), label indices, values
     name: str  # what reports show: the path, or `file#index`
 
 
@@ -63,10 +64,15 @@ def list_source(spec: DatasetSpec, readable: Readable | None = None) -> Listing:
     src = spec.source
     if isinstance(src, FolderSource):
         classes, given, skipped = _list_folders(src, readable)
-    elif isinstance(src, ListSource):
+    elif isinstance(src, ListSource) and src.labels is not None:
         classes, given, skipped = _list_files(src, readable)
-    else:
+    elif isinstance(src, IdxSource):
         classes, given, skipped = _list_idx(src)
+    else:
+        raise SourceError(
+            f"a {src.kind} source with no labels file is not a classification source; give a labels file, or "
+            "build it for the task it is written for (--task multilabel or regression)"
+        )
     caps = {"train": spec.max_per_class, "val": spec.val_max_per_class, "test": spec.test_max_per_class}
     rng = np.random.default_rng(spec.seed)
     for split, items in given.items():
@@ -246,6 +252,7 @@ def _list_files(src: ListSource, readable: Readable | None) -> tuple[list[str], 
     for key, path in src:
         if isinstance(path, Path) and readable is not None and not readable(str(path)):
             raise SourceError(f"source.{key} {str(path)!r} is {OUTSIDE}")
+    assert src.labels is not None
     classes = _read_labels(src.labels)
     given: dict[str, list[Item]] = {}
     skipped: list[Skipped] = []
@@ -342,7 +349,7 @@ def _cap(items: list[Item], cap: int | None, rng: np.random.Generator) -> list[I
 
 
 def _drop_small_classes(listing: Listing, given: dict[str, list[Item]], minimum: int) -> None:
-    counts = np.bincount([it.label for it in given["train"]], minlength=len(listing.classes))
+    counts = np.bincount([it.target for it in given["train"]], minlength=len(listing.classes))
     keep = [i for i, n in enumerate(counts) if n >= minimum]
     for i, n in enumerate(counts):
         if n < minimum:
@@ -363,7 +370,7 @@ def _drop_small_classes(listing: Listing, given: dict[str, list[Item]], minimum:
     remap = {old: new for new, old in enumerate(keep)}
     listing.classes = [listing.classes[i] for i in keep]
     for split, items in given.items():
-        given[split] = [Item(it.source, remap[it.label], it.name) for it in items if it.label in remap]
+        given[split] = [Item(it.source, remap[it.target], it.name) for it in items if it.target in remap]
 
 
 def _split(listing: Listing, given: dict[str, list[Item]], spec: DatasetSpec, rng: np.random.Generator) -> None:
@@ -384,12 +391,12 @@ def _split(listing: Listing, given: dict[str, list[Item]], spec: DatasetSpec, rn
                 start += n
             out["train"].extend(group[i] for i in sorted(order[start:]))
         for s in held:
-            out[s].sort(key=lambda it: it.label)
+            out[s].sort(key=lambda it: it.target)
     listing.splits = out
 
 
 def _by_class(items: list[Item]) -> dict[int, list[Item]]:
     groups: dict[int, list[Item]] = {}
     for it in items:
-        groups.setdefault(it.label, []).append(it)
+        groups.setdefault(it.target, []).append(it)
     return groups

@@ -12,8 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from deepyard.errors import InvalidValueError, choices
+from deepyard.errors import InvalidValueError, SourceError, choices
 from deepyard.limits import check_data, shown
+from deepyard.tasks.base import DEFAULT_TASK, get_task
 
 
 class ResizeMode(str, Enum):
@@ -59,11 +60,12 @@ class FolderSource(_Frozen):
 
 
 class ListSource(_Frozen):
-    """List files of `path label_index` lines and a labels file (line i names class i)."""
+    """List files of `path target...` lines: a label index and a labels file (line i names class i) for
+    classification, label names for multi-label, numbers for regression."""
 
     kind: Literal["list"] = "list"
     train: Path
-    labels: Path
+    labels: Path | None = None
     val: Path | None = None
     test: Path | None = None
     base: Path | None = None  # relative paths in the lists are resolved against it (default: the list's folder)
@@ -82,13 +84,27 @@ class IdxSource(_Frozen):
     classes: tuple[str, ...] | None = None  # default: the label values as text, "0".."9"
 
 
-Source = Annotated[FolderSource | ListSource | IdxSource, Field(discriminator="kind")]
+class CsvSource(_Frozen):
+    """CSV files with a header: an image path column and target columns (multi-label: one column of labels
+    separated by spaces; regression: one column per value)."""
+
+    kind: Literal["csv"] = "csv"
+    train: Path
+    val: Path | None = None
+    test: Path | None = None
+    base: Path | None = None  # relative image paths are resolved against it (default: the CSV's folder)
+    image_column: str | None = Field(None, max_length=200)  # default: the first column
+    target_columns: tuple[Annotated[str, Field(max_length=200)], ...] | None = Field(None, max_length=1000)
+
+
+Source = Annotated[FolderSource | ListSource | IdxSource | CsvSource, Field(discriminator="kind")]
 
 
 class DatasetSpec(_Frozen):
-    """A full description of an image-classification dataset build."""
+    """A full description of a dataset build: a task, a source, and how the images are stored."""
 
     name: str = Field(min_length=1, max_length=200, description="Name shown in listings.")
+    task: str = Field(DEFAULT_TASK, max_length=50, description="What the targets are: see `deepyard task list`.")
     source: Source
     channels: Literal[1, 3] = Field(3, description="1 = grayscale, 3 = RGB.")
     width: int = Field(256, ge=1, le=16384, description="Image width in pixels.")
@@ -122,6 +138,7 @@ class DatasetSpec(_Frozen):
 
     @model_validator(mode="after")
     def _check_percentages(self) -> DatasetSpec:
+        get_task(self.task)  # an unknown task names the valid ones
         if self.val_pct + self.test_pct >= 100:
             raise InvalidValueError(
                 f"val_pct + test_pct = {self.val_pct + self.test_pct:g}; they must add up to less than 100"
@@ -166,3 +183,22 @@ def make_spec(**fields: object) -> DatasetSpec:
             got = f" (got {shown(value)})" if err["loc"] and not isinstance(value, dict) else ""
             problems.append(f"{where}: {message}{got}")
         raise InvalidValueError("invalid dataset options: " + "; ".join(problems)) from None
+
+
+def source_fields(
+    train: Path,
+    labels: Path | None = None,
+    base: Path | None = None,
+    val: Path | None = None,
+    test: Path | None = None,
+) -> dict[str, object]:
+    """The source a path names: a folder (class or label sub-folders), a CSV file (`.csv`), or a list file."""
+    if not train.exists():
+        raise SourceError(f"{str(train)!r} does not exist; give a folder, a CSV file or a list file")
+    if train.suffix.lower() == ".csv":
+        src: dict[str, object] = {"kind": "csv", "train": train, "base": base}
+    elif train.is_dir():
+        src = {"kind": "folder", "train": train}
+    else:
+        src = {"kind": "list", "train": train, "labels": labels, "base": base}
+    return {**src, "val": val, "test": test}

@@ -1,7 +1,8 @@
 """The per-split image store: write it once during a build, then read random batches from any process.
 
 Layout of a split folder:
-- `labels.npy`   (N,) int64 class indices.
+- the targets:   one .npy array per split, written and read by the dataset's task (deepyard.tasks):
+  classification's `labels.npy` holds (N,) int64 class indices.
 - raw encoding:  `images.npy`, one (N, H, W, C) uint8 array in NumPy's .npy format. Readers memory-map it, so a
   whole split costs no RAM beyond the page cache, which every DataLoader worker and DDP rank on the machine
   shares; a random batch is one fancy-index copy.
@@ -90,20 +91,22 @@ def _npy_header(shape: tuple[int, ...]) -> bytes:
 
 
 class ImageStore:
-    """Read-only access to one split: `len`, `labels`, `get(i)`, `get_batch(indices)`, `to_array()`."""
+    """Read-only access to one split: `len`, `targets`, `get(i)`, `get_batch(indices)`, `to_array()`.
 
-    def __init__(self, folder: Path, channels: int, in_memory: bool = False) -> None:
-        if not (folder / LABELS_FILE).is_file():
+    `targets` is the split's target array as its task read it (default: classification's `labels.npy`)."""
+
+    def __init__(self, folder: Path, channels: int, in_memory: bool = False, targets: np.ndarray | None = None) -> None:
+        if targets is None and not (folder / LABELS_FILE).is_file():
             raise NotFoundError(f"no image store in {str(folder)!r} ({LABELS_FILE} is missing)")
         self.folder = folder
         self.channels = channels
-        self.labels: np.ndarray = np.load(folder / LABELS_FILE)
+        self.targets: np.ndarray = np.load(folder / LABELS_FILE) if targets is None else targets
         self.raw = (folder / RAW_FILE).is_file()
         mode: Literal["r"] | None = None if in_memory else "r"
         if self.raw:
             self._images: np.ndarray = np.load(folder / RAW_FILE, mmap_mode=mode)
-            if len(self._images) != len(self.labels):
-                raise IntegrityError(f"{str(folder)!r}: {len(self._images)} images but {len(self.labels)} labels")
+            if len(self._images) != len(self.targets):
+                raise IntegrityError(f"{str(folder)!r}: {len(self._images)} images but {len(self.targets)} targets")
         else:
             self._offsets: np.ndarray = np.load(folder / OFFSETS_FILE)
             blob = folder / BLOB_FILE
@@ -114,8 +117,13 @@ class ImageStore:
             else:
                 self._blob = np.memmap(blob, dtype=np.uint8, mode="r")
 
+    @property
+    def labels(self) -> np.ndarray:
+        """The targets under their classification name."""
+        return self.targets
+
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.targets)
 
     def get(self, index: int) -> np.ndarray:
         """Image `index` as (H, W, C) uint8."""

@@ -13,16 +13,16 @@ from deepyard.infer.archive import read_archive, write_archive
 from deepyard.infer.evaluate import Evaluation, evaluate, labelled_data, split_data, write_pictures
 from deepyard.infer.export import FORMATS, ParityReport, export, export_all, validation_sample
 from deepyard.infer.inspect import activations, grad_cam, inspect_image, weights
-from deepyard.infer.model import Classifier, load_run_model, open_model, snapshots
+from deepyard.infer.model import TrainedModel, load_run_model, open_model, snapshots
 from deepyard.infer.predict import Labelled, Prediction, classify_many, classify_one, read_inputs
 
 __all__ = [
     "FORMATS",
-    "Classifier",
     "Evaluation",
     "Labelled",
     "ParityReport",
     "Prediction",
+    "TrainedModel",
     "activations",
     "classify_many",
     "classify_one",

@@ -3,7 +3,9 @@
 Members:
   model.safetensors  the weights (safetensors: plain tensors, no pickle)
   network.json       the network record: {"ref": name, "spec": the full spec as data, or null for torchvision}
-  labels.txt         class names, one per line, in output order
+  labels.txt         output names (classes, labels or targets), one per line, in output order
+  task.json          the task and what it needs to read the outputs: {"task": name, "stats": ...}; an archive
+                     without it was made before tasks and is classification
   preprocess.json    size, channels, resize mode, mean mode, crop (see `infer.preprocess.Preprocessing`)
   mean.npy           the mean image (H, W, C) float32, when the model subtracts one (read with allow_pickle=False)
   info.json          format version, Deepyard/PyTorch versions, run, snapshot, dataset, metrics, creation time
@@ -25,18 +27,20 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from deepyard import __version__
-from deepyard.errors import IntegrityError, NotFoundError
+from deepyard.errors import IntegrityError, InvalidValueError, NotFoundError
 from deepyard.files import write_bytes_atomic
-from deepyard.infer.model import Classifier
+from deepyard.infer.model import TrainedModel
 from deepyard.infer.preprocess import Preprocessing
 from deepyard.networks import build_network, spec_from_data
+from deepyard.tasks import get_task
 
 FORMAT = "deepyard-model/1"
 MEMBERS = ("model.safetensors", "network.json", "labels.txt", "preprocess.json", "info.json")
+OPTIONAL = ("mean.npy", "task.json")
 MAX_MEMBER_BYTES = 4 << 30  # a member claiming more than this is refused before it is read
 
 
-def write_archive(clf: Classifier, path: Path) -> Path:
+def write_archive(clf: TrainedModel, path: Path) -> Path:
     """Write `clf` as a model archive at `path` (atomically) and return the path."""
     state = {k: v.detach().cpu().contiguous() for k, v in clf.model.state_dict().items()}
     info = {
@@ -51,6 +55,7 @@ def write_archive(clf: Classifier, path: Path) -> Path:
         zf.writestr("model.safetensors", save_safetensors(state, metadata={"format": FORMAT}))
         zf.writestr("network.json", json.dumps(clf.network, indent=2))
         zf.writestr("labels.txt", "".join(f"{name}\n" for name in clf.classes))
+        zf.writestr("task.json", json.dumps({"task": clf.task.name, "stats": clf.stats}, indent=2))
         zf.writestr("preprocess.json", json.dumps(clf.preprocessing.to_json(), indent=2))
         if clf.preprocessing.mean_pixels is not None:
             arr = io.BytesIO()
@@ -62,7 +67,7 @@ def write_archive(clf: Classifier, path: Path) -> Path:
     return path
 
 
-def read_archive(path: Path, device: str | torch.device = "cpu") -> Classifier:
+def read_archive(path: Path, device: str | torch.device = "cpu") -> TrainedModel:
     """Load a model archive. Only data is read: safetensors weights, JSON, text and a pickle-free array."""
     members = _read_members(path)
     try:
@@ -72,18 +77,20 @@ def read_archive(path: Path, device: str | torch.device = "cpu") -> Classifier:
         info = json.loads(members["info.json"])
         mean = np.load(io.BytesIO(members["mean.npy"]), allow_pickle=False) if "mean.npy" in members else None
         state = load_safetensors(members["model.safetensors"])
-    except (ValueError, KeyError, UnicodeDecodeError, SafetensorError) as exc:  # JSON, numpy, safetensors
+        task_doc = json.loads(members["task.json"]) if "task.json" in members else {}
+        task, stats = get_task(task_doc.get("task")), dict(task_doc.get("stats") or {})
+    except (ValueError, KeyError, UnicodeDecodeError, SafetensorError, AttributeError, InvalidValueError) as exc:
         raise IntegrityError(f"model archive {str(path)!r} is damaged: {exc}") from None
     if info.get("format") != FORMAT:
         raise IntegrityError(f"{str(path)!r} is not a {FORMAT} archive (format {info.get('format')!r})")
     pre = Preprocessing.from_json(pre_data, mean)
     ref = spec_from_data(network["spec"]) if network.get("spec") is not None else network["ref"]
-    model = build_network(ref, pre.input_shape, len(labels))
+    model = build_network(ref, pre.input_shape, task.outputs(labels))
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise IntegrityError(f"weights in {str(path)!r} do not fit its network: {exc}") from None
-    return Classifier(model, labels, pre, network, {**info, "archive": str(path)}, torch.device(device))
+    return TrainedModel(model, labels, pre, network, {**info, "archive": str(path)}, torch.device(device), task, stats)
 
 
 def _read_members(path: Path) -> dict[str, bytes]:
@@ -95,7 +102,7 @@ def _read_members(path: Path) -> dict[str, bytes]:
             missing = [m for m in MEMBERS if m not in names]
             if missing:
                 raise IntegrityError(f"{str(path)!r} is not a model archive: missing {', '.join(missing)}")
-            wanted = [*MEMBERS, *(["mean.npy"] if "mean.npy" in names else [])]
+            wanted = [*MEMBERS, *(m for m in OPTIONAL if m in names)]
             for name in wanted:
                 if zf.getinfo(name).file_size > MAX_MEMBER_BYTES:
                     raise IntegrityError(f"{str(path)!r}: member {name} claims an implausible size")

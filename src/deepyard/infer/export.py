@@ -2,8 +2,10 @@
 
 The ONNX and TorchScript models contain the input transform (mean subtraction, centre crop, 1/255): they take
 resized pixels (B, C, H, W) as float32 in 0..255 and give logits; the batch size is dynamic. After writing, the
-parity check classifies the same validation sample with the export and with PyTorch and reports the largest
-absolute difference in logits, top-1 agreement and single-image latency of each; a failed check says so loudly.
+parity check runs the same validation sample through the export and through PyTorch and reports the largest
+absolute difference in outputs, the task's agreement (classification: top-1; multi-label: label decisions at
+the thresholds; regression: values within 0.001 std) and single-image latency of each; a failed check says so
+loudly.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from deepyard.datasets import get_dataset, open_split
 from deepyard.errors import InvalidValueError, choices
 from deepyard.files import write_bytes_atomic, write_json_atomic
 from deepyard.infer.archive import read_archive, write_archive
-from deepyard.infer.model import Classifier
+from deepyard.infer.model import TrainedModel
 from deepyard.infer.preprocess import InputTransform
 
 FORMATS = ("archive", "onnx", "torchscript")
 SUFFIX = {"archive": ".zip", "onnx": ".onnx", "torchscript": ".torchscript.pt"}
-RTOL = 1e-4  # allowed logit difference, relative to the largest logit magnitude (fp32 kernels differ a little)
-Runner = Callable[[np.ndarray], np.ndarray]  # (B, C, H, W) float32 pixels → (B, K) logits
+RTOL = 1e-4  # allowed output difference, relative to the largest logit magnitude (fp32 kernels differ a little)
+Runner = Callable[[np.ndarray], np.ndarray]  # (B, C, H, W) float32 pixels → (B, K) outputs
 
 
 class Deployable(nn.Module):
@@ -56,7 +58,8 @@ class ParityReport:
     samples: int
     max_abs_diff: float
     tolerance: float
-    top1_agreement: float
+    agreement: float  # fraction of the task's decisions that agree (parity needs all of them)
+    agreement_of: str  # what agrees: "top-1", "label decisions", ...
     latency_ms: dict[str, float]  # median single-image latency: {"pytorch": ..., format: ...}
     ok: bool
 
@@ -67,7 +70,7 @@ class ParityReport:
         verdict = "passed" if self.ok else "FAILED"
         return (
             f"{self.format}: parity {verdict}: max |Δlogit| {self.max_abs_diff:.2e} (tolerance {self.tolerance:.2e}), "
-            f"top-1 agreement {self.top1_agreement:.1%} on {self.samples} images"
+            f"{self.agreement_of} agreement {self.agreement:.1%} on {self.samples} images"
         )
 
 
@@ -81,7 +84,7 @@ def validation_sample(settings: Settings, dataset: str, n: int = 64, seed: int =
     return store.get_batch(picked)
 
 
-def export(clf: Classifier, fmt: str, path: Path, sample: np.ndarray) -> ParityReport:
+def export(clf: TrainedModel, fmt: str, path: Path, sample: np.ndarray) -> ParityReport:
     """Write `clf` in format `fmt` at `path`, then check it on `sample` ((B, H, W, C) uint8, at the model's size)."""
     if fmt not in FORMATS:
         raise InvalidValueError(f"export format {fmt!r} is not one of {choices(FORMATS)}")
@@ -93,7 +96,7 @@ def export(clf: Classifier, fmt: str, path: Path, sample: np.ndarray) -> ParityR
     )
     clf.model.to(clf.device)
     clf.transform.to(clf.device)
-    return check_parity(fmt, path, deployable, load_exported(fmt, path), pixels)
+    return check_parity(fmt, path, deployable, load_exported(fmt, path), pixels, clf)
 
 
 def load_exported(fmt: str, path: Path) -> Runner:
@@ -115,11 +118,11 @@ def load_exported(fmt: str, path: Path) -> Runner:
     raise InvalidValueError(f"export format {fmt!r} is not one of {choices(FORMATS)}")
 
 
-def _write_archive(clf: Classifier, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
+def _write_archive(clf: TrainedModel, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
     write_archive(clf, path)
 
 
-def _write_onnx(clf: Classifier, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
+def _write_onnx(clf: TrainedModel, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
     example = pixels[: min(2, len(pixels))]
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals are not for our users
@@ -133,7 +136,7 @@ def _write_onnx(clf: Classifier, deployable: Deployable, pixels: torch.Tensor, p
             write_bytes_atomic(path, (Path(tmp) / "model.onnx").read_bytes())
 
 
-def _write_torchscript(clf: Classifier, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
+def _write_torchscript(clf: TrainedModel, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
     example = pixels[: min(2, len(pixels))]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TorchScript is in maintenance mode and says so
@@ -148,17 +151,19 @@ def _torch_run(model: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray) -> 
         return model(torch.from_numpy(x)).float().cpu().numpy()
 
 
-def check_parity(fmt: str, path: Path, reference: Deployable, runner: Runner, pixels: torch.Tensor) -> ParityReport:
-    """Compare an exported model (`runner`) with the PyTorch model on the same pixels."""
+def check_parity(
+    fmt: str, path: Path, reference: Deployable, runner: Runner, pixels: torch.Tensor, clf: TrainedModel
+) -> ParityReport:
+    """Compare an exported model (`runner`) with the PyTorch model on the same pixels, through `clf`'s task."""
     x = pixels.cpu().numpy().astype(np.float32)
     expected = _torch_run(reference, x)
     exported = runner(x)
     diff = float(np.abs(expected - exported).max())
     tolerance = RTOL * max(1.0, float(np.abs(expected).max()))
-    agreement = float((expected.argmax(axis=1) == exported.argmax(axis=1)).mean())
+    what, agreement = clf.task.agreement(expected, exported, clf.stats)
     latency = {"pytorch": _latency(lambda a: _torch_run(reference, a), x[:1]), fmt: _latency(runner, x[:1])}
     ok = diff <= tolerance and agreement == 1.0
-    return ParityReport(fmt, str(path), path.stat().st_size, len(x), diff, tolerance, agreement, latency, ok)
+    return ParityReport(fmt, str(path), path.stat().st_size, len(x), diff, tolerance, agreement, what, latency, ok)
 
 
 def _latency(run: Runner, x: np.ndarray, repeats: int = 20) -> float:
@@ -172,7 +177,7 @@ def _latency(run: Runner, x: np.ndarray, repeats: int = 20) -> float:
 
 
 def export_all(
-    clf: Classifier, formats: list[str], folder: Path, sample: np.ndarray, stem: str = "model"
+    clf: TrainedModel, formats: list[str], folder: Path, sample: np.ndarray, stem: str = "model"
 ) -> list[ParityReport]:
     """Export to each format into `folder` and write `parity.json` with every report."""
     bad = [f for f in formats if f not in FORMATS]

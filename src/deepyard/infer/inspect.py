@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from deepyard import pictures
 from deepyard.errors import InvalidValueError, choices
 from deepyard.files import write_bytes_atomic, write_json_atomic
-from deepyard.infer import pictures
-from deepyard.infer.model import Classifier
+from deepyard.infer.model import TrainedModel
 from deepyard.infer.preprocess import to_batch
 
 HIST_BINS = 30
@@ -100,7 +100,7 @@ def _record(model: nn.Module) -> tuple[list[tuple[str, nn.Module, torch.Tensor]]
     return calls, handles
 
 
-def activations(clf: Classifier, pixels: np.ndarray) -> list[LayerView]:
+def activations(clf: TrainedModel, pixels: np.ndarray) -> list[LayerView]:
     """Each leaf layer's output for one (H, W, C) image, in call order."""
     with _no_inplace(clf.model), torch.inference_mode():
         calls, handles = _record(clf.model)
@@ -126,7 +126,7 @@ def _act_picture(act: torch.Tensor) -> np.ndarray:
     return pictures.tiles(padded.reshape(1, side, side), scale=max(1, 128 // side))
 
 
-def weights(clf: Classifier) -> list[LayerView]:
+def weights(clf: TrainedModel) -> list[LayerView]:
     """Each parametrised leaf layer's weight (or first parameter) with its statistics and parameter count."""
     views = []
     for name, module in leaf_modules(clf.model):
@@ -174,7 +174,9 @@ class GradCam:
     heat: np.ndarray = field(repr=False)  # (H, W) in [0, 1] at the input's size
 
 
-def grad_cam(clf: Classifier, pixels: np.ndarray, target: int | str | None = None, layer: str | None = None) -> GradCam:
+def grad_cam(
+    clf: TrainedModel, pixels: np.ndarray, target: int | str | None = None, layer: str | None = None
+) -> GradCam:
     """Grad-CAM for one image: for `target` (class index or name; default the predicted class) at `layer`
     (default: the last layer giving feature maps larger than 1x1)."""
     model = clf.model
@@ -203,7 +205,7 @@ def grad_cam(clf: Classifier, pixels: np.ndarray, target: int | str | None = Non
     return GradCam(clf.classes[index], index, prob, chosen, heat)
 
 
-def _class_index(clf: Classifier, logits: torch.Tensor, target: int | str | None) -> int:
+def _class_index(clf: TrainedModel, logits: torch.Tensor, target: int | str | None) -> int:
     if target is None:
         return int(logits[0].argmax())
     if isinstance(target, str) and target in clf.classes:
@@ -214,7 +216,7 @@ def _class_index(clf: Classifier, logits: torch.Tensor, target: int | str | None
 
 
 def inspect_image(
-    clf: Classifier, pixels: np.ndarray, folder: Path, target: int | str | None = None, layer: str | None = None
+    clf: TrainedModel, pixels: np.ndarray, folder: Path, target: int | str | None = None, layer: str | None = None
 ) -> dict[str, Any]:
     """Write input.png, gradcam.png, activations/NN-name.png, weights/NN-name.png (+ histograms) and
     inspect.json into `folder`; return the JSON document."""

@@ -76,8 +76,8 @@ def run_evaluate(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     images = Path(params["images"]) if params.get("images") else None
     doc = evaluate_model(ctx.settings, params["model"], params.get("dataset"), params["split"], images,
                          params["top_n"], None, params.get("snapshot"), progress, tag=ctx.job_id)  # fmt: skip
-    return {"description": doc["description"], "count": doc["count"], "top1": doc["top1"], "top5": doc["top5"],
-            "loss": doc["loss"], "files": doc["files"]}  # fmt: skip
+    return {"description": doc["description"], "count": doc["count"], "task": doc["task"], "metrics": doc["metrics"],
+            "files": doc["files"]}  # fmt: skip
 
 
 def check_export(settings: Settings, params: dict[str, Any]) -> Checked:

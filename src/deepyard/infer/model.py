@@ -1,4 +1,5 @@
-"""A trained model ready to classify: network, weights, class names and preprocessing, from a run or an archive.
+"""A trained model ready to use: network, weights, its task, output names and preprocessing, from a run or an
+archive.
 
 Weights come from a run's checkpoint (read with `weights_only=True`) or from an archive's safetensors file: loading
 never runs code from the file. Inference runs in fp32, in eval mode, on the CPU unless a device is given.
@@ -20,6 +21,7 @@ from deepyard.datasets import get_dataset
 from deepyard.datasets.catalog import MEAN_ARRAY, dataset_dir
 from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.infer.preprocess import InputTransform, Preprocessing, to_batch
+from deepyard.tasks import Task, get_task
 from deepyard.train import runs
 from deepyard.train.checkpoint import load_checkpoint
 from deepyard.train.config import TrainConfig
@@ -28,15 +30,17 @@ BEST, LAST = "best", "last"
 
 
 @dataclass
-class Classifier:
-    """A model in eval mode with everything needed to classify an image file."""
+class TrainedModel:
+    """A model in eval mode with everything needed to use it on an image file through its task."""
 
     model: nn.Module
-    classes: list[str]
+    classes: list[str]  # the output names: classes (classification), labels (multi-label), targets (regression)
     preprocessing: Preprocessing
     network: dict[str, Any]  # the run's network record: {"ref": name, "spec": spec data or None}
     info: dict[str, Any] = field(default_factory=dict)  # run id, snapshot, step, dataset, metrics
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    task: Task = field(default_factory=lambda: get_task(None))
+    stats: dict[str, Any] = field(default_factory=dict)  # the task's target statistics and calibration
     transform: InputTransform = field(init=False)
 
     def __post_init__(self) -> None:
@@ -45,7 +49,12 @@ class Classifier:
 
     @property
     def num_classes(self) -> int:
+        """The number of outputs (classes, labels or values)."""
         return len(self.classes)
+
+    def predict(self, outputs: torch.Tensor, k: int = 5) -> list[dict[str, Any]]:
+        """The task's prediction for each row of (B, K) outputs."""
+        return self.task.predict(outputs, self.classes, self.stats, k)
 
     def inputs(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) pixels in 0..255 → the network's input."""
@@ -53,8 +62,9 @@ class Classifier:
         return x
 
     @torch.inference_mode()
-    def logits(self, pixels: torch.Tensor | list[np.ndarray]) -> torch.Tensor:
-        """Logits (B, classes) on the CPU for (B, C, H, W) pixels or a list of (H, W, C) uint8 images."""
+    def outputs(self, pixels: torch.Tensor | list[np.ndarray]) -> torch.Tensor:
+        """Raw outputs (B, K) on the CPU (logits, or standardised values) for (B, C, H, W) pixels or a list of
+        (H, W, C) uint8 images."""
         batch = to_batch(pixels) if isinstance(pixels, list) else pixels
         out: torch.Tensor = self.model(self.inputs(batch))
         return out.float().cpu()
@@ -89,7 +99,7 @@ def checkpoint_path(settings: Settings, run_id: str, snapshot: str | int | None 
 
 def load_run_model(
     settings: Settings, run_id: str, snapshot: str | int | None = None, device: str | torch.device = "cpu"
-) -> Classifier:
+) -> TrainedModel:
     """The model of run `run_id` at a snapshot (default: best, else the last step)."""
     info = runs.get_run(settings, run_id)
     path = checkpoint_path(settings, run_id, snapshot)
@@ -97,16 +107,23 @@ def load_run_model(
     manifest = get_dataset(settings, info["dataset"])
     mean_image = np.load(dataset_dir(settings, manifest.id) / MEAN_ARRAY, allow_pickle=False)
     pre = Preprocessing.from_config(manifest.spec, config.model_dump(), mean_image)
-    model = runs.build_run_model(info, pre.input_shape, len(manifest.classes), settings)
+    task = get_task(manifest.task)
+    model = runs.build_run_model(info, pre.input_shape, task.outputs(manifest.classes), settings)
     data = load_checkpoint(path)
     model.load_state_dict(data["model"])
     state = data.get("state", {})
     details = {
         "run": info["id"], "run_name": info.get("name"), "snapshot": _snapshot_name(path), "step": state.get("step"),
         "dataset": {"id": manifest.id, "name": manifest.name, "content_hash": manifest.content_hash},
-        "metrics": state.get("last_val", {}),
+        "metrics": state.get("last_val", {}), "task": task.name,
     }  # fmt: skip
-    return Classifier(model, list(manifest.classes), pre, info["network"], details, torch.device(device))
+    loaded = TrainedModel(model, list(manifest.classes), pre, info["network"], details, torch.device(device), task,
+                          dict(manifest.target_stats))  # fmt: skip
+    if task.calibrated:
+        from deepyard.infer.calibrate import calibration
+
+        loaded.stats.update(calibration(settings, loaded, manifest, path))
+    return loaded
 
 
 def _snapshot_name(path: Path) -> str:
@@ -124,7 +141,7 @@ def parse_model_ref(ref: str) -> tuple[str, str | None]:
     return match["id"], match["snap"]
 
 
-def open_model(settings: Settings, ref: str, snapshot: str | int | None = None, device: str = "cpu") -> Classifier:
+def open_model(settings: Settings, ref: str, snapshot: str | int | None = None, device: str = "cpu") -> TrainedModel:
     """A run (`ID`, `run:ID`, `ID@best`, `ID@1200`) or a model archive file (`*.zip`)."""
     if ref.endswith(".zip") or _is_file(ref):
         from deepyard.infer.archive import read_archive

@@ -1,4 +1,5 @@
-"""Classify images: one (a path, an upload's bytes or a URL) or many (a folder or a list file), top-k each.
+"""Use a model on images: one (a path, an upload's bytes or a URL) or many (a folder or a list file), through its
+task (classification: top-k classes; multi-label: the labels above their thresholds; regression: values).
 
 A file that cannot be read or decoded gets a row with its error; it never stops a batch.
 """
@@ -15,19 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from deepyard.datasets.images import ImageSkipped
 from deepyard.datasets.sources import walk_images
 from deepyard.errors import InvalidValueError, SourceError
-from deepyard.infer.model import Classifier
+from deepyard.infer.model import TrainedModel
+from deepyard.tasks import Task, get_task
 
 MAX_URL_BYTES = 50 << 20
 
 
 @dataclass(frozen=True)
 class Labelled:
-    """An image to classify and, when known, its true class name."""
+    """An image to use the model on and, when known, its target as text (a class name, labels, values)."""
 
     source: str
     label: str | None = None
@@ -36,32 +37,35 @@ class Labelled:
 @dataclass
 class Prediction:
     source: str
-    top: list[tuple[str, float]] = field(default_factory=list)  # (class, probability), most likely first
-    label: str | None = None  # the true class, when given
+    result: dict[str, Any] = field(
+        default_factory=dict
+    )  # the task's prediction (predicted, summary, top/labels/values)
+    label: str | None = None  # the true target as text, when given
     error: str | None = None
+    exact: bool = True  # whether the task's predictions can be right or wrong
 
     @property
     def predicted(self) -> str | None:
-        return self.top[0][0] if self.top else None
+        value = self.result.get("predicted")
+        return None if value is None else str(value)
+
+    @property
+    def top(self) -> list[tuple[str, float]]:
+        """Classification's (class, probability) pairs, most likely first."""
+        return [(t["class"], t["probability"]) for t in self.result.get("top", [])]
 
     @property
     def correct(self) -> bool | None:
-        return None if self.label is None or self.error else self.predicted == self.label
+        return None if self.label is None or self.error or not self.exact else self.predicted == self.label
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "label": self.label, "predicted": self.predicted, "correct": self.correct,
-                "top": [{"class": c, "probability": p} for c, p in self.top], "error": self.error}  # fmt: skip
+        return {"source": self.source, "label": self.label, "correct": self.correct, **self.result,
+                "predicted": self.predicted, "error": self.error}  # fmt: skip
 
 
-def top_k(probs: torch.Tensor, classes: list[str], k: int) -> list[list[tuple[str, float]]]:
-    """(B, classes) probabilities → per row the k most likely (class, probability)."""
-    values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
-    rows = zip(values.tolist(), indices.tolist(), strict=True)
-    return [[(classes[i], float(v)) for v, i in zip(vs, ix, strict=True)] for vs, ix in rows]
-
-
-def classify_one(clf: Classifier, source: str | Path | bytes, k: int = 5, name: str | None = None) -> Prediction:
-    """Top-k for one image: a path, the bytes of a file, or an http(s) URL. Bad images raise ImageSkipped."""
+def classify_one(clf: TrainedModel, source: str | Path | bytes, k: int = 5, name: str | None = None) -> Prediction:
+    """The model's prediction for one image: a path, the bytes of a file, or an http(s) URL. Bad images raise
+    ImageSkipped."""
     data: str | bytes
     if isinstance(source, bytes):
         data, shown = source, name or "upload"
@@ -70,22 +74,21 @@ def classify_one(clf: Classifier, source: str | Path | bytes, k: int = 5, name: 
     else:
         data, shown = str(source), name or str(source)
     pixels = clf.preprocessing.load_pixels(data)
-    probs = clf.logits([pixels]).softmax(dim=1)
-    return Prediction(shown, top_k(probs, clf.classes, k)[0])
+    return Prediction(shown, clf.predict(clf.outputs([pixels]), k)[0], exact=clf.task.exact)
 
 
 def classify_many(
-    clf: Classifier,
+    clf: TrainedModel,
     items: Sequence[Labelled],
     k: int = 5,
     batch_size: int = 64,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Prediction]:
-    """Top-k for each item, in batches. Unreadable files get a row with their error and no prediction."""
+    """The prediction for each item, in batches. Unreadable files get a row with their error and no prediction."""
     results: list[Prediction] = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
-        rows = [Prediction(it.source, label=it.label) for it in chunk]
+        rows = [Prediction(it.source, label=it.label, exact=clf.task.exact) for it in chunk]
         pixels: list[np.ndarray] = []
         good: list[Prediction] = []
         for item, row in zip(chunk, rows, strict=True):
@@ -95,21 +98,25 @@ def classify_many(
             except ImageSkipped as exc:
                 row.error = exc.reason
         if pixels:
-            for row, top in zip(good, top_k(clf.logits(pixels).softmax(dim=1), clf.classes, k), strict=True):
-                row.top = top
+            for row, result in zip(good, clf.predict(clf.outputs(pixels), k), strict=True):
+                row.result = result
         results.extend(rows)
         if on_progress:
             on_progress(len(results), len(items))
     return results
 
 
-def read_inputs(path: Path, base: Path | None = None, classes: Sequence[str] = ()) -> list[Labelled]:
-    """The images to classify from a folder or a list file.
+def read_inputs(
+    path: Path, base: Path | None = None, classes: Sequence[str] = (), task: Task | None = None
+) -> list[Labelled]:
+    """The images to use the model on, from a folder or a list file.
 
     A folder: every image under it; when it holds class sub-folders named after the model's classes, an image's
-    class is its top folder's name. A list file: one `path [label]` per line (label: a class name or index; blank
-    lines and `#` comments skipped), paths relative to `base` (default: the list file's folder).
+    class is its top folder's name. A list file: one `path [target]` per line (classification: a class name or
+    index; multi-label: label names; regression: values; blank lines and `#` comments skipped), paths relative
+    to `base` (default: the list file's folder).
     """
+    task = task or get_task(None)
     if path.is_dir():
         files, _ = walk_images(path)
         return [Labelled(f, _folder_label(path, f, classes)) for f in files]
@@ -120,8 +127,8 @@ def read_inputs(path: Path, base: Path | None = None, classes: Sequence[str] = (
     for number, line in enumerate(path.read_text(encoding="utf-8", errors="surrogateescape").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        parts = line.strip().rsplit(None, 1)
-        label = _list_label(parts[1], classes, path, number) if len(parts) == 2 else None
+        parts = line.strip().rsplit(None, 1) if task.label_tokens == 1 else line.strip().split(None, 1)
+        label = _list_label(task, parts[1], classes, path, number) if len(parts) == 2 else None
         items.append(Labelled(os.path.join(root, parts[0]), label))
     return items
 
@@ -131,15 +138,13 @@ def _folder_label(root: Path, file: str, classes: Sequence[str]) -> str | None:
     return top[0] if len(top) > 1 and top[0] in classes else None
 
 
-def _list_label(token: str, classes: Sequence[str], path: Path, number: int) -> str:
-    if token in classes:
-        return token
-    if token.isdigit() and int(token) < len(classes):
-        return classes[int(token)]
-    raise SourceError(
-        f"list file {str(path)!r}, line {number}: label {token!r} is neither a class name nor an index below "
-        f"{len(classes)}; classes: {', '.join(classes)}"
-    )
+def _list_label(task: Task, text: str, classes: Sequence[str], path: Path, number: int) -> str:
+    """The target as the task writes it (a class name; label names in output order; values)."""
+    try:
+        stored = task.target_array([task.target_of(text, classes)], classes)[0]
+    except SourceError as exc:
+        raise SourceError(f"list file {str(path)!r}, line {number}: {exc}; outputs: {', '.join(classes)}") from None
+    return task.caption(stored, classes) if task.exact else text
 
 
 def fetch_url(url: str, max_bytes: int = MAX_URL_BYTES, timeout: float = 20.0) -> bytes:
@@ -157,16 +162,19 @@ def fetch_url(url: str, max_bytes: int = MAX_URL_BYTES, timeout: float = 20.0) -
 
 
 def predictions_csv(rows: Sequence[Prediction], k: int) -> str:
-    """One line per image: source, true label, predicted, correct, then class/probability pairs, then error."""
+    """One line per image: source, true target, predicted, correct, the task's summary, then (classification)
+    class/probability pairs, then error."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    head = ["source", "label", "predicted", "correct"]
-    for i in range(1, k + 1):
+    ranked = any(row.top for row in rows)
+    head = ["source", "label", "predicted", "correct", "summary"]
+    for i in range(1, k + 1 if ranked else 1):
         head += [f"top{i}", f"top{i}_probability"]
     writer.writerow([*head, "error"])
     for row in rows:
         pairs = [x for c, p in row.top for x in (c, f"{p:.6f}")]
-        pairs += [""] * (2 * k - len(pairs))
+        pairs += [""] * ((2 * k if ranked else 0) - len(pairs))
         correct = "" if row.correct is None else str(row.correct).lower()
-        writer.writerow([row.source, row.label or "", row.predicted or "", correct, *pairs, row.error or ""])
+        writer.writerow([row.source, row.label or "", row.predicted or "", correct, row.result.get("summary", ""),
+                         *pairs, row.error or ""])  # fmt: skip
     return buf.getvalue()

@@ -18,14 +18,14 @@ from deepyard.errors import InvalidValueError
 from deepyard.infer.evaluate import evaluate, labelled_data, split_data, write_pictures
 from deepyard.infer.export import FORMATS, export_all, validation_sample
 from deepyard.infer.inspect import inspect_image
-from deepyard.infer.model import Classifier, open_model
+from deepyard.infer.model import TrainedModel, open_model
 from deepyard.infer.predict import read_inputs
 from deepyard.train.runs import run_dir
 
 Progress = Callable[[int, int], None]
 
 
-def output_folder(settings: Settings, clf: Classifier, kind: str, name: str, out: Path | None) -> Path:
+def output_folder(settings: Settings, clf: TrainedModel, kind: str, name: str, out: Path | None) -> Path:
     """`out` when given, else `<run>/<kind>/<name>` for a run's model, else `<home>/<kind>/<archive>/<name>`."""
     if out is not None:
         return out
@@ -51,7 +51,7 @@ def evaluate_model(
     gives the evaluation a folder of its own; without one, evaluating the same thing again replaces it."""
     clf = open_model(settings, model, snapshot)
     if images is not None:
-        data = labelled_data(clf, read_inputs(images, classes=clf.classes), str(images))
+        data = labelled_data(clf, read_inputs(images, classes=clf.classes, task=clf.task), str(images))
         name = images.name or "images"
     else:
         ref = dataset or str(clf.info.get("dataset", {}).get("id", ""))
@@ -85,7 +85,7 @@ def export_model(
             "reports": [r.to_json() for r in reports]}  # fmt: skip
 
 
-def _sample(settings: Settings, clf: Classifier, n: int) -> tuple[np.ndarray, str]:
+def _sample(settings: Settings, clf: TrainedModel, n: int) -> tuple[np.ndarray, str]:
     """A validation sample from the model's dataset; random pixels (seeded) when that dataset is not here."""
     dataset_id = str(clf.info.get("dataset", {}).get("id", ""))
     if dataset_id and find_dataset(settings, dataset_id) is not None:

@@ -37,7 +37,7 @@ def _only(params: dict[str, Any], allowed: tuple[str, ...], kind: str) -> None:
 def check_dataset(settings: Settings, params: dict[str, Any]) -> Checked:
     """params: {"spec": DatasetSpec fields, "workers": int | None}. Source paths must lie in the data roots."""
     from deepyard.datasets import make_spec
-    from deepyard.datasets.sources import check_source
+    from deepyard.tasks import get_task
 
     _only(params, ("spec", "workers"), "dataset")
     if not isinstance(params.get("spec"), dict):
@@ -46,7 +46,7 @@ def check_dataset(settings: Settings, params: dict[str, Any]) -> Checked:
     for key, value in spec.source:
         if isinstance(value, Path):
             settings.check_readable(value, f"source.{key}")
-    check_source(spec)  # a missing folder or one without class folders is refused now, not after queueing
+    get_task(spec.task).check_source(spec)  # a missing folder or a wrong layout is refused now, not after queueing
     workers = params.get("workers")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise InvalidValueError(f"workers {workers!r} must be a whole number of processes, at least 1")
@@ -212,7 +212,7 @@ class JobProgress:
                         (total - step) * rate)  # fmt: skip
 
     def on_validation_end(self, run: Run, metrics: dict[str, float]) -> None:
-        self.val = f", val loss {metrics['val_loss']:.4f}, top-1 {metrics['val_top1']:.2f}%"
+        self.val = ", " + run.task.format_metrics(metrics, [m.name for m in run.task.metrics[:2]])
 
 
 class SyncStop:

@@ -78,7 +78,8 @@ class MetricsWriter(Callback):
 
     Training points: step, epoch, train_loss (mean since the last point), lr, images_per_s, data_wait (fraction
     of step time spent waiting for data), wall (seconds since the run first started). Validation points add
-    val_loss, val_top1, val_top5. Also checks the loss is finite at each point.
+    the task's metrics (val_loss, then classification's val_top1 and val_top5, ...); a loss of several named
+    terms adds each as train_<term>. Also checks the loss is finite at each point.
     """
 
     def __init__(self, run_dir: Path, resume_step: int, wall_offset: float) -> None:
@@ -92,6 +93,7 @@ class MetricsWriter(Callback):
 
     def _reset(self) -> None:
         self.loss = torch.zeros(())
+        self.terms: dict[str, torch.Tensor] = {}
         self.steps = self.images = 0
         self.seconds = self.wait = 0.0
 
@@ -100,6 +102,7 @@ class MetricsWriter(Callback):
 
     def on_step_end(self, run: Run, info: StepInfo) -> None:
         self.loss = info.loss if self.steps == 0 else self.loss + info.loss
+        self.terms = {k: self.terms.get(k, 0) + v for k, v in info.terms.items()}
         self.steps += 1
         self.images += info.images * run.world
         self.seconds += info.seconds
@@ -116,6 +119,7 @@ class MetricsWriter(Callback):
             "step": run.state.step,
             "epoch": round(run.state.step / run.steps_per_epoch, 4),
             "train_loss": loss,
+            **{f"train_{k}": float(v) / self.steps for k, v in self.terms.items()},  # a loss's named terms
             "lr": lr,
             "images_per_s": round(self.images / max(self.seconds, 1e-9), 1),
             "data_wait": round(self.wait / max(self.seconds, 1e-9), 4),

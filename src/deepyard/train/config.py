@@ -17,7 +17,8 @@ from deepyard.limits import check_data, shown
 
 Solver = Literal["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"]
 Policy = Literal["fixed", "step", "multistep", "exp", "inv", "poly", "sigmoid", "cosine", "onecycle"]
-Loss = Literal["cross_entropy", "hinge", "mse", "bce"]
+# every task's losses (deepyard.tasks); a run's task says which apply to it, and "auto" takes its default
+Loss = Literal["auto", "cross_entropy", "hinge", "mse", "bce", "focal", "l1", "smooth_l1"]
 
 
 MAX_EPOCHS = 100_000  # epochs of one run (and of every interval counted in epochs)
@@ -143,7 +144,11 @@ class TrainConfig(_Frozen):
     l1: float = Field(0, ge=0, le=10, description="L1 penalty on the weights, added to the loss.")
     label_smoothing: float = Field(0, ge=0, lt=1, description="Cross-entropy label smoothing.")
     dropout: float | None = Field(None, ge=0, lt=1, description="Override every dropout layer's rate.")
-    loss: Loss = Field("cross_entropy", description="cross_entropy, hinge (multi-class), mse, or bce (multi-label).")
+    loss: Loss = Field(
+        "auto",
+        description="auto = the task's default; classification: cross_entropy, hinge, mse, bce; multi-label: "
+        "bce, focal; regression: mse, l1, smooth_l1.",
+    )
     mean: Literal["none", "image", "pixel"] = Field("image", description="Mean subtraction (DIGITS' default).")
     input_mean: list[Annotated[float, Field(ge=-1000, le=1000)]] | None = Field(
         None, max_length=4, description="Per-channel mean (0..1 scale) subtracted instead of `mean`; set from weights."
@@ -165,13 +170,16 @@ class TrainConfig(_Frozen):
     early_stopping: int = Field(
         0, ge=0, le=1_000_000, description="Stop after this many validations without gain (0: off)."
     )
-    monitor: Literal["val_loss", "val_top1"] = Field(
-        "val_loss", description="Metric for best checkpoint and early stop."
+    monitor: str = Field(
+        "val_loss",
+        pattern=r"^val_[a-z0-9_]{1,40}$",
+        description="Metric for best checkpoint and early stop: val_loss or one of the task's (val_top1, val_map, "
+        "val_r2, ...).",
     )
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.loss in ("mse", "bce") and self.label_smoothing:
+        if self.loss not in ("auto", "cross_entropy") and self.label_smoothing:
             raise InvalidValueError("label_smoothing applies to the cross_entropy loss only")
         mean, std = self.input_mean, self.input_std
         if (mean is None) != (std is None) or (mean is not None and std is not None and len(mean) != len(std)):

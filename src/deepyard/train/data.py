@@ -1,4 +1,4 @@
-"""The training data path: batches of (uint8 images, labels) on the training device, in a seeded, resumable order.
+"""The training data path: batches of (uint8 images, targets) on the training device, in a seeded, resumable order.
 
 Small splits are held whole in (device) memory as uint8 (N, C, H, W) and batches are index-selected through the
 epoch's permutation: nothing crosses a process or the PCIe bus per step. Larger splits stream from the store
@@ -10,7 +10,7 @@ ranks never share an image. `Preprocessor` turns uint8 batches into model inputs
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +22,12 @@ from deepyard.train.augment import augment, crop
 from deepyard.train.config import AugmentConfig
 
 MEMORY_LIMIT = 2 * 1024**3  # bytes of uint8 pixels per split held in memory when in_memory is "auto"
-Batch = tuple[torch.Tensor, torch.Tensor]  # (B, C, H, W) uint8, (B,) int64, on the device
+Batch = tuple[torch.Tensor, torch.Tensor]  # (B, C, H, W) uint8, the task's targets (classification: (B,) int64)
+Collate = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (split targets, batch indices) -> batch targets
+
+
+def _rows(targets: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return targets.index_select(0, index)
 
 
 @dataclass(frozen=True)
@@ -54,16 +59,17 @@ class SplitBatches:
         shard: Sharding = Sharding(),
         in_memory: bool = True,
         workers: int = 2,
+        collate: Collate = _rows,  # the task's (deepyard.tasks.Task.collate)
     ) -> None:
         self.store, self.batch_size, self.device, self.seed = store, batch_size, device, seed
-        self.train, self.shard, self.workers = train, shard, workers
-        self.labels = torch.from_numpy(np.asarray(store.labels, dtype=np.int64))
+        self.train, self.shard, self.workers, self.collate = train, shard, workers, collate
+        self.targets = torch.from_numpy(np.ascontiguousarray(store.targets))
         self.count = len(store)
         self.images: torch.Tensor | None = None
         if in_memory:
             pixels = torch.from_numpy(np.ascontiguousarray(store.to_array()))  # (N, H, W, C) uint8
             self.images = pixels.permute(0, 3, 1, 2).contiguous().to(device)  # (N, C, H, W)
-            self.labels = self.labels.to(device)
+            self.targets = self.targets.to(device)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -78,10 +84,10 @@ class SplitBatches:
         if self.images is not None:
             for idx in chunks:
                 idx = idx.to(self.device)
-                yield self.images.index_select(0, idx), self.labels.index_select(0, idx)
+                yield self.images.index_select(0, idx), self.collate(self.targets, idx)
             return
         loader = DataLoader(
-            _StoreBatches(self.store, self.labels),
+            _StoreBatches(self.store, self.targets, self.collate),
             sampler=chunks,
             batch_size=None,
             num_workers=self.workers,
@@ -89,22 +95,22 @@ class SplitBatches:
             persistent_workers=False,
             generator=torch.Generator().manual_seed(self.seed + epoch),  # leaves the global RNG (dropout) alone
         )
-        for pixels, labels in loader:
-            yield pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2), labels.to(self.device)
+        for pixels, targets in loader:
+            yield pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2), targets.to(self.device)
 
 
 class _StoreBatches(Dataset[Batch]):
     """Item i of this dataset is a whole batch: the store reads many rows (or decodes many images) at once."""
 
-    def __init__(self, store: ImageStore, labels: torch.Tensor) -> None:
-        self.store, self.labels = store, labels
+    def __init__(self, store: ImageStore, targets: torch.Tensor, collate: Collate) -> None:
+        self.store, self.targets, self.collate = store, targets, collate
 
     def __len__(self) -> int:
         return len(self.store)
 
     def __getitem__(self, idx: torch.Tensor) -> Batch:
         rows = idx.numpy()
-        return torch.from_numpy(self.store.get_batch(rows)), self.labels[idx]
+        return torch.from_numpy(self.store.get_batch(rows)), self.collate(self.targets, idx)
 
 
 def fits_in_memory(store: ImageStore, shape: tuple[int, int, int], setting: str) -> bool:

@@ -21,6 +21,7 @@ from deepyard.config import Settings
 from deepyard.datasets import get_dataset
 from deepyard.train.config import TrainConfig, make_config
 from deepyard.train.device import resolve_placement
+from deepyard.train.loop import total_loss
 from deepyard.train.optim import build_optimizer, set_lr
 from deepyard.train.runs import create_run, get_run, run_dir
 from deepyard.train.trainer import Run, assemble
@@ -48,11 +49,12 @@ def lr_range_test(
     for i in range(steps):
         lr = start * (end / start) ** (i / max(1, steps - 1))
         set_lr(optimizer, lr)
-        pixels, labels = next(batches)
+        pixels, labels = next(batches)  # labels: the task's targets
         with run.autocast():
-            loss = run.criterion(model(run.preprocess(pixels, train=True)), labels)
+            x, y = run.task.transform(run.preprocess, pixels, labels, train=True)
+            loss = total_loss(run.criterion(model(x), y))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         smooth = 0.9 * smooth + 0.1 * float(loss.detach())
         corrected = smooth / (1 - 0.9 ** (i + 1))  # bias-corrected running mean
@@ -99,10 +101,11 @@ def _step(run: Run, batch: int) -> None:
     store = run.train_data.store
     idx = torch.arange(batch) % len(store)
     pixels = torch.from_numpy(store.get_batch(idx.numpy())).permute(0, 3, 1, 2).to(run.device)
-    labels = torch.from_numpy(store.labels[idx.numpy()]).to(run.device)
+    targets = run.task.collate(torch.from_numpy(store.targets), idx).to(run.device)
     with run.autocast():
-        loss = run.criterion(run.model(run.preprocess(pixels, train=True)), labels)
-    loss.backward()
+        x, y = run.task.transform(run.preprocess, pixels, targets, train=True)
+        loss = total_loss(run.criterion(run.model(x), y))
+    loss.backward()  # type: ignore[no-untyped-call]
     run.model.zero_grad(set_to_none=True)
 
 

@@ -8,7 +8,7 @@ consumes `batch_accumulation` batches.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -33,6 +33,7 @@ class StepInfo:
     seconds: float  # wall time of the step
     wait: float  # of which, waiting for data
     lr: float
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # the loss's named terms, when it has several
 
 
 def train_one_epoch(run: Run, epoch: int) -> None:
@@ -48,31 +49,43 @@ def train_one_epoch(run: Run, epoch: int) -> None:
         lr = lr_at(run.config.schedule, run.config.solver.lr, progress(run.state.step, run.total_steps))
         set_lr(run.optimizer, lr)
         total, images, wait = torch.zeros((), device=run.device), 0, 0.0
+        terms: dict[str, torch.Tensor] = {}
         for _ in range(accum):
             t0 = time.perf_counter()
-            pixels, labels = next(batches)
+            pixels, targets = next(batches)
             wait += time.perf_counter() - t0
-            loss = _forward_backward(run, pixels, labels, accum)
+            loss, parts = _forward_backward(run, pixels, targets, accum)
             total += loss
-            images += len(labels)
+            terms = {k: terms.get(k, 0) + v for k, v in parts.items()}
+            images += len(pixels)
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.optimizer.zero_grad(set_to_none=True)
         run.state.step += 1
-        run.callbacks.on_step_end(run, StepInfo(total, images, time.perf_counter() - started, wait, lr))
+        run.callbacks.on_step_end(run, StepInfo(total, images, time.perf_counter() - started, wait, lr, terms))
 
 
-def _forward_backward(run: Run, pixels: torch.Tensor, labels: torch.Tensor, accum: int) -> torch.Tensor:
-    x = run.preprocess(pixels, train=True)
+def total_loss(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss to minimise: the sum of a task's named terms."""
+    values = list(terms.values())
+    return values[0] if len(values) == 1 else torch.stack(values).sum()
+
+
+def _forward_backward(
+    run: Run, pixels: torch.Tensor, targets: torch.Tensor, accum: int
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    x, y = run.task.transform(run.preprocess, pixels, targets, train=True)
     with run.autocast():
-        logits = run.model(x)
-        loss = run.criterion(logits, labels)
+        outputs = run.model(x)
+        terms = run.criterion(outputs, y)
+        loss = total_loss(terms)
         penalty = l1_penalty(run.model, run.config.l1)
         if penalty is not None:
             loss = loss + penalty
-    run.scaler.scale(loss / accum).backward()
+    run.scaler.scale(loss / accum).backward()  # type: ignore[no-untyped-call]
     detached: torch.Tensor = loss.detach() / accum
-    return detached
+    parts = {k: v.detach() / accum for k, v in terms.items()} if len(terms) > 1 else {}
+    return detached, parts
 
 
 def check_finite(loss: float, step: int, lr: float) -> None:
@@ -85,21 +98,17 @@ def check_finite(loss: float, step: int, lr: float) -> None:
 
 @torch.no_grad()
 def evaluate(run: Run) -> dict[str, float]:
-    """Loss, top-1 and top-5 accuracy (in %) over the validation split, summed across DDP ranks."""
+    """The task's validation metrics (val_loss first) over the validation split, summed across DDP ranks."""
     assert run.val_data is not None
     run.model.eval()
-    sums = torch.zeros(4, device=run.device, dtype=torch.float64)  # loss sum, top-1 hits, top-5 hits, count
-    for pixels, labels in run.val_data.batches(0):
+    meter = run.task.meter(run.manifest.classes, run.manifest.target_stats)
+    for pixels, targets in run.val_data.batches(0):
+        x, y = run.task.transform(run.preprocess, pixels, targets, train=False)
         with run.autocast():
-            logits = run.model(run.preprocess(pixels, train=False))
-        loss = run.criterion(logits, labels)
-        k = min(5, logits.shape[1])
-        top = logits.float().topk(k, dim=1).indices
-        hits = top == labels[:, None]
-        count = torch.tensor(len(labels), device=run.device, dtype=torch.float64)
-        sums += torch.stack([loss.double() * count, hits[:, 0].sum().double(), hits.any(1).sum().double(), count])
+            outputs = run.model(x)
+        meter.update(outputs.float(), y, total_loss(run.criterion(outputs, y)))
+    sums = meter.sums().to(run.device)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(sums)
-    loss_sum, top1, top5, count = sums.tolist()
     run.model.train()
-    return {"val_loss": loss_sum / count, "val_top1": 100 * top1 / count, "val_top5": 100 * top5 / count}
+    return meter.compute(sums.cpu())

@@ -70,6 +70,7 @@ class Figures:
     val_loss: float | None = None  # the last validation point's
     val_top1: float | None = None  # in %
     best_top1: float | None = None
+    last_val: dict[str, float] = field(default_factory=dict)  # every metric of the last validation point
     spark: tuple[float, ...] = ()  # the training loss, at most SPARK_POINTS + 1 values
     skipped: int = 0  # lines that are not metric points
     first_skipped: int | None = None  # the first of them, 1-based
@@ -93,6 +94,7 @@ class _Digest:
     def add(self, points: list[dict[str, Any]], bad: list[int]) -> None:
         f = self.figures
         epoch, wall, train, val_loss, top1, best = f.epoch, f.wall, f.train_loss, f.val_loss, f.val_top1, f.best_top1
+        last_val = f.last_val
         for p in points:
             epoch, wall = max(epoch, float(p["epoch"])), max(wall, float(p.get("wall", 0.0)))
             if "train_loss" in p:
@@ -100,11 +102,13 @@ class _Digest:
                 self.losses.append(train)
             if "val_loss" in p:
                 val_loss, top1 = float(p["val_loss"]), p.get("val_top1")
-                best = max(best if best is not None else -math.inf, float(p.get("val_top1", 0.0)))
+                last_val = {k: float(v) for k, v in p.items() if k.startswith("val_") and isinstance(v, int | float)}
+                if top1 is not None:
+                    best = max(best if best is not None else -math.inf, float(top1))
         first = f.first_skipped if f.first_skipped is not None else (self.lines + bad[0] + 1 if bad else None)
         self.figures = Figures(
             epoch=epoch, wall=wall, train_loss=train, val_loss=val_loss, val_top1=top1, best_top1=best,
-            spark=_spark(self.losses), skipped=f.skipped + len(bad), first_skipped=first,
+            last_val=last_val, spark=_spark(self.losses), skipped=f.skipped + len(bad), first_skipped=first,
         )  # fmt: skip
 
 

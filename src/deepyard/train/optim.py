@@ -1,11 +1,8 @@
-"""Solvers, losses and regularisation: config in, PyTorch objects out.
+"""Solvers and regularisation: config in, PyTorch objects out (losses belong to each task: deepyard.tasks).
 
 Solvers map to torch.optim (SGD, Adagrad, Adadelta, RMSprop, Adam, AdamW). `sgd` is Caffe's (and so DIGITS') SGD: it
 uses the momentum setting, 0.9 by default, and momentum 0 is plain SGD; `momentum` is the same solver under its
 other name, and `nesterov` the same with Nesterov's update. RMSprop takes no momentum, as in Caffe.
-Losses take logits (B, K) and integer targets (B,): softmax cross-entropy (optionally label-smoothed), the
-multi-class hinge loss, Euclidean (MSE) against one-hot targets, and sigmoid cross-entropy (multi-label, one-hot
-targets for single-label data).
 """
 
 from __future__ import annotations
@@ -14,14 +11,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from deepyard.errors import InvalidValueError, choices
-from deepyard.train.config import SolverConfig, TrainConfig
-
-Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
+from deepyard.train.config import SolverConfig
 
 Builder = Callable[[list[Any], SolverConfig], torch.optim.Optimizer]
 
@@ -56,18 +49,6 @@ def build_optimizer(
     if builder is None:
         raise InvalidValueError(f"unknown solver {s.type!r}; valid: {choices(SOLVERS)}")
     return builder(list(params), s)
-
-
-def build_criterion(config: TrainConfig, num_classes: int) -> Criterion:
-    """loss(logits (B, K), targets (B,) int64) -> scalar."""
-    if config.loss == "cross_entropy":
-        smoothing = config.label_smoothing
-        return lambda logits, y: F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
-    if config.loss == "hinge":
-        return lambda logits, y: F.multi_margin_loss(logits.float(), y)
-    if config.loss == "mse":
-        return lambda logits, y: F.mse_loss(logits.float(), F.one_hot(y, num_classes).float())
-    return lambda logits, y: F.binary_cross_entropy_with_logits(logits.float(), F.one_hot(y, num_classes).float())
 
 
 def l1_penalty(model: nn.Module, weight: float) -> torch.Tensor | None:

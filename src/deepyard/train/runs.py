@@ -25,6 +25,7 @@ from deepyard.config import Settings
 from deepyard.errors import Conflict, InvalidValueError, NotFoundError
 from deepyard.files import new_id, read_json, write_json_atomic
 from deepyard.stored import Damaged, DamagedError, FileCache
+from deepyard.tasks.base import DEFAULT_TASK
 
 if TYPE_CHECKING:
     from torch import nn
@@ -84,6 +85,7 @@ def create_run(
         "name": name or f"{record['ref']} on {manifest.name}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "dataset": manifest.id,
+        "task": manifest.task,
         "network": record,
         "config": config.model_dump(mode="json"),
         "placement": placement.to_json(),
@@ -121,6 +123,8 @@ def _parse_run(path: Path) -> dict[str, Any] | Damaged:
             return damaged(f"has no valid {dotted!r}" if value is None else f"has a {dotted!r} of the wrong type")
     if info["id"] != run_id:
         return damaged(f"names the run {info['id']!r}, not its folder's name")
+    if not isinstance(info.setdefault("task", DEFAULT_TASK), str):  # runs made before tasks are classification
+        return damaged("has a 'task' of the wrong type")
     return info
 
 

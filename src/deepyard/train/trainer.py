@@ -25,6 +25,8 @@ from deepyard.datasets.catalog import dataset_dir
 from deepyard.errors import InvalidValueError
 from deepyard.limits import check_name
 from deepyard.networks import NetworkSpec
+from deepyard.tasks import Task, get_input_kind, get_task
+from deepyard.tasks.base import Criterion
 from deepyard.train import runs
 from deepyard.train.augment import check_augment
 from deepyard.train.batchnorm import BatchNormStatistics
@@ -43,7 +45,8 @@ from deepyard.train.config import TrainConfig
 from deepyard.train.data import Preprocessor, Sharding, SplitBatches, fits_in_memory
 from deepyard.train.device import Placement, resolve_placement
 from deepyard.train.loop import train_one_epoch
-from deepyard.train.optim import build_criterion, build_optimizer, override_dropout
+from deepyard.train.optim import build_optimizer, override_dropout
+from deepyard.train.tasking import default_network, metric_info, task_criterion
 
 
 @dataclass
@@ -70,7 +73,9 @@ class Run:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    criterion: Any
+    task: Task
+    manifest: Manifest
+    criterion: Criterion
     train_data: SplitBatches
     val_data: SplitBatches | None
     preprocess: Preprocessor
@@ -97,7 +102,7 @@ class Run:
 
     @property
     def minimize(self) -> bool:
-        return self.config.monitor == "val_loss"
+        return not metric_info(self.task, self.config.monitor).higher_is_better
 
     @property
     def log_every(self) -> int:
@@ -187,8 +192,8 @@ def train(
         from deepyard.transfer.finetune import resolve_start  # transfer builds on train: imported when used
 
         start, network = resolve_start(settings, source, network)
-    if network is None:
-        raise InvalidValueError("give a network to train (or a source to start from)")
+    if network is None:  # the task's default for this dataset
+        network = default_network(manifest)[0]
     if start is not None and config.input_mean is None and config.finetune.normalize == "source":
         from deepyard.transfer.finetune import source_normalization
 
@@ -295,10 +300,14 @@ def assemble(
     info: dict[str, Any],
 ) -> Run:  # fmt: skip
     torch.manual_seed(config.seed)
-    shape = (manifest.shape[2], manifest.shape[0], manifest.shape[1])  # (C, H, W)
+    task = get_task(manifest.task)
+    channels, height, width = get_input_kind(task.input_kind).example_shape(manifest.shape)
+    shape = (channels, height, width)
     check_augment(config.augment, shape)
+    criterion = task_criterion(task, config, manifest)
+    metric_info(task, config.monitor)  # an unknown monitor names the task's metrics
     input_shape = _input_shape(manifest, config)
-    model = runs.build_run_model(info, input_shape, len(manifest.classes), settings)
+    model = runs.build_run_model(info, input_shape, task.outputs(manifest.classes), settings)
     override_dropout(model, config.dropout)
     model = model.to(placement.device)
     if placement.channels_last:
@@ -318,12 +327,13 @@ def assemble(
     train_store = open_split(settings, manifest, "train")
     in_memory = fits_in_memory(train_store, shape, config.in_memory)
     train_data = SplitBatches(train_store, config.batch_size, placement.device, config.seed, True, shard, in_memory,
-                              config.workers)  # fmt: skip
+                              config.workers, task.collate)  # fmt: skip
     val_data = None
     if "val" in manifest.splits:
         val_store = open_split(settings, manifest, "val")
         val_data = SplitBatches(val_store, config.batch_size * 2, placement.device, config.seed, False, shard,
-                                fits_in_memory(val_store, shape, config.in_memory), config.workers)  # fmt: skip
+                                fits_in_memory(val_store, shape, config.in_memory), config.workers,
+                                task.collate)  # fmt: skip
     generator = torch.Generator(device=placement.device).manual_seed(config.seed + 1 + placement.rank)
     preprocess = Preprocessor(_mean(settings, manifest, config, placement.device), config.crop_size, config.augment,
                               generator, placement.channels_last, _std(config, shape[0], placement.device))  # fmt: skip
@@ -331,7 +341,7 @@ def assemble(
     return Run(
         run_id, folder, config, placement, model, optimizer,
         torch.amp.GradScaler(placement.device.type, enabled=placement.autocast_dtype == torch.float16),
-        build_criterion(config, len(manifest.classes)), train_data, val_data, preprocess, generator,
+        task, manifest, criterion, train_data, val_data, preprocess, generator,
         steps_per_epoch, max(1, round(config.epochs * steps_per_epoch)), RunState(),
     )  # fmt: skip
 

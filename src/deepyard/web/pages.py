@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from deepyard import groups, users
 from deepyard.datasets import list_datasets
 from deepyard.datasets.spec import DatasetSpec
+from deepyard.tasks import get_task
 from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
 from deepyard.train.config import FinetuneConfig
 from deepyard.transfer.store import list_models
@@ -104,7 +105,7 @@ def run(run_id: str, request: Request, settings: SettingsDep, conn: ConnDep) -> 
     info = views.get_run_detail(settings, conn, run_id)
     if info["status"] == "damaged":
         return render(request, "damaged.html", item=info, noun="run")
-    return render(request, "run.html", r=info, s=info["summary"])
+    return render(request, "run.html", r=info, s=info["summary"], task=get_task(info.get("task")))
 
 
 @router.get("/compare", response_class=HTMLResponse)

@@ -55,6 +55,7 @@ def progress(info: dict[str, Any], figures: Figures) -> dict[str, Any]:
         "val_loss": figures.val_loss,
         "val_top1": figures.val_top1,  # in %
         "best_top1": figures.best_top1,
+        "last_val": figures.last_val,  # every metric of the task's last validation
         "spark": list(figures.spark),
         "warning": figures.warning,  # lines of metrics.jsonl skipped, if any
     }

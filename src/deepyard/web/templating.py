@@ -15,9 +15,17 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from deepyard import __version__
+from deepyard.tasks import Task
+from deepyard.tasks.base import TEMPLATES as TASK_TEMPLATES
 from deepyard.web.security import Guard, csrf_token
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES = Jinja2Templates(directory=[str(Path(__file__).parent / "templates"), str(TASK_TEMPLATES)])
+
+
+def task_partial(task: Task, name: str, **context: Any) -> str:
+    """A task's partial template (deepyard/tasks/templates/<task>/<name>) rendered to HTML: what the run page
+    shows of a prediction or an evaluation. Autoescaped, as every template is."""
+    return TEMPLATES.env.get_template(task.template(name)).render(task=task, **context)
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -28,17 +28,19 @@ from deepyard.config import Settings
 from deepyard.datasets.images import ImageSkipped
 from deepyard.errors import Conflict, Forbidden, InvalidValueError, NotFoundError
 from deepyard.files import read_json
-from deepyard.infer import FORMATS, Classifier, classify_many, classify_one, load_run_model, read_inputs
+from deepyard.infer import FORMATS, TrainedModel, classify_many, classify_one, load_run_model, read_inputs
 from deepyard.infer.model import checkpoint_path
 from deepyard.infer.preprocess import header_size
 from deepyard.infer.tasks import evaluate_model, inspect_model
 from deepyard.limits import NAME_MAX
+from deepyard.tasks import get_task
 from deepyard.train import get_run
 from deepyard.train.runs import run_dir
 from deepyard.web.api.jobs import job_json
 from deepyard.web.deps import IdPath, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import TooLarge
 from deepyard.web.files import Limits, extract_zip, save_stream, uploads_dir
+from deepyard.web.templating import task_partial
 
 router = APIRouter(tags=["inference"])
 IMAGE_LIMIT = 50 * 1024**2  # bytes of one uploaded image
@@ -47,12 +49,12 @@ SERVED = ("evaluations", "inspections", "exports")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 INFER_KINDS = ("evaluate", "export")  # job kinds of a run's model, shown on the run page as `tasks`
 
-_cache: OrderedDict[tuple[str, str, float], Classifier] = OrderedDict()
+_cache: OrderedDict[tuple[str, str, float], TrainedModel] = OrderedDict()
 _cache_lock = threading.Lock()
 CACHE_SIZE = 4
 
 
-def model_for(settings: Settings, run_id: str, snapshot: str | None) -> Classifier:
+def model_for(settings: Settings, run_id: str, snapshot: str | None) -> TrainedModel:
     """The run's model at `snapshot` (default: best, else last), loaded once while its checkpoint is unchanged."""
     get_run(settings, run_id)
     path = checkpoint_path(settings, run_id, snapshot)
@@ -97,7 +99,8 @@ def check_pixels(source: bytes | Path, what: str) -> None:
 def _classify(settings: Settings, run_id: str, data: bytes, k: int, snapshot: str | None, name: str) -> Any:
     clf = model_for(settings, run_id, snapshot)
     try:
-        return classify_one(clf, data, k=k, name=name).to_json() | {"model": clf.info}
+        doc = classify_one(clf, data, k=k, name=name).to_json()
+        return doc | {"model": clf.info, "html": task_partial(clf.task, "predict.html", p=doc, names=clf.classes)}
     except ImageSkipped as exc:
         raise InvalidValueError(f"the uploaded image cannot be used: {exc.reason}") from None
 
@@ -196,14 +199,14 @@ async def classify_zip(
         root = Path(str(upload["path"]))
         try:
             clf = model_for(settings, run_id, snapshot)
-            items = read_inputs(root, classes=clf.classes)
+            items = read_inputs(root, classes=clf.classes, task=clf.task)
             for item in items:
                 check_pixels(Path(item.source), f"image {Path(item.source).relative_to(root).as_posix()!r}")
             if items and all(it.label is not None for it in items):
                 with closing(db.connect(settings)) as conn:  # an evaluation is written into the run's folder
                     require_owner(conn, "run", run_id, user)
                 doc = evaluate_model(settings, run_id, images=root, top_n=top_n, snapshot=snapshot)
-                return {**doc, "base": _file_url(settings, run_id, Path(doc["files"]["json"]).parent)}
+                return _evaluation(doc, _file_url(settings, run_id, Path(doc["files"]["json"]).parent), None)
             return {"predictions": [p.to_json() for p in classify_many(clf, items)], "model": clf.info}
         finally:
             shutil.rmtree(root, ignore_errors=True)  # the results are kept; the uploaded images are not
@@ -225,6 +228,13 @@ def export(
     return _submit(settings, run_id, "export", {"formats": formats, "snapshot": snapshot or None}, user)
 
 
+def _evaluation(doc: dict[str, Any], base: str, job_id: str | None) -> dict[str, Any]:
+    """An evaluation as the run page shows it: the document, where its pictures are, and its task's partial."""
+    task = get_task(doc.get("task"))
+    html = task_partial(task, "evaluate.html", r=doc, base=base, suffix=f"?job={job_id}" if job_id else "")
+    return {**doc, "base": base, "job": job_id, "html": html}
+
+
 @router.get("/runs/{run_id}/results/{job_id}")
 def result(run_id: IdPath, job_id: IdPath, settings: SettingsDep) -> Any:
     """What a finished evaluate or export job of this run produced: the evaluation (as classify-many returns one,
@@ -237,8 +247,7 @@ def result(run_id: IdPath, job_id: IdPath, settings: SettingsDep) -> Any:
         raise Conflict(f"job {job_id} is {job.status}{why}; its results exist once it is done")
     if job.kind == "evaluate":
         path = _served(settings, run_id, Path(job.result["files"]["json"]))
-        doc = read_json(path)
-        return {**doc, "base": _file_url(settings, run_id, path.parent), "job": job_id}
+        return _evaluation(read_json(path), _file_url(settings, run_id, path.parent), job_id)
     doc = dict(job.result)
     for report in doc["reports"]:
         path = _served(settings, run_id, Path(report["path"]))

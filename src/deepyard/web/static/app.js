@@ -42,9 +42,15 @@ const DY = (() => {
     const width = Math.max(320, el.clientWidth || 600);
     const axes = [{ label: opts.xlabel || "epoch" }, { scale: "y", label: opts.ylabel || "" }];
     const scales = { x: { time: false } };
-    if (series.some((s) => s.scale === "acc")) {
-      axes.push({ scale: "acc", side: 1, label: "accuracy (%)", grid: { show: false } });
+    const pct = series.find((s) => s.scale === "acc");
+    if (pct) {
+      axes.push({ scale: "acc", side: 1, label: `${pct.label} (%)`, grid: { show: false } });
       scales.acc = { range: [0, 100] };
+    }
+    const other = series.find((s) => s.scale === "metric");
+    if (other) {  // a task's headline that is not a percentage (R²): its own axis on the right
+      axes.push({ scale: "metric", side: 1, label: other.label, grid: { show: false } });
+      scales.metric = { auto: true };
     }
     if (opts.log) scales.y = { distr: 3 };
     const u = new uPlot({

@@ -5,6 +5,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   const cols = { x: [], train: [], val: [], top1: [] }, lr = { x: [], y: [] };
   let loss = null, lrChart = null, offset = 0;
   const lossEl = document.getElementById("chart-loss"), lrEl = document.getElementById("chart-lr");
+  const headline = lossEl.dataset.headline;  // the task's headline metric: val_top1, val_map, val_r2, ...
 
   function add(points, reset) {
     if (reset) { for (const k in cols) cols[k].length = 0; lr.x.length = 0; lr.y.length = 0; }
@@ -12,14 +13,14 @@ document.addEventListener("DOMContentLoaded", async () => {
       cols.x.push(p.epoch);
       cols.train.push(p.train_loss ?? null);
       cols.val.push(p.val_loss ?? null);
-      cols.top1.push(p.val_top1 === undefined ? null : p.val_top1);
+      cols.top1.push(p[headline] === undefined ? null : p[headline]);
       if (p.lr !== undefined) { lr.x.push(p.epoch); lr.y.push(p.lr); }
     }
     const data = [cols.x, cols.train, cols.val, cols.top1];
     if (!loss) {
       loss = DY.chart(lossEl, [
         { label: "train loss", color: "#2563eb" }, { label: "val loss", color: "#dc2626", points: true },
-        { label: "val accuracy", color: "#16a34a", scale: "acc", points: true }], data, { ylabel: "loss" });
+        { label: lossEl.dataset.headlineLabel, color: "#16a34a", scale: lossEl.dataset.headlineUnit === "%" ? "acc" : "metric", points: true }], data, { ylabel: "loss" });
       lrChart = DY.chart(lrEl, [{ label: "learning rate", color: "#9333ea" }], [lr.x, lr.y], { ylabel: "lr", height: 200 });
     } else { loss.setData(data); lrChart.setData([lr.x, lr.y]); }
     lossEl.dataset.points = String(cols.x.length);
@@ -50,7 +51,11 @@ document.addEventListener("DOMContentLoaded", async () => {
     document.getElementById("run-progress").style.width = (100 * s.progress).toFixed(1) + "%";
     text("run-epoch", `${s.epoch.toFixed(2)} / ${s.epochs}`); text("run-elapsed", DY.fmt.secs(s.elapsed));
     text("run-eta", DY.fmt.secs(s.eta)); text("run-train-loss", DY.fmt.num(s.train_loss));
-    text("run-val-loss", DY.fmt.num(s.val_loss)); text("run-val-top1", DY.fmt.pct(s.val_top1));
+    text("run-val-loss", DY.fmt.num(s.val_loss));
+    for (const el of document.querySelectorAll("[data-metric]")) {
+      const v = (s.last_val || {})[el.dataset.metric];
+      el.textContent = el.dataset.unit === "%" ? DY.fmt.pct(v) : DY.fmt.num(v);
+    }
   }
   function hardware(h) {
     DY.hardware(h);

@@ -15,9 +15,7 @@ window.addEventListener("run-ready", (e) => {
     const img = document.getElementById("c1-input"); img.src = URL.createObjectURL(file); img.hidden = false;
     try {
       const r = await DY.api("POST", `/api/v1/runs/${id}/classify?${q({ name: file.name })}`, file);
-      document.querySelector("#c1-top tbody").replaceChildren(...r.top.map((t) => el("tr", {}, el("td", { textContent: t.class }),
-        el("td", { textContent: (100 * t.probability).toFixed(2) + "%" }),
-        el("td", {}, el("div", { className: "bar" }, el("div", { style: `width: ${(100 * t.probability).toFixed(1)}%` }))))));
+      document.getElementById("c1-result").innerHTML = r.html;  // the task's partial, rendered (escaped) by the server
       const box = document.getElementById("c1-inspect"); box.replaceChildren();
       if (document.getElementById("c1-visualize").checked) inspect(file, box);
     } catch (err) { DY.showError("c1-error", err); }
@@ -42,22 +40,13 @@ window.addEventListener("run-ready", (e) => {
 
   function showEvaluation(r) {
     const box = document.getElementById("cm-result");
-    const pic = (name) => r.base + name + (r.job ? `?job=${r.job}` : "");  // a later evaluation rewrites the files
     if (r.predictions) {
-      box.replaceChildren(el("table", { className: "grid", id: "cm-predictions" }, el("thead", {}, el("tr", {}, el("th", { textContent: "image" }), el("th", { textContent: "top-5" }))),
+      box.replaceChildren(el("table", { className: "grid", id: "cm-predictions" }, el("thead", {}, el("tr", {}, el("th", { textContent: "image" }), el("th", { textContent: "prediction" }))),
         el("tbody", {}, ...r.predictions.map((p) => el("tr", {}, el("td", { textContent: p.source.split("/").pop() }),
-          el("td", { textContent: p.error || p.top.map((t) => `${t.class} ${(100 * t.probability).toFixed(1)}%`).join(", ") }))))));
+          el("td", { textContent: p.error || p.summary }))))));
       return;
     }
-    box.replaceChildren(
-      el("p", { id: "cm-accuracy", textContent: `${r.count} images · top-1 ${(100 * r.top1).toFixed(2)}% · top-5 ${(100 * r.top5).toFixed(2)}% · loss ${r.loss.toFixed(4)}` }),
-      el("h3", { textContent: "Confusion matrix" }), el("img", { src: pic("confusion.png"), id: "confusion", alt: "confusion matrix" }),
-      el("h3", { textContent: "Per class" }),
-      el("table", { className: "grid", id: "per-class" }, el("thead", {}, el("tr", {}, ...["class", "precision", "recall", "F1", "images"].map((h) => el("th", { textContent: h })))),
-        el("tbody", {}, ...r.per_class.map((c) => el("tr", {}, el("td", { textContent: c.name }), el("td", { textContent: (100 * c.precision).toFixed(1) + "%" }),
-          el("td", { textContent: (100 * c.recall).toFixed(1) + "%" }), el("td", { textContent: c.f1.toFixed(3) }), el("td", { textContent: c.support }))))),
-      el("h3", { textContent: "Top losses" }), el("img", { src: pic("top_losses.png"), alt: "top losses" }),
-      el("h3", { textContent: "Top predictions per class" }), el("img", { src: pic("top_per_class.png"), alt: "top per class" }));
+    box.innerHTML = r.html;  // the task's evaluation partial, rendered (escaped) by the server
   }
 
   // Evaluations and exports are jobs: submitting returns the job; its progress arrives as `tasks` on the run's
@@ -131,7 +120,7 @@ window.addEventListener("run-ready", (e) => {
     const table = document.getElementById("ex-table"); table.hidden = false;
     table.querySelector("tbody").replaceChildren(...r.reports.map((x) => el("tr", { className: x.ok ? "" : "bad" },
       el("td", { textContent: x.format }), el("td", { textContent: x.ok ? "passed" : "FAILED", className: x.ok ? "ok-box" : "bad" }),
-      el("td", { textContent: x.max_abs_diff.toExponential(2) }), el("td", { textContent: (100 * x.top1_agreement).toFixed(1) + "%" }),
+      el("td", { textContent: x.max_abs_diff.toExponential(2) }), el("td", { textContent: `${(100 * x.agreement).toFixed(1)}% ${x.agreement_of}` }),
       el("td", { textContent: Object.entries(x.latency_ms).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") }),
       el("td", { textContent: DY.fmt.bytes(x.size_bytes) }), el("td", {}, el("a", { href: x.url, textContent: "download", download: "" })))));
   }

@@ -138,3 +138,28 @@ def enlarge(pixels: np.ndarray, side: int = 224) -> Image.Image:
     img = Image.fromarray(to_rgb(pixels))
     scale = max(1, side // max(img.size))
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+
+
+def scatter_png(true: np.ndarray, predicted: np.ndarray, title: str, size: int = 360) -> bytes:
+    """Predicted against true values, with the y = x line: points on the line are right."""
+    img = Image.new("RGB", (size, size), BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    pad = 36
+    values = np.concatenate([true, predicted]) if len(true) else np.zeros(1)
+    low, high = float(values.min()), float(values.max())
+    high = high if high > low else low + 1.0
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        span = size - 2 * pad
+        return pad + (x - low) / (high - low) * span, size - pad - (y - low) / (high - low) * span
+
+    draw.rectangle([pad, pad, size - pad, size - pad], outline=(180, 180, 180))
+    draw.line([at(low, low), at(high, high)], fill=(200, 60, 60), width=1)
+    for x, y in zip(true.tolist(), predicted.tolist(), strict=True):
+        cx, cy = at(x, y)
+        draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=(33, 100, 160))
+    small = font(11)
+    draw.text((pad, 8), title, fill=INK, font=font(12))
+    draw.text((pad, size - pad + 6), f"true {low:.3g} … {high:.3g}", fill=INK, font=small)
+    draw.text((4, pad - 14), "predicted", fill=INK, font=small)
+    return png(img)

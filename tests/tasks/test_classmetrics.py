@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepyard.infer import metrics
+from deepyard.tasks import classmetrics as metrics
 
 # 6 images, 3 classes (a, b, c). True: a a b b c c. Predicted (argmax): a b b b a c.
 PROBS = np.array([

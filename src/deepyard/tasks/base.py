@@ -1,0 +1,246 @@
+"""The task seam: what a kind of model (classification, multi-label, regression, ...) decides, in one class.
+
+A task names its targets (how they are read from a source, stored per split and collated into a batch), what
+augmentation does to them, how many outputs the network needs, its losses, its validation metrics (one
+DDP-reducible `Meter`, used by the trainer's validation and by `deepyard evaluate`), prediction, evaluation,
+the export parity check, its default network and the partial templates the web app shows. The dataset build,
+the trainer, the inference code, the CLI and the pages ask the task and know nothing task-specific.
+
+Tasks are registered by name, as job kinds are: a duplicate name raises, an unknown one raises with the valid
+names. Dense per-image targets (a class index, a multi-hot vector, a vector of values) are stored as one NumPy
+array per split (`targets_file`); a task with ragged targets (boxes) overrides `load_targets` and `collate`.
+
+This module imports nothing from the rest of Deepyard but its errors: datasets, train and infer build on it.
+Task modules import torch inside the hooks that use it, so that a dataset build's workers and the CLI's start
+never load it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from deepyard.errors import InvalidValueError, NotFoundError, choices
+
+if TYPE_CHECKING:
+    import torch
+
+    from deepyard.datasets.sources import Listing, Readable
+    from deepyard.datasets.spec import DatasetSpec
+
+Predicted = dict[str, Any]  # one example's prediction, JSON-ready: predicted, summary, and the task's details
+Criterion = Callable[["torch.Tensor", "torch.Tensor"], dict[str, "torch.Tensor"]]  # (outputs, targets) -> named terms
+TEMPLATES = Path(__file__).parent / "templates"
+DEFAULT_TASK = "classification"  # what datasets, runs and archives made before tasks existed are
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """One validation metric: its name in metrics.jsonl (`val_...`), how to show it, and which way is better."""
+
+    name: str
+    label: str
+    unit: str = ""  # "%" for percentages (0..100), "" for plain numbers
+    higher_is_better: bool = True
+
+
+class Meter:
+    """Validation metrics as sums in one float64 tensor, so DDP ranks add them with one all_reduce.
+
+    `update` adds a batch (outputs and targets on the device; `loss` is the batch's mean loss), `sums` is the
+    tensor to reduce, `compute(sums)` turns the (reduced) sums into `{metric name: value}`.
+    """
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def sums(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def compute(self, sums: torch.Tensor) -> dict[str, float]:
+        raise NotImplementedError
+
+
+@dataclass
+class Report:
+    """A whole evaluation: JSON-ready figures, and the pictures a task draws from them."""
+
+    doc: dict[str, Any]
+    pictures: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
+
+
+class Task:
+    """Base class of every task. Subclasses set the class attributes and implement the hooks."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]  # shown in menus: "Image classification"
+    input_kind: ClassVar[str] = "image"  # see deepyard.tasks.inputs
+    target_format: ClassVar[str]  # one line: what a target is
+    sources: ClassVar[str]  # one line: the source layouts it reads
+    targets_file: ClassVar[str] = "targets.npy"
+    losses: ClassVar[tuple[str, ...]]  # the first is the default
+    metrics: ClassVar[tuple[MetricInfo, ...]]  # val_loss first; the second is the headline figure
+    template_names: ClassVar[tuple[str, ...]] = ("predict.html", "evaluate.html")
+    calibrated: ClassVar[bool] = False  # whether a trained model is calibrated on validation before use
+    exact: ClassVar[bool] = True  # whether a prediction can be right or wrong (false for values)
+    label_tokens: ClassVar[int | None] = 1  # words of a target after a path in a labelled list (None: all the rest)
+
+    # ---- datasets
+
+    def list_source(self, spec: DatasetSpec, readable: Readable | None) -> Listing:
+        """The output names and the items of every split, with their targets (`Item.target`)."""
+        raise NotImplementedError
+
+    def check_source(self, spec: DatasetSpec) -> None:
+        """The cheap checks at submit (files exist, layout is right); raise SourceError naming the problem."""
+        raise NotImplementedError
+
+    def target_array(self, targets: Sequence[Any], names: Sequence[str]) -> np.ndarray:
+        """The stored targets of one split, from the listed items' targets."""
+        raise NotImplementedError
+
+    def per_output(self, targets: np.ndarray, names: Sequence[str]) -> list[int]:
+        """Images per output name (class or label) in a split; [] where counting makes no sense."""
+        return []
+
+    def target_stats(self, train: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+        """What the task keeps about the training targets in the manifest (regression: mean and std)."""
+        return {}
+
+    def caption(self, target: np.ndarray, names: Sequence[str]) -> str:
+        """One example's target as text (gallery captions, reports)."""
+        raise NotImplementedError
+
+    def having(self, targets: np.ndarray, output: int) -> np.ndarray:
+        """Boolean mask of the examples whose target has output `output` (the gallery's class filter)."""
+        raise NotImplementedError
+
+    def load_targets(self, folder: Path) -> np.ndarray:
+        targets: np.ndarray = np.load(folder / self.targets_file, allow_pickle=False)
+        return targets
+
+    def collate(self, targets: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The targets of a batch: rows `index` of the split's targets."""
+        return targets.index_select(0, index)
+
+    def transform(
+        self, preprocess: Callable[..., torch.Tensor], pixels: torch.Tensor, targets: torch.Tensor, train: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model inputs and targets of a batch: uint8 pixels through the preprocessor (augmentation, mean, crop).
+        Image-level targets do not move with the pixels; a task whose targets do (boxes, masks) overrides this."""
+        return preprocess(pixels, train=train), targets
+
+    # ---- networks and training
+
+    def outputs(self, names: Sequence[str]) -> int:
+        """The network's output size for a dataset with these output names."""
+        return len(names)
+
+    def criterion(self, loss: str, names: Sequence[str], stats: dict[str, Any], config: Any) -> Criterion:
+        raise NotImplementedError
+
+    def meter(self, names: Sequence[str], stats: dict[str, Any]) -> Meter:
+        raise NotImplementedError
+
+    def default_network(self, shape: tuple[int, int, int]) -> tuple[str, str]:
+        """(network, why): a standard network for (H, W, C) inputs that trains well without flags."""
+        height, width, channels = shape
+        if channels == 1 and max(height, width) <= 64:
+            return "lenet", f"small ({width}x{height}) grayscale images"
+        return "resnet18", f"{width}x{height} {'grayscale' if channels == 1 else 'colour'} images"
+
+    # ---- inference
+
+    def calibrate(self, outputs: np.ndarray, targets: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+        """What a trained model settles on the validation split before use (multi-label: thresholds)."""
+        return {}
+
+    def predict(
+        self, outputs: torch.Tensor, names: Sequence[str], stats: dict[str, Any], k: int
+    ) -> list[dict[str, Any]]:
+        """Per row of (B, K) float outputs, a JSON-ready prediction with a `summary` line."""
+        raise NotImplementedError
+
+    def evaluate(self, outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext) -> Report:
+        raise NotImplementedError
+
+    def agreement(self, expected: np.ndarray, exported: np.ndarray, stats: dict[str, Any]) -> tuple[str, float]:
+        """(what agrees, fraction) between two exports' outputs on the same inputs; parity needs 1.0."""
+        raise NotImplementedError
+
+    def target_of(self, text: str, names: Sequence[str]) -> Any:
+        """A target as a user writes it after a path in a labelled list, in the form `target_array` takes."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "title": self.title, "input_kind": self.input_kind,
+            "target_format": self.target_format, "sources": self.sources, "losses": list(self.losses),
+            "metrics": [m.name for m in self.metrics], "monitor": self.monitors(),
+        }  # fmt: skip
+
+    def format_metrics(self, metrics: dict[str, float], names: Sequence[str] | None = None) -> str:
+        """`val loss 0.0712, val top-1 97.50%, ...`: the task's metrics that are present, labelled, in units."""
+        shown = []
+        for m in self.metrics:
+            if names is not None and m.name not in names:
+                continue
+            value = metrics.get(m.name)
+            if isinstance(value, int | float):
+                shown.append(f"{m.label} {value:.2f}%" if m.unit == "%" else f"{m.label} {value:.4f}")
+        return ", ".join(shown)
+
+    def headline(self, metrics: dict[str, float]) -> str:
+        """The task's headline figure (classification: val top-1) as text, or `-`."""
+        return self.format_metrics(metrics, [self.metrics[1].name]).removeprefix(self.metrics[1].label + " ") or "-"
+
+    def monitors(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    def template(self, name: str) -> str:
+        """The Jinja name of one of this task's partial templates (under deepyard/tasks/templates/)."""
+        if name not in self.template_names:
+            raise NotFoundError(f"task {self.name!r} has no template {name!r}")
+        return f"{self.name}/{name}"
+
+
+@dataclass
+class EvalContext:
+    """What an evaluation knows besides outputs and targets."""
+
+    names: list[str]
+    stats: dict[str, Any]
+    sources: list[str]  # what to call each example
+    pictures: Callable[[np.ndarray], np.ndarray]  # indices -> (B, H, W, C) uint8, for image grids
+    top_n: int = 9
+    loss: str = ""
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    if task.name in _TASKS:
+        raise ValueError(f"task {task.name!r} is registered twice")
+    _TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str | None) -> Task:
+    """The registered task `name` (None: classification, what everything made before tasks is)."""
+    name = name or DEFAULT_TASK
+    if name not in _TASKS:
+        raise InvalidValueError(f"task {name!r} is not known; use {choices(sorted(_TASKS))}")
+    return _TASKS[name]
+
+
+def task_names() -> list[str]:
+    return sorted(_TASKS)
+
+
+def list_tasks() -> list[Task]:
+    return [_TASKS[n] for n in task_names()]

@@ -1,0 +1,48 @@
+"""The input-kind seam: what the examples of a dataset are, beside the task that says what their targets are.
+
+Images are the one input kind today (token sequences come with text models). The store reader, the training
+data path and inference preprocessing ask the input kind for the example shape and the store, never
+`manifest.shape` directly. Registered by name, like tasks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from deepyard.errors import InvalidValueError, choices
+
+
+class InputKind:
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def example_shape(self, stored: tuple[int, ...]) -> tuple[int, ...]:
+        """The tensor shape of one example as the network sees it, from the manifest's stored shape."""
+        raise NotImplementedError
+
+    def open_store(self, folder: Path, stored: tuple[int, ...], targets: Any, in_memory: bool) -> Any:
+        raise NotImplementedError
+
+
+class Images(InputKind):
+    name = "image"
+    description = "images, stored as uint8 (H, W, C) pixels at the dataset's size"
+
+    def example_shape(self, stored: tuple[int, ...]) -> tuple[int, int, int]:
+        height, width, channels = stored
+        return (channels, height, width)
+
+    def open_store(self, folder: Path, stored: tuple[int, ...], targets: Any, in_memory: bool) -> Any:
+        from deepyard.datasets.store import ImageStore
+
+        return ImageStore(folder, stored[2], in_memory=in_memory, targets=targets)
+
+
+_KINDS: dict[str, InputKind] = {"image": Images()}
+
+
+def get_input_kind(name: str) -> InputKind:
+    if name not in _KINDS:
+        raise InvalidValueError(f"input kind {name!r} is not known; use {choices(sorted(_KINDS))}")
+    return _KINDS[name]
