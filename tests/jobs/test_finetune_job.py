@@ -6,12 +6,14 @@ import pytest
 import torch
 
 from deepyard.config import Settings
+from deepyard.datasets import get_dataset
 from deepyard.errors import InvalidValueError, NotFoundError
 from deepyard.jobs import Scheduler, submit
 from deepyard.networks import NetworkSpec
 from deepyard.train import get_run, make_config, train
 from deepyard.train.checkpoint import load_checkpoint
 from deepyard.train.runs import run_dir
+from deepyard.train.tasking import default_network
 from tests.jobs.conftest import TRAIN, wait_status
 
 
@@ -40,5 +42,9 @@ def test_bad_sources_are_refused_at_submit(settings: Settings, tiny: str, tmp_pa
         submit(settings, "train", {"dataset": tiny, "source": "/etc/weights.pt", "network": "lenet", "config": TRAIN})
     with pytest.raises(InvalidValueError, match="outside the data roots and the home"):  # a colon is no reference
         submit(settings, "train", {"dataset": tiny, "source": "/etc/a:b.pt", "network": "lenet", "config": TRAIN})
-    with pytest.raises(InvalidValueError, match="train job needs 'network'"):
-        submit(settings, "train", {"dataset": tiny, "config": TRAIN})
+    queued = submit(settings, "train", {"dataset": tiny, "config": TRAIN})  # no network: the task's default
+    assert queued.params["network"] == default_network(get_dataset(settings, tiny))[0]
+    with pytest.raises(InvalidValueError, match=r"loss 'l1' does not apply to classification; use 'auto', "):
+        submit(settings, "train", {"dataset": tiny, "network": "lenet", "config": {**TRAIN, "loss": "l1"}})
+    with pytest.raises(InvalidValueError, match=r"monitor 'val_map' is not a metric of classification; use"):
+        submit(settings, "train", {"dataset": tiny, "network": "lenet", "config": {**TRAIN, "monitor": "val_map"}})

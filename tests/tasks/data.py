@@ -3,7 +3,9 @@ the value to predict. Written as real files (PNG images, CSV and list files), as
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,3 +55,18 @@ def write_brightness(root: Path, n: int, seed: int = 0) -> Path:
     listing = root / "values.txt"
     listing.write_text("\n".join(lines) + "\n")
     return listing
+
+
+RECIPE = ["--network", "lenet", "--solver", "adam", "--lr", "0.002", "--policy", "onecycle", "--batch-size", "32"]
+
+
+def gate(home: Path, source: Path, task: str, size: str, epochs: int) -> dict[str, Any]:
+    """Build, train (RECIPE) and evaluate through the console script; the evaluation document."""
+    from tests.cli.test_datasets_cli import run
+
+    made = run(home, "dataset", "create", str(source), "--task", task, "--channels", "1", "--size", size, "--name", "d")
+    assert made.returncode == 0, made.stderr
+    trained = run(home, "train", "--dataset", "d", *RECIPE, "--epochs", str(epochs), "--json")
+    assert trained.returncode == 0, trained.stderr
+    doc: dict[str, Any] = json.loads(run(home, "evaluate", json.loads(trained.stdout)["run"], "--json").stdout)
+    return doc

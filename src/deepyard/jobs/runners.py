@@ -97,16 +97,20 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
             raise InvalidValueError(f"{source!r} holds weights only; give the network they belong to")
     elif source and not _is_reference(source):
         settings.check_readable(source, "weights file")
-    for key in ("dataset", "network"):
-        if not params.get(key) and not (key == "network" and source):
-            raise InvalidValueError(f"train job needs {key!r}")
+    if not params.get("dataset"):
+        raise InvalidValueError("train job needs 'dataset'")
+    from deepyard.tasks import get_task
+    from deepyard.train.tasking import default_network, loss_name, metric_info
+
     manifest = get_dataset(settings, str(params["dataset"]))
+    task = get_task(manifest.task)
     config = _config(params.get("config") or {})
+    loss_name(task, config), metric_info(task, config.monitor)  # a loss or monitor of another task is refused now
     shape = (manifest.shape[2], manifest.shape[0], manifest.shape[1])  # (C, H, W)
     if config.crop_size:
         shape = (shape[0], config.crop_size, config.crop_size)
-    ref = params.get("network") or _source_network(settings, str(source))
-    network = _network(settings, ref, shape, len(manifest.classes))
+    ref = params.get("network") or (_source_network(settings, str(source)) if source else default_network(manifest)[0])
+    network = _network(settings, ref, shape, task.outputs(manifest.classes))
     name = check_name(params.get("name"), "run name")
     normal = {"dataset": manifest.id, "network": network, "config": config.model_dump(mode="json"), "name": name,
               "source": source}  # fmt: skip
