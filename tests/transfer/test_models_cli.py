@@ -37,8 +37,8 @@ def test_make_pretrained_list_show_fine_tune_and_delete(tmp_path: Path) -> None:
     assert info["config"]["finetune"]["head_epochs"] == 0.5 and info["network"]["spec"]["name"] == "tiny"
     bad = run(home, "train", "--dataset", "bars", "--from", "store:nope")
     assert bad.returncode == 2 and "no model 'nope' in the store; stored: tiny-bars" in bad.stderr
-    bad = run(home, "train", "--dataset", "bars")
-    assert bad.returncode == 2 and "give --network NAME, or --from SOURCE" in bad.stderr
+    picked = run(home, "train", "--dataset", "bars", "--epochs", "1", "--batch-size", "36", "--json")
+    assert picked.returncode == 0 and "network: resnet18, the default for 12x12 colour images" in picked.stderr
     bad = run(home, "train", "--dataset", "bars", "--from", "store:tiny-bars", "--set", "finetune.freez=[c]")
     assert bad.returncode == 2 and "unknown setting 'finetune.freez'" in bad.stderr
     assert json.loads(run(home, "model", "delete", "tiny-bars", "--json").stdout) == {"deleted": "tiny-bars"}

@@ -205,6 +205,18 @@ class SpecNet(nn.Module):
         self.shapes = {n.name: n.shape for n in checked.nodes}  # output shapes, without the batch
         self.output = checked.output
         self.spec_name = checked.spec.name
+        # the head, declared by the spec itself: every layer whose size is the `num_classes` placeholder
+        self.head_layers = [layer.name for layer in checked.spec.layers if NUM_CLASSES in layer.params.values()]
+
+    def declared_heads(self) -> list[str]:
+        """Module names of the head layers (the last Linear or 1x1 Conv2d inside each), the main one last."""
+        found = []
+        for layer in self.head_layers:
+            prefix = f"layers.{layer}"
+            inner = [n for n, m in self.named_modules() if n == prefix or n.startswith(prefix + ".")
+                     if isinstance(m, nn.Linear | nn.Conv2d)]  # fmt: skip
+            found.extend(inner[-1:])
+        return found
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values = {INPUT: x}

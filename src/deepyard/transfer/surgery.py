@@ -28,6 +28,28 @@ from deepyard.transfer.weights import StateDict
 Shape = tuple[int, ...]
 
 
+# torchvision's classifier modules by family (as timm declares `classifier` in a model's default config)
+TORCHVISION_HEADS = {"resnet": "fc", "mobilenetv3": "classifier.3", "efficientnet": "classifier.1",
+                     "convnext": "classifier.2", "vision_transformer": "heads.head", "regnet": "fc",
+                     "densenet": "classifier"}  # fmt: skip
+
+
+def declared_heads(model: nn.Module) -> list[str]:
+    """The heads a model declares: a spec network's own, timm's `pretrained_cfg["classifier"]`, or torchvision's
+    by family; [] when it declares none (a user's Python network)."""
+    model = getattr(model, "_orig_mod", model)
+    declare = getattr(model, "declared_heads", None)
+    if callable(declare):
+        return list(declare())
+    cfg = getattr(model, "pretrained_cfg", None)
+    names = [cfg["classifier"]] if isinstance(cfg, dict) and isinstance(cfg.get("classifier"), str) else []
+    if not names and type(model).__module__.startswith("torchvision.models"):
+        family = type(model).__module__.rsplit(".", 1)[-1]
+        names = [v for k, v in TORCHVISION_HEADS.items() if family.startswith(k)][:1]
+    modules = dict(model.named_modules())
+    return [n for n in names if isinstance(modules.get(n), nn.Linear | nn.Conv2d)]
+
+
 def _classifier_layers(model: nn.Module) -> list[tuple[str, nn.Module, int]]:
     out: list[tuple[str, nn.Module, int]] = []
     for name, module in model.named_modules():
@@ -39,7 +61,12 @@ def _classifier_layers(model: nn.Module) -> list[tuple[str, nn.Module, int]]:
 
 
 def find_heads(model: nn.Module, num_classes: int | None = None) -> list[str]:
-    """Module names of the classifier heads, the main one last. `num_classes` defaults to the last Linear's."""
+    """Module names of the heads, the main one last: as the network declares them (a spec's `num_classes`
+    layers, torchvision's and timm's classifier names), else guessed: every Linear (or 1x1 Conv2d) with as many
+    outputs as the last Linear (`num_classes` when given)."""
+    declared = declared_heads(model)
+    if declared:
+        return declared
     layers = _classifier_layers(model)
     if not layers:
         raise SpecError(f"{type(model).__name__} has no Linear (or 1x1 Conv2d) layer to use as classifier head")
