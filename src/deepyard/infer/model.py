@@ -24,7 +24,7 @@ from deepyard.infer.preprocess import InputTransform, Preprocessing, to_batch
 from deepyard.tasks import Task, get_task
 from deepyard.train import runs
 from deepyard.train.checkpoint import load_checkpoint
-from deepyard.train.config import TrainConfig
+from deepyard.train.record import RunRecord
 
 BEST, LAST = "best", "last"
 
@@ -101,24 +101,23 @@ def load_run_model(
     settings: Settings, run_id: str, snapshot: str | int | None = None, device: str | torch.device = "cpu"
 ) -> TrainedModel:
     """The model of run `run_id` at a snapshot (default: best, else the last step)."""
-    info = runs.get_run(settings, run_id)
+    record = RunRecord.of(runs.get_run(settings, run_id))
     path = checkpoint_path(settings, run_id, snapshot)
-    config = TrainConfig.model_validate(info["config"])
-    manifest = get_dataset(settings, info["dataset"])
+    manifest = get_dataset(settings, record.dataset)
     mean_image = np.load(dataset_dir(settings, manifest.id) / MEAN_ARRAY, allow_pickle=False)
-    pre = Preprocessing.from_config(manifest.spec, config.model_dump(), mean_image)
+    pre = Preprocessing.from_config(manifest.spec, record.config.model_dump(), mean_image)
     task = get_task(manifest.task)
-    model = runs.build_run_model(info, pre.input_shape, task.outputs(manifest.classes), settings)
+    model = runs.build_run_model(record.raw, pre.input_shape, task.outputs(manifest.classes), settings)
     data = load_checkpoint(path)
     model.load_state_dict(data["model"])
     state = data.get("state", {})
     details = {
-        "run": info["id"], "run_name": info.get("name"), "snapshot": _snapshot_name(path), "step": state.get("step"),
+        "run": record.id, "run_name": record.name, "snapshot": _snapshot_name(path), "step": state.get("step"),
         "dataset": {"id": manifest.id, "name": manifest.name, "content_hash": manifest.content_hash},
         "metrics": state.get("last_val", {}), "task": task.name,
     }  # fmt: skip
-    loaded = TrainedModel(model, list(manifest.classes), pre, info["network"], details, torch.device(device), task,
-                          dict(manifest.target_stats))  # fmt: skip
+    loaded = TrainedModel(model, list(manifest.classes), pre, record.network.to_json(), details, torch.device(device),
+                          task, dict(manifest.target_stats))  # fmt: skip
     if task.calibrated:
         from deepyard.infer.calibrate import calibration
 
