@@ -46,9 +46,11 @@ def _input_for(ref: str, given: str | None) -> Shape:
     networks = _networks()
     if given:
         return parse_input(given)
-    if ref.endswith(".py") or ref.startswith(("torchvision:", "timm:")):
+    parsed = networks.parse_ref(ref)
+    if parsed.kind in ("python", "torchvision", "timm"):
         raise InvalidValueError(f"give --input CxHxW for {ref!r}")
-    spec_input = networks.get_network(ref).input if networks.is_torchvision(ref) else networks.load_spec(ref).input
+    entry = networks.get_network(ref) if networks.is_torchvision(parsed) else networks.load_spec(parsed)
+    spec_input = entry.input
     if spec_input is None:
         raise InvalidValueError(f"{ref!r} states no intended input; give --input CxHxW")
     return tuple(spec_input)

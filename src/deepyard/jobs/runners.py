@@ -140,28 +140,31 @@ def _config(data: Any) -> Any:
 
 def _network(settings: Settings, ref: Any, shape: tuple[int, int, int], classes: int) -> Any:
     """A spec (mapping, standard spec name or spec file) is checked against the data and stored whole."""
-    from deepyard.networks import check_spec, get_network, is_torchvision, load_spec, spec_from_data
-    from deepyard.networks.registry import TIMM_PREFIX, check_timm_name
+    from deepyard.networks import check_spec, get_network, is_torchvision, load_spec, parse_ref, spec_from_data
+    from deepyard.networks.registry import check_timm_name
 
     if isinstance(ref, dict):
         spec = spec_from_data(ref)
     elif not isinstance(ref, str):
         raise InvalidValueError(f"network {ref!r} must be a name, a spec file or a spec mapping")
-    elif is_torchvision(ref):
-        if not ref.startswith("torchvision:"):
-            get_network(ref)
-        return ref
-    elif ref.startswith(TIMM_PREFIX):
-        check_timm_name(ref.removeprefix(TIMM_PREFIX))
-        return ref
-    elif ref.endswith(".py"):
-        if not settings.allow_python_networks:
-            raise InvalidValueError(f"network {ref!r} is Python code; set DEEPYARD_ALLOW_PYTHON_NETWORKS=1 to allow it")
-        return ref
     else:
+        parsed = parse_ref(ref)
+        if is_torchvision(parsed):
+            if parsed.kind == "standard":
+                get_network(parsed.name)
+            return ref
+        if parsed.kind == "timm":
+            check_timm_name(parsed.name)
+            return ref
+        if parsed.kind == "python":
+            if not settings.allow_python_networks:
+                raise InvalidValueError(
+                    f"network {ref!r} is Python code; set DEEPYARD_ALLOW_PYTHON_NETWORKS=1 to allow it"
+                )
+            return ref
         if Path(ref).suffix:
             settings.check_readable(ref, "network file")
-        spec = load_spec(ref)
+        spec = load_spec(parsed)
     check_spec(spec, shape, classes)
     return spec.to_data()
 

@@ -1,12 +1,13 @@
 """Networks: plain-data specs, the layer registry, the standard zoo, torchvision families, summary and view.
 
-Public API: `parse_spec`, `dump_yaml`, `dump_json`, `check_spec`, `build_network`, `list_networks`,
-`get_network`, `load_spec`, `summarize`, `render_svg`.
+Public API: `parse_ref` (a network reference as a typed `NetworkRef`), `parse_spec`, `dump_yaml`, `dump_json`,
+`check_spec`, `build_network`, `list_networks`, `get_network`, `load_spec`, `summarize`, `render_svg`.
 """
 
 from __future__ import annotations
 
 from deepyard.networks.graph import CheckedNetwork, SpecNet, build_spec, check_spec
+from deepyard.networks.ref import NetworkRef, parse_ref
 from deepyard.networks.registry import (
     NetworkEntry,
     build_network,
@@ -25,6 +26,7 @@ __all__ = [
     "LayerRow",
     "LayerSpec",
     "NetworkEntry",
+    "NetworkRef",
     "NetworkSpec",
     "SpecNet",
     "Summary",
@@ -37,6 +39,7 @@ __all__ = [
     "is_torchvision",
     "list_networks",
     "load_spec",
+    "parse_ref",
     "parse_spec",
     "render_svg",
     "spec_from_data",

@@ -28,12 +28,9 @@ from deepyard.config import Settings
 from deepyard.errors import DeepyardError, InvalidValueError, NotFoundError, SpecError
 from deepyard.networks.graph import build_spec
 from deepyard.networks.layers import Shape
+from deepyard.networks.ref import NetworkRef, parse_ref
 from deepyard.networks.spec import NetworkSpec, parse_spec
 from deepyard.networks.zoo import SPEC_NETWORKS
-
-TORCHVISION_PREFIX = "torchvision:"
-TIMM_PREFIX = "timm:"
-SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @dataclass(frozen=True)
@@ -70,14 +67,21 @@ def _entries() -> dict[str, NetworkEntry]:
 REGISTRY = _entries()
 
 
-def is_torchvision(ref: str) -> bool:
+def is_torchvision(ref: str | NetworkRef) -> bool:
     """True for `torchvision:NAME` and for the torchvision families in the registry."""
-    return ref.startswith(TORCHVISION_PREFIX) or (ref in REGISTRY and REGISTRY[ref].family == "torchvision")
+    parsed = parse_ref(ref)
+    standard = parsed.kind == "standard" and parsed.name in REGISTRY
+    return parsed.kind == "torchvision" or (standard and REGISTRY[parsed.name].family == "torchvision")
 
 
-def is_library(ref: str) -> bool:
+def is_library(ref: str | NetworkRef) -> bool:
     """True for networks a library builds (torchvision, timm): recorded by name, with no editable spec."""
-    return is_torchvision(ref) or ref.startswith(TIMM_PREFIX)
+    return is_torchvision(ref) or parse_ref(ref).kind == "timm"
+
+
+def has_spec(ref: str | NetworkRef) -> bool:
+    """True for networks with an editable spec (a spec file, a standard spec network): stored whole in a run."""
+    return not is_library(ref) and parse_ref(ref).kind != "python"
 
 
 def require_timm(what: str) -> Any:
@@ -104,41 +108,44 @@ def get_network(name: str) -> NetworkEntry:
     return REGISTRY[name]
 
 
-def load_spec(ref: str) -> NetworkSpec:
+def load_spec(ref: str | NetworkRef) -> NetworkSpec:
     """The spec of a standard spec network, or of a spec file."""
-    path = Path(ref)
-    if path.suffix.lower() in SPEC_SUFFIXES:
+    parsed = parse_ref(ref)
+    if parsed.kind == "spec_file" and parsed.path is not None:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = parsed.path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise NotFoundError(f"cannot read network file {ref!r}: {exc.strerror or exc}") from None
-        return parse_spec(text, source=path.name)
-    if ref.startswith((TORCHVISION_PREFIX, TIMM_PREFIX)):
-        raise InvalidValueError(f"network {ref!r} is built by {ref.split(':')[0]} and has no editable spec")
-    entry = get_network(ref)
+            raise NotFoundError(f"cannot read network file {parsed.name!r}: {exc.strerror or exc}") from None
+        return parse_spec(text, source=parsed.path.name)
+    if parsed.kind in ("torchvision", "timm"):
+        raise InvalidValueError(f"network {str(parsed)!r} is built by {parsed.kind} and has no editable spec")
+    if parsed.kind == "python":
+        raise InvalidValueError(f"network {parsed.name!r} is a Python file and has no editable spec")
+    entry = get_network(parsed.name)
     if entry.spec is None:
         raise InvalidValueError(f"network {ref!r} comes from torchvision and has no editable spec")
     return entry.spec()
 
 
 def build_network(
-    ref: str | NetworkSpec, input_shape: Shape, num_classes: int, settings: Settings | None = None
+    ref: str | NetworkRef | NetworkSpec, input_shape: Shape, num_classes: int, settings: Settings | None = None
 ) -> nn.Module:
     """An untrained model for inputs of `input_shape` (C, H, W) and `num_classes` outputs."""
     if isinstance(ref, NetworkSpec):
         return build_spec(ref, input_shape, num_classes)
-    if ref.endswith(".py"):
-        return _build_python(Path(ref), input_shape, num_classes, settings)
-    if is_torchvision(ref):
-        return build_torchvision(ref.removeprefix(TORCHVISION_PREFIX), input_shape, num_classes)
-    if ref.startswith(TIMM_PREFIX):
-        return build_timm(ref.removeprefix(TIMM_PREFIX), input_shape, num_classes)
-    return build_spec(load_spec(ref), input_shape, num_classes)
+    parsed = parse_ref(ref)
+    if parsed.kind == "python" and parsed.path is not None:
+        return _build_python(parsed.path, input_shape, num_classes, settings)
+    if is_torchvision(parsed):
+        return build_torchvision(parsed.name, input_shape, num_classes)
+    if parsed.kind == "timm":
+        return build_timm(parsed.name, input_shape, num_classes)
+    return build_spec(load_spec(parsed), input_shape, num_classes)
 
 
 def check_timm_name(name: str) -> Any:
     """timm, once `name` is known to be one of its models (an unknown name lists a few close ones)."""
-    timm = require_timm(f"{TIMM_PREFIX}{name}")
+    timm = require_timm(str(NetworkRef("timm", name)))
     if not timm.is_model(name.split(".")[0]):
         close = timm.list_models(f"*{name.split('.')[0][:5]}*")[:8] or timm.list_models()[:8]
         raise NotFoundError(f"timm has no model {name!r}; for example: {', '.join(close)} (timm.list_models())")
@@ -154,7 +161,7 @@ def build_timm(name: str, input_shape: Shape, num_classes: int) -> nn.Module:
     if cfg is not None and cfg.fixed_input_size:  # transformers: position embeddings sized for the input
         kwargs["img_size"] = (height, width)
     with torch.device("meta"):  # shapes only, as for torchvision
-        _check_forward(timm.create_model(name, **kwargs), input_shape, f"{TIMM_PREFIX}{name}")
+        _check_forward(timm.create_model(name, **kwargs), input_shape, str(NetworkRef("timm", name)))
     model: nn.Module = timm.create_model(name, **kwargs)
     return model
 

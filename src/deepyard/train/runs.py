@@ -55,11 +55,11 @@ def run_dir(settings: Settings, run_id: str) -> Path:
 def _network_record(network: str | NetworkSpec) -> dict[str, Any]:
     """A spec is stored whole (the run stays reproducible if the file changes); other networks by name."""
     from deepyard.networks import NetworkSpec, load_spec
-    from deepyard.networks.registry import is_library
+    from deepyard.networks.registry import has_spec
 
     if isinstance(network, NetworkSpec):
         return {"ref": network.name, "spec": network.to_data()}
-    if is_library(network) or network.endswith(".py"):
+    if not has_spec(network):
         return {"ref": network, "spec": None}
     return {"ref": network, "spec": load_spec(network).to_data()}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from deepyard.datasets import find_dataset
 from deepyard.datasets.catalog import dataset_dir
 from deepyard.errors import InvalidValueError, NotFoundError
 from deepyard.infer.model import checkpoint_path
+from deepyard.networks.ref import NetworkRef
 from deepyard.networks.registry import REGISTRY
 from deepyard.train import runs
 from deepyard.train.checkpoint import load_checkpoint
@@ -62,7 +63,7 @@ def load_pretrained(settings: Settings, ref: str) -> Pretrained:
     if ref.startswith("timm:"):
         name = ref.removeprefix("timm:")
         state, prep, shape = weights.load_timm_state(name)
-        network = {"ref": f"timm:{name.split('.')[0]}", "spec": None}  # the architecture; the tag named the weights
+        network = _library_network("timm", name)
         return Pretrained(ref, "timm", state, network, shape, None, prep, weights.state_hash(state))
     if ref.startswith("store:"):
         entry = store.get_model(settings, ref.removeprefix("store:"))
@@ -88,9 +89,9 @@ def network_of(settings: Settings, ref: str) -> dict[str, Any] | None:
     submit stays fast and never fetches); None for a weights file or URL, which holds weights only."""
     if ref.startswith("pretrained:"):
         model = weights.torchvision_model_name(weights.torchvision_weights(ref.removeprefix("pretrained:")))
-        return {"ref": model if model in REGISTRY else f"torchvision:{model}", "spec": None}
+        return _library_network("torchvision", model)
     if ref.startswith("timm:"):
-        return {"ref": f"timm:{ref.removeprefix('timm:').split('.')[0]}", "spec": None}
+        return _library_network("timm", ref.removeprefix("timm:"))
     if ref.startswith("store:"):
         return store.get_model(settings, ref.removeprefix("store:")).network
     if ref.startswith("run:"):
@@ -102,6 +103,13 @@ def network_of(settings: Settings, ref: str) -> dict[str, Any] | None:
     return None
 
 
+def _library_network(kind: Literal["torchvision", "timm"], model: str) -> dict[str, Any]:
+    """The network record (as in run.json) of a library's model: a registry family by its own name, else
+    `torchvision:NAME` / `timm:NAME`; a timm tag (`resnet18.a1_in1k`) names weights, not the architecture."""
+    name = model.split(".")[0] if kind == "timm" else model
+    return {"ref": name if kind == "torchvision" and name in REGISTRY else str(NetworkRef(kind, name)), "spec": None}
+
+
 def _file(ref: str, kind: str, path: Path) -> Pretrained:
     state = weights.load_weights_file(path)
     return Pretrained(ref, kind, state, None, None, None, {}, weights.state_hash(state))
@@ -110,11 +118,10 @@ def _file(ref: str, kind: str, path: Path) -> Pretrained:
 def _torchvision(ref: str) -> Pretrained:
     member = weights.torchvision_weights(ref.removeprefix("pretrained:"))
     model = weights.torchvision_model_name(member)
-    network_ref = model if model in REGISTRY else f"torchvision:{model}"
     state = weights.load_torchvision_state(member)
     labels = member.meta.get("categories")
     prep = {**weights.torchvision_preprocessing(member), "weights": f"{type(member).__name__}.{member.name}"}
-    return Pretrained(ref, "torchvision", state, {"ref": network_ref, "spec": None}, None,
+    return Pretrained(ref, "torchvision", state, _library_network("torchvision", model), None,
                       list(labels) if labels else None, prep, weights.state_hash(state))  # fmt: skip
 
 
