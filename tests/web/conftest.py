@@ -145,3 +145,13 @@ def page(browser: Browser) -> Iterator[Page]:
 def shot(page: Page, name: str) -> None:
     """A full-page screenshot under test-artifacts/web/ (git-ignored)."""
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def fill_recipe(page: Page, name: str, epochs: str, lr: str, batch_size: str, solver: str) -> None:
+    """Fill the New run form's name and a short CPU recipe."""
+    page.fill("#run-name", name)
+    page.fill('input[name="epochs"]', epochs)
+    page.fill("#lr-values", lr)
+    page.fill("#bs-values", batch_size)
+    page.select_option('select[name="solver.type"]', solver)
+    page.fill('input[name="device"]', "cpu")

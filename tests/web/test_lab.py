@@ -14,7 +14,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from deepyard.datasets.idx import read_idx_pair
-from tests.web.conftest import ARTIFACTS, Server
+from tests.web.conftest import ARTIFACTS, Server, fill_recipe
 
 PER_CLASS = {"train": 60, "t10k": 10}
 TRAINING = 120_000  # ms a one-epoch LeNet on 600 images may take on a busy 2-core machine (an upper bound)
@@ -39,12 +39,7 @@ def shot(page: Page, name: str) -> None:
 
 def train_from_form(page: Page, server: Server, name: str) -> str:
     """Submit the new-run form, then open the new run from the home page once it appears; return its id."""
-    page.fill("#run-name", name)
-    page.fill('input[name="epochs"]', "1")
-    page.fill("#lr-values", "0.05")
-    page.fill("#bs-values", "16")
-    page.select_option('select[name="solver.type"]', "momentum")
-    page.fill('input[name="device"]', "cpu")
+    fill_recipe(page, name, epochs="1", lr="0.05", batch_size="16", solver="momentum")
     page.click("#create-run")
     expect(page).to_have_url(server.url + "/")
     row = page.locator("#runs tbody tr", has_text=name)
@@ -80,7 +75,8 @@ def test_the_lab_in_the_browser(server: Server, page: Page, tmp_path: Path, mnis
 
     # 2. Model: LeNet, one epoch (38 steps of 16); the chart fills live while it trains.
     page.click("text=Train on it")
-    expect(page.locator("#net-lenet")).to_be_checked()
+    expect(page.locator("#net-auto")).to_be_checked()  # the task's default network for the images: LeNet
+    expect(page.locator("#net-auto-why")).to_contain_text("lenet")
     first = train_from_form(page, server, "lenet small")
     page.goto(f"{server.url}/runs/{first}")
     expect(page.locator("#run-status")).to_have_text("done")

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from deepyard import groups, users
-from deepyard.datasets import list_datasets
 from deepyard.datasets.spec import DatasetSpec
 from deepyard.tasks import get_task
 from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
@@ -56,11 +55,12 @@ def _sections(rows: list[dict[str, Any]]) -> list[tuple[str | None, list[dict[st
 
 @router.get("/datasets/new", response_class=HTMLResponse)
 def new_dataset(request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
-    fields = field_specs(DatasetSpec, skip=("name",))
+    fields = field_specs(DatasetSpec, skip=("name", "task"))  # the task is chosen above the source
     return render(
         request,
         "dataset_new.html",
         fields=fields,
+        tasks=views.list_task_rows(),
         roots=[str(settings.home), *map(str, settings.data_roots)],
         group_names=groups.group_names(conn),
     )
@@ -72,7 +72,7 @@ def dataset(ref: str, request: Request, settings: SettingsDep, conn: ConnDep) ->
     if data.get("status") == "damaged":
         return render(request, "damaged.html", item=data, noun="dataset")
     report = views.get_dataset_report(settings, ref, limit=200)
-    return render(request, "dataset.html", d=data, m=data["manifest"], report=report)
+    return render(request, "dataset.html", d=data, m=data["manifest"], report=report, task=get_task(data["task"]))
 
 
 @router.get("/runs/new", response_class=HTMLResponse)
@@ -83,7 +83,7 @@ def new_run(
     return render(
         request,
         "run_new.html",
-        datasets=[views.dataset_summary(m) for m in reversed(list_datasets(settings))],
+        datasets=views.list_dataset_choices(settings),
         networks=views.list_standard_networks(),
         previous=[
             {"id": r["id"], "name": r["name"], "network": r["network"]["ref"]} for r in reversed(list_runs(settings))

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from deepyard.config import Settings
+from deepyard.errors import InvalidValueError
 from deepyard.jobs import run_status
 from deepyard.stored import FileCache, keep
+from deepyard.tasks import DEFAULT_TASK, get_task
 from deepyard.train.metricsfile import METRICS, Figures, metric_figures, parse_lines
 
 
@@ -61,6 +63,17 @@ def progress(info: dict[str, Any], figures: Figures) -> dict[str, Any]:
     }
 
 
+def headline(task_name: str | None, last_val: dict[str, float]) -> dict[str, Any] | None:
+    """The task's headline metric (classification: val top-1, multi-label: mAP, regression: R²) of the last
+    validation: `{name, label, unit, value}`; None for a task this version does not know."""
+    try:
+        metric = get_task(task_name).metrics[1]
+    except InvalidValueError:
+        return None
+    value = last_val.get(metric.name)
+    return {"name": metric.name, "label": metric.label, "unit": metric.unit, "value": value}
+
+
 def snapshots(folder: Path) -> list[dict[str, Any]]:
     """Checkpoints as (file, step), plus best.pt when there is one."""
     found = []
@@ -83,6 +96,8 @@ def _build_summary(info: dict[str, Any], status: str, figures: Figures) -> dict[
         "batch_size": config["batch_size"],
         "solver": config["solver"]["type"],
         "error": info.get("error"),
+        "task": info.get("task") or DEFAULT_TASK,
+        "headline": headline(info.get("task"), figures.last_val),
         **progress({**info, "status": status}, figures),
     }
 

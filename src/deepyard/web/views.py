@@ -13,11 +13,12 @@ from typing import Any
 
 from deepyard import groups, users
 from deepyard.config import Settings
-from deepyard.datasets import Manifest, find_dataset, get_dataset
+from deepyard.datasets import Manifest, find_dataset, get_dataset, list_datasets
 from deepyard.datasets.catalog import REPORT, dataset_dir, load_dataset, scan_datasets
 from deepyard.files import read_json
 from deepyard.networks import dump_yaml, list_networks, spec_from_data, summarize
 from deepyard.stored import Damaged
+from deepyard.tasks import get_task, list_tasks
 from deepyard.train import get_run
 from deepyard.train.runs import list_dataset_runs, load_run, run_dir, scan_runs
 from deepyard.web.runinfo import run_summary, snapshots
@@ -31,6 +32,7 @@ def dataset_summary(m: Manifest, owner: str | None = None, group: str | None = N
         "id": m.id,
         "name": m.name,
         "created": m.created,
+        "task": m.task,
         "classes": len(m.classes),
         "shape": list(m.shape),
         "counts": {split: info.count for split, info in m.splits.items()},
@@ -40,6 +42,25 @@ def dataset_summary(m: Manifest, owner: str | None = None, group: str | None = N
         "owner": owner,
         "group": group,
     }
+
+
+def list_dataset_choices(settings: Settings) -> list[Row]:
+    """The datasets the new-run form offers, newest first, each with what its task allows: the losses (`auto`
+    first), the metrics to monitor, the network outputs and the network picked when none is given."""
+    rows = []
+    for m in reversed(list_datasets(settings)):
+        task = get_task(m.task)
+        network, why = task.default_network(m.shape)
+        rows.append({**dataset_summary(m), "task_title": task.title, "outputs": task.outputs(m.classes),
+                     "losses": ["auto", *task.losses], "monitors": task.monitors(),
+                     "default_network": network, "default_why": why})  # fmt: skip
+    return rows
+
+
+def list_task_rows() -> list[Row]:
+    """Every task as the new-dataset form offers it: name, title, target format and source layouts."""
+    return [{"name": t.name, "title": t.title, "target_format": t.target_format, "sources": t.sources}
+            for t in list_tasks()]  # fmt: skip
 
 
 def list_dataset_rows(settings: Settings, conn: sqlite3.Connection) -> list[Row]:
@@ -63,7 +84,17 @@ def get_dataset_detail(settings: Settings, conn: sqlite3.Connection, ref: str) -
     if isinstance(m, Damaged):
         return {**m.to_json(), "owner": owner, "group": group}
     runs = [{"id": r["id"], "name": r["name"], "status": r["status"]} for r in list_dataset_runs(settings, m.id)]
-    return {**dataset_summary(m, owner, group), "manifest": m.model_dump(mode="json"), "runs": runs}
+    task = get_task(m.task)
+    return {**dataset_summary(m, owner, group), "task_title": task.title, "target_format": task.target_format,
+            "targets": _target_rows(m), "manifest": m.model_dump(mode="json"), "runs": runs}  # fmt: skip
+
+
+def _target_rows(m: Manifest) -> list[Row]:
+    """Per output name, the training targets' mean and std where the task keeps them (regression), else []."""
+    mean, std = m.target_stats.get("mean"), m.target_stats.get("std")
+    if not isinstance(mean, list) or not isinstance(std, list):
+        return []
+    return [{"name": n, "mean": a, "std": b} for n, a, b in zip(m.classes, mean, std, strict=False)]
 
 
 def get_dataset_report(settings: Settings, ref: str, limit: int) -> Row:

@@ -23,6 +23,7 @@ from deepyard.datasets.sources import walk_images
 from deepyard.datasets.spec import SPLITS, Fill, ResizeMode
 from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.stored import Damaged
+from deepyard.tasks import get_task
 from deepyard.train.runs import delete_unused_dataset
 from deepyard.web import views
 from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
@@ -67,16 +68,22 @@ def samples(
     ref: IdPath,
     settings: SettingsDep,
     split: str = Query("train", max_length=16),
-    label: int | None = Query(None, ge=0, description="Class index; all classes when absent."),
+    label: int | None = Query(None, ge=0, description="Class (label) index; all images when absent."),
     offset: int = Query(0, ge=0),
     limit: int = Query(48, ge=1, le=500),
 ) -> dict[str, Any]:
-    """A page of image indices of one split (optionally one class), for the gallery."""
+    """A page of image indices of one split (optionally those having one class or label), for the gallery. Each
+    item's `class` is its target as text (the task's caption); `label` its class index where it has one."""
     m = get_dataset(settings, ref)
+    task = get_task(m.task)
     store = open_split(settings, m, _split(m, split))
-    indices = np.arange(len(store)) if label is None else np.flatnonzero(store.labels == label)
+    if label is not None and label >= len(m.classes):
+        raise InvalidValueError(f"label {label} is out of range; the dataset has {len(m.classes)} outputs")
+    targets = store.targets
+    indices = np.arange(len(store)) if label is None else np.flatnonzero(task.having(targets, label))
     page = indices[offset : offset + limit]
-    items = [{"index": int(i), "label": int(store.labels[i]), "class": m.classes[store.labels[i]]} for i in page]
+    items = [{"index": int(i), "label": int(targets[i]) if targets.ndim == 1 else None,
+              "class": task.caption(targets[i], m.classes)} for i in page]  # fmt: skip
     return {"split": split, "label": label, "total": len(indices), "offset": offset, "items": items}
 
 

@@ -116,7 +116,9 @@ def create_dataset(body: DatasetRequest, settings: SettingsDep, user: UserDep) -
 
 class TrainRequest(RequestModel):
     dataset: Name
-    network: Name | None = Field(None, description="A standard network name (or give `spec`).")
+    network: Name | None = Field(
+        None, description="A standard network name (or give `spec`); none: the dataset's task picks its default."
+    )
     spec: str | None = Field(None, max_length=SPEC_TEXT_MAX, description="A network spec as YAML text.")
     source: str | None = Field(
         None, max_length=4096, description="Start from these weights (pretrained:NAME, store:NAME, run:ID[@S])."
@@ -155,13 +157,10 @@ def _combinations(body: TrainRequest) -> list[tuple[dict[str, Any], str | None]]
 @router.post("/runs", status_code=202)
 def create_runs(body: TrainRequest, settings: SettingsDep, user: UserDep) -> dict[str, Any]:
     """Train as jobs: one run per (learning rate, batch size) combination. Every job is checked first, so a bad
-    value in any combination queues none."""
+    value in any combination queues none. Without a network, spec or source, the dataset's task picks the network
+    (as `deepyard train` does)."""
     if body.network is not None and body.spec is not None:
         raise InvalidValueError("give one of 'network' (a standard name) or 'spec' (YAML text), not both")
-    if body.network is None and body.spec is None and body.source is None:
-        raise InvalidValueError(
-            "give 'network' (a standard name), 'spec' (YAML text) or 'source' (weights to start from)"
-        )
     network: Any = parse_spec(body.spec).to_data() if body.spec is not None else body.network
     start = {"source": body.source} if body.source else {}
     params = [{"dataset": body.dataset, "network": network, "config": c, "name": n, **start}

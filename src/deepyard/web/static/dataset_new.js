@@ -1,4 +1,5 @@
-// New dataset: source tabs, the folder picker (inside the allowed roots only), zip upload, live resize preview.
+// New dataset: the task, source tabs (folder, zip, list files, CSV), the folder picker (inside the allowed roots
+// only), zip upload, live resize preview.
 "use strict";
 const NewDataset = (() => {
   const form = () => document.getElementById("dataset-form");
@@ -15,18 +16,36 @@ const NewDataset = (() => {
     return out;
   }
 
+  const val = (n) => (form().elements[n].value.trim() || null);
   function spec() {
-    const f = form().elements, val = (n) => (f[n].value.trim() || null);
     let src;
     if (source === "list") src = { kind: "list", train: val("list.train"), labels: val("list.labels"), val: val("list.val"), test: val("list.test"), base: val("list.base") };
-    else src = { kind: "folder", train: val("source.train"), val: val("source.val"), test: val("source.test") };
-    return { name: f.name.value.trim(), source: src, ...options() };
+    else if (source === "csv") {
+      const columns = (val("csv.target_columns") || "").split(",").map((c) => c.trim()).filter(Boolean);
+      src = { kind: "csv", train: val("csv.train"), val: val("csv.val"), test: val("csv.test"), base: val("csv.base"),
+        image_column: val("csv.image_column"), target_columns: columns.length ? columns : null };
+    } else src = { kind: "folder", train: val("source.train"), val: val("source.val"), test: val("source.test") };
+    return { name: form().elements.name.value.trim(), task: form().elements.task.value, source: src, ...options() };
+  }
+
+  // The folder the preview takes its first image from: the train folder, or a list's or CSV's base (else its folder).
+  function previewFolder() {
+    if (source === "list" || source === "csv") {
+      const file = val(`${source}.train`);
+      return val(`${source}.base`) || (file && file.includes("/") ? file.replace(/\/[^/]*$/, "") || "/" : null);
+    }
+    return val("source.train");
+  }
+
+  function showTask() {
+    const opt = document.getElementById("ds-task").selectedOptions[0];
+    document.getElementById("task-help").textContent = `${opt.dataset.targets}. Sources: ${opt.dataset.sources}`;
   }
 
   async function preview() {
     const o = options(), img = document.getElementById("resize-preview");
     const body = { width: o.width, height: o.height, channels: o.channels, resize_mode: o.resize_mode, fill: o.fill, fill_value: o.fill_value,
-      folder: form().elements["source.train"].value.trim() || null };
+      folder: previewFolder() };
     try {
       const res = await DY.api("POST", "/api/v1/datasets/resize-preview", body, true);
       img.src = URL.createObjectURL(await res.blob()); DY.showError("preview-error", null);
@@ -61,7 +80,8 @@ const NewDataset = (() => {
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    document.querySelector(".tabs").addEventListener("tabchange", (e) => { if (e.detail !== "upload") source = e.detail; });
+    document.querySelector(".tabs").addEventListener("tabchange", (e) => { if (e.detail !== "upload") { source = e.detail; preview(); } });
+    document.getElementById("ds-task").addEventListener("change", showTask);
     document.querySelectorAll(".pick-folder").forEach((b) => b.addEventListener("click", async () => {
       pickTarget = document.getElementById(b.dataset.target);
       await browse(pickTarget.value.trim() || null).catch(() => browse(null));

@@ -163,8 +163,11 @@ document.addEventListener("DOMContentLoaded", () => {
       tr.querySelector('[data-field="progress"] > div').style.width = (100 * r.progress).toFixed(1) + "%";
       tr.querySelector('[data-field="train_loss"]').textContent = DY.fmt.num(r.train_loss);
       tr.querySelector('[data-field="train_loss"]').parentElement.dataset.value = r.train_loss ?? "";
-      tr.querySelector('[data-field="val_top1"]').textContent = DY.fmt.pct(r.val_top1);
-      tr.querySelector('[data-field="val_top1"]').dataset.value = r.val_top1 ?? "";
+      const score = tr.querySelector("td[data-metric]"), h = r.headline || { value: r.val_top1 };  // the task's headline
+      const shown = score.dataset.unit === "%" ? DY.fmt.pct(h.value) : DY.fmt.num(h.value);
+      if (score.dataset.field === "val_top1") score.textContent = shown;
+      else score.replaceChildren(Object.assign(document.createElement("small"), { className: "muted", textContent: score.dataset.label }), ` ${shown}`);
+      score.dataset.value = h.value ?? "";
       tr.querySelector('[data-field="progress"]').parentElement.dataset.value = r.progress;
       DY.sparkline(tr.querySelector("canvas.spark"), r.spark);
     }),

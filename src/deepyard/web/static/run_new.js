@@ -63,11 +63,30 @@ const NewRun = (() => {
     });
   }
 
-  function network() {
+  // The network to send: none for "task default" (the server lets the dataset's task pick, as `deepyard train`
+  // does); `visual` names that default instead, for Visualize.
+  function network(visual = false) {
     if (source()) return { source: source() };
     if (netTab === "custom") return { spec: document.getElementById("spec-editor").value };
     const checked = form().querySelector('input[name="standard"]:checked');
-    return { network: checked ? checked.value : "lenet" };
+    if (checked && checked.value) return { network: checked.value };
+    const opt = document.getElementById("run-dataset").selectedOptions[0];
+    return visual ? { network: opt ? opt.dataset.defaultNetwork : "lenet" } : {};
+  }
+
+  // What the chosen dataset's task allows: its losses (auto first), its metrics to monitor, its default network.
+  function taskChoices() {
+    const opt = document.getElementById("run-dataset").selectedOptions[0];
+    if (!opt) return;
+    const losses = JSON.parse(opt.dataset.losses), monitors = JSON.parse(opt.dataset.monitors);
+    const loss = form().elements.loss;
+    [...loss.options].forEach((o) => { o.hidden = o.disabled = !losses.includes(o.value); });
+    if (!losses.includes(loss.value)) loss.value = "auto";
+    const monitor = document.getElementById("run-monitor"), keep = monitor.value || monitor.dataset.value;
+    monitor.replaceChildren(...monitors.map((m) => Object.assign(document.createElement("option"), { value: m, textContent: m })));
+    monitor.value = monitors.includes(keep) ? keep : monitors[0];
+    document.getElementById("net-auto-why").textContent = `${opt.dataset.defaultNetwork}: ${opt.dataset.defaultWhy}`;
+    document.getElementById("run-task").textContent = `task ${opt.dataset.task}: loss auto = ${losses[1]}; monitor ${monitors.join(", ")}`;
   }
 
   async function check() {
@@ -84,7 +103,7 @@ const NewRun = (() => {
   async function visualize() {
     const view = document.getElementById("network-view");
     try {
-      const res = await DY.api("POST", "/api/v1/networks/view", { ...network(), ...shape() }, true);
+      const res = await DY.api("POST", "/api/v1/networks/view", { ...network(true), ...shape() }, true);
       const img = document.createElement("img");
       img.src = URL.createObjectURL(await res.blob()); img.alt = "network graph"; img.id = "network-svg";
       view.replaceChildren(img);
@@ -125,7 +144,8 @@ const NewRun = (() => {
     if (prefill && prefill.spec) setSpec(prefill.spec);
     const editor = document.getElementById("spec-editor");
     editor.addEventListener("input", DY.debounce(check, 400));
-    document.getElementById("run-dataset").addEventListener("change", check);
+    document.getElementById("run-dataset").addEventListener("change", () => { taskChoices(); check(); });
+    taskChoices();
     document.getElementById("visualize").addEventListener("click", visualize);
     document.querySelectorAll("button.customize").forEach((b) => b.addEventListener("click", () => loadSpec(b.dataset.name)));
     document.getElementById("previous-run").addEventListener("change", async (e) => {
