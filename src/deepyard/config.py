@@ -81,13 +81,20 @@ class Settings(BaseModel):
 
     def check_readable(self, path: Path | str, what: str) -> None:
         """InvalidValueError naming `what` unless `path` is absolute and inside the home or a data root."""
+        problem = self.unreadable(path, what)
+        if problem is not None:
+            raise InvalidValueError(problem)
+
+    def unreadable(self, path: Path | str, what: str) -> str | None:
+        """Why `path` may not be read (not absolute, or outside the home and the data roots), naming `what` and the
+        configured roots; None when it may. The one text of every refusal of a path: the submit checks, the
+        folder picker and the resize preview."""
         raw = str(path)
         if "\x00" in raw or not os.path.isabs(os.path.expanduser(raw)):
-            raise InvalidValueError(
-                f"{what} {raw!r} must be an absolute path inside the data roots or the home ({self.roots_text()})"
-            )
+            return f"{what} {raw!r} must be an absolute path inside the data roots or the home ({self.roots_text()})"
         if not self.is_readable(Path(raw)):
-            raise InvalidValueError(f"{what} {raw!r} is outside the data roots and the home ({self.roots_text()})")
+            return f"{what} {raw!r} is outside the data roots and the home ({self.roots_text()})"
+        return None
 
     def to_env(self) -> dict[str, str]:
         """The environment under which `load_settings()` in a child process (a job worker) gives these settings."""

@@ -156,3 +156,20 @@ def test_upload_over_the_size_limit_is_refused(make_server: object, web_settings
         streamed = c.post("/api/v1/datasets/uploads", content=chunks())  # type: ignore[arg-type]
         assert streamed.status_code == 413
     assert [p for p in (web_settings.home / "uploads").iterdir()] == []
+
+
+def test_a_folder_outside_the_roots_gets_one_message_from_picker_preview_and_submit(
+    server: Server, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere"
+    (outside / "cat").mkdir(parents=True)
+    roots = f"is outside the data roots and the home ({server.settings.roots_text()})"
+    with server.client() as c:
+        picker = c.get("/api/v1/folders", params={"path": str(outside)})
+        preview = c.post("/api/v1/datasets/resize-preview", json={"folder": str(outside)})
+        submit = c.post("/api/v1/datasets", json={"spec": {"name": "x", "source": {"kind": "folder",
+                                                                                  "train": str(outside)}}})  # fmt: skip
+    messages = [res.json()["error"]["message"] for res in (picker, preview, submit)]
+    assert messages == [f"folder {str(outside)!r} {roots}"] * 2 + [f"source.train {str(outside)!r} {roots}"]
+    assert [picker.status_code, preview.status_code, submit.status_code] == [403, 403, 422]
+    assert str(server.settings.home) in roots and str(tmp_path / "data") in roots

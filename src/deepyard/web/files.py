@@ -43,19 +43,15 @@ def roots(settings: Settings) -> list[Path]:
 
 
 def resolve_readable(settings: Settings, raw: str) -> Path:
-    """An absolute path that lies inside the home or a data root, symlinks resolved; else Forbidden."""
+    """An absolute path that lies inside the home or a data root, symlinks resolved; else Forbidden (a relative
+    path: InvalidValueError), with the same text as the submit check (`Settings.unreadable`)."""
     if not raw or "\x00" in raw:
         raise InvalidValueError(f"path {raw!r} is empty or has a NUL byte")
     path = Path(raw).expanduser()
-    if not path.is_absolute():
-        raise InvalidValueError(f"path {raw!r} is not absolute; pick a folder inside {_roots_text(settings)}")
-    if not settings.is_readable(path):
-        raise Forbidden(f"path {raw!r} is outside the folders this server may read: {_roots_text(settings)}")
+    problem = settings.unreadable(raw, "folder")
+    if problem is not None:
+        raise Forbidden(problem) if path.is_absolute() else InvalidValueError(problem)
     return path.resolve()
-
-
-def _roots_text(settings: Settings) -> str:
-    return ", ".join(str(r) for r in roots(settings))
 
 
 def list_folder(settings: Settings, raw: str | None) -> dict[str, object]:
