@@ -110,6 +110,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN group_name TEXT
         """,
     ),
+    (
+        "0300-jobs-permanent",
+        """
+        ALTER TABLE jobs ADD COLUMN permanent INTEGER NOT NULL DEFAULT 0
+        """,
+    ),
 ]
 
 

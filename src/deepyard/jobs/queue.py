@@ -19,7 +19,7 @@ import psutil
 
 from deepyard import db, groups, users
 from deepyard.config import Settings
-from deepyard.errors import InvalidValueError, NotFoundError, choices
+from deepyard.errors import Conflict, InvalidValueError, NotFoundError, choices
 from deepyard.files import new_id
 from deepyard.jobs import store
 from deepyard.jobs.kinds import KINDS, check_params, get_kind
@@ -170,9 +170,15 @@ def is_worker(pid: int, job_id: str, direct: bool = False) -> bool:
 
 def resume_job(settings: Settings, job_id: str) -> Job:
     """Queue an interrupted, aborted or failed job again. A training job continues its run from the last
-    checkpoint (exactly, as the training engine resumes); a dataset build starts over."""
+    checkpoint (exactly, as the training engine resumes); a dataset build starts over. A job that failed on its
+    input (`Job.permanent`) is refused (Conflict): it would fail the same way."""
     with _connect(settings) as conn:
         job = _get(conn, job_id)
+        if job.permanent:
+            raise Conflict(
+                f"job {job_id} failed on its input, and resuming would fail the same way: {job.error}. Fix the input "
+                "and submit it again"
+            )
         if job.status not in RESUMABLE:
             raise InvalidValueError(f"job {job_id} is {job.status}; only {choices(RESUMABLE)} jobs can be resumed")
         if job.target is not None and get_kind(job.kind).exclusive:

@@ -16,7 +16,7 @@ from deepyard.jobs.model import FINISHED, Job, JobStatus
 
 _JSON = ("params", "history", "result", "slots", "devices")
 _COLUMNS = {"progress", "eta_s", "message", "result", "error", "target", "pid", "devices", "abort_requested",
-            "priority", "started", "finished"}  # fmt: skip
+            "priority", "started", "finished", "permanent"}  # fmt: skip
 QUEUE_ORDER = "priority DESC, seq ASC"
 
 
@@ -85,7 +85,7 @@ def transition(conn: sqlite3.Connection, job_id: str, status: JobStatus, expect:
             values.setdefault("started", when)
             values.setdefault("finished", None)
         if status == "queued":
-            values.update(pid=None, devices=[], finished=None, abort_requested=None, eta_s=None)
+            values.update(pid=None, devices=[], finished=None, abort_requested=None, eta_s=None, permanent=False)
         if status in FINISHED:
             values.setdefault("finished", when)
             values.setdefault("eta_s", None)

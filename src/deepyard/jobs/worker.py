@@ -4,7 +4,9 @@ The scheduler starts it in a new session (its own process group), so a crash, an
 never reaches the server. It runs the kind's runner and reports the outcome into SQLite. Stopping:
 - an abort request (the `abort_requested` column, plus SIGUSR1 as a nudge) → graceful stop, status "aborted";
 - SIGTERM (the scheduler stopping) or the death of the parent process → graceful stop, status "interrupted";
-- an exception → "failed" with its message (the traceback goes to the job's log file).
+- an exception → "failed" with its message (the traceback goes to the job's log file); one of `REPEATS` (the
+  input is bad: a value, the source, a missing or damaged file) also marks it `permanent`, not resumable: the same
+  parameters would fail the same way. Anything else (a full disk, a bug, a kill) may pass on a second try.
 A worker killed before it can report is marked "failed" by the scheduler, with the signal that killed it.
 """
 
@@ -20,10 +22,12 @@ from typing import Any
 
 from deepyard import db
 from deepyard.config import load_settings
-from deepyard.errors import DeepyardError, disk_full
+from deepyard.errors import DamagedFileError, DeepyardError, InvalidValueError, NotFoundError, SourceError, disk_full
 from deepyard.jobs import store
 from deepyard.jobs.context import JobContext, JobStopped
 from deepyard.jobs.kinds import get_kind, get_runner
+
+REPEATS = (InvalidValueError, SourceError, NotFoundError, DamagedFileError)  # failures the same input meets again
 
 
 def run_job(home: str, job_id: str, parent: int | None = None) -> str:
@@ -54,7 +58,7 @@ def _outcome(ctx: JobContext, kind: str, params: dict[str, Any]) -> tuple[str, d
         why = "the server stopped or went away" if cause == "interrupted" else "abort requested"
         return cause, {"message": f"{cause}: {why}"}
     except DeepyardError as exc:
-        return "failed", {"error": str(exc)}
+        return "failed", {"error": str(exc), "permanent": isinstance(exc, REPEATS)}
     except BaseException as exc:  # everything a job can throw ends as its error
         full = disk_full(exc)
         if full is not None:

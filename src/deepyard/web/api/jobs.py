@@ -65,7 +65,8 @@ def abort(job_id: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -
 
 @router.post("/jobs/{job_id}/resume")
 def resume(job_id: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
-    """Queue an interrupted, aborted or failed job again (training continues from its last checkpoint)."""
+    """Queue an interrupted, aborted or failed job again (training continues from its last checkpoint); one that
+    failed on its input (`permanent`) is refused with 409: it would fail the same way."""
     _may(conn, jobs.get_job(settings, job_id), user)
     return job_json(jobs.resume_job(settings, job_id))
 
