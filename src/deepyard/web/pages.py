@@ -17,7 +17,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from deepyard import groups, users
+from deepyard.datasets import find_dataset
 from deepyard.datasets.spec import DatasetSpec
+from deepyard.jobs import get_job
 from deepyard.tasks import get_task
 from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
 from deepyard.train.config import FinetuneConfig
@@ -33,7 +35,8 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
-    datasets, runs = views.list_dataset_rows(settings, conn), views.list_run_rows(settings, conn)
+    runs = views.list_run_rows(settings, conn)
+    datasets = [*views.list_dataset_builds(settings), *views.list_dataset_rows(settings, conn)]  # builds: newest
     return render(
         request,
         "home.html",
@@ -73,6 +76,25 @@ def dataset(ref: str, request: Request, settings: SettingsDep, conn: ConnDep) ->
         return render(request, "damaged.html", item=data, noun="dataset")
     report = views.get_dataset_report(settings, ref, limit=200)
     return render(request, "dataset.html", d=data, m=data["manifest"], report=report, task=get_task(data["task"]))
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job(job_id: str, request: Request, settings: SettingsDep) -> HTMLResponse:
+    """A job: status, progress, its error and log (what a failed job's row on the home page links to); Abort,
+    Resume (only where it can help: `Job.resumable`) and Forget."""
+    return render(request, "job.html", job=get_job(settings, job_id).model_dump(mode="json"), spec=None)
+
+
+@router.get("/jobs/{job_id}/dataset", response_class=HTMLResponse, response_model=None)
+def job_dataset(job_id: str, request: Request, settings: SettingsDep) -> Response:
+    """The dataset a build job makes: its own page once built; until then the build's progress, which turns into
+    the dataset's page when it is done, or stays with the reason when it fails (New dataset goes here)."""
+    found = get_job(settings, job_id)
+    if found.kind != "dataset":
+        return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+    if found.status == "done" and found.target and find_dataset(settings, found.target):
+        return RedirectResponse(f"/datasets/{found.target}", status_code=303)
+    return render(request, "job.html", job=found.model_dump(mode="json"), spec=found.params["spec"])
 
 
 @router.get("/runs/new", response_class=HTMLResponse)

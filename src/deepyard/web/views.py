@@ -11,7 +11,7 @@ import sqlite3
 from functools import lru_cache
 from typing import Any
 
-from deepyard import groups, users
+from deepyard import groups, jobs, users
 from deepyard.config import Settings
 from deepyard.datasets import Manifest, find_dataset, get_dataset, list_datasets
 from deepyard.datasets.catalog import REPORT, dataset_dir, load_dataset, scan_datasets
@@ -73,6 +73,20 @@ def list_dataset_rows(settings: Settings, conn: sqlite3.Connection) -> list[Row]
             rows.append({**m.to_json(), "owner": owner, "group": grouped.get(m.id)})
         else:
             rows.append(dataset_summary(m, owner, grouped.get(m.id)))
+    return rows
+
+
+def list_dataset_builds(settings: Settings) -> list[Row]:
+    """The datasets being built, newest first: each dataset job that has not made its dataset (queued, running, or
+    ended without it, with the reason), for the home page to list with the datasets, linked to the build's page.
+    A finished build's row goes with its job (Forget)."""
+    rows = []
+    for job in reversed(jobs.list_jobs(settings, kind="dataset")):
+        if job.status != "done":
+            spec = job.params.get("spec") or {}
+            rows.append({"job": job.id, "name": spec.get("name") or job.id, "status": job.status,
+                         "created": job.created, "progress": job.progress, "message": job.error or job.message,
+                         "group": job.group, "owner": job.owner})  # fmt: skip
     return rows
 
 

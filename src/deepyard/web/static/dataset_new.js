@@ -99,8 +99,8 @@ const NewDataset = (() => {
     form().addEventListener("submit", async (e) => {
       e.preventDefault();
       try {
-        await DY.api("POST", "/api/v1/datasets", { spec: spec(), group: form().elements.group.value.trim() || null });
-        window.location = "/";
+        const r = await DY.api("POST", "/api/v1/datasets", { spec: spec(), group: form().elements.group.value.trim() || null });
+        window.location = `/jobs/${r.job.id}/dataset`;  // the dataset's page at once: the build's progress, then the dataset
       } catch (err) { DY.showError("form-error", err); }
     });
     preview();

@@ -32,7 +32,7 @@ document.addEventListener("DOMContentLoaded", () => {
     button.addEventListener("click", () => show(button.getAttribute("aria-expanded") !== "true"));
     head.querySelector("input.pick-group").addEventListener("change", (e) => {
       members(table, head.dataset.group).filter((tr) => !tr.hidden)  // what the filter hides is not picked
-        .forEach((tr) => { tr.querySelector("input.pick").checked = e.target.checked; });
+        .forEach((tr) => { const box = tr.querySelector("input.pick"); if (box) box.checked = e.target.checked; });  // a build has none
     });
   });
 
@@ -114,15 +114,20 @@ document.addEventListener("DOMContentLoaded", () => {
 
   const known = new Set([...document.querySelectorAll("tr[data-run]")].map((tr) => tr.dataset.run));
   const jobsBody = document.querySelector("#jobs tbody");
+  // A job's row: what it makes (linked), its status (linked to the job's page: progress, error, log), its message;
+  // a failed job shows its error instead, linked to the job's page. Resume only where it can help (j.resumable).
   function jobRow(j) {
     const tr = document.createElement("tr"); tr.dataset.job = j.id;
     const what = j.kind === "dataset" ? (j.params.spec && j.params.spec.name) : (j.params.name || j.params.run || j.params.model || j.params.network && (j.params.network.name || j.params.network));
-    const link = j.target ? (j.kind === "dataset" ? `/datasets/${j.target}` : `/runs/${j.target}`) : null;
-    const cells = [[link ? "a" : "span", `${what || j.kind}`], ["span", j.kind], ["span", j.status], ["div", ""], ["span", j.message || j.error || ""]];
-    cells.forEach(([tag, txt], i) => {
-      const td = document.createElement("td"), el = document.createElement(tag);
-      if (tag === "a") el.href = link;
+    const made = j.target && (j.kind !== "dataset" || j.status === "done");
+    const link = made ? (j.kind === "dataset" ? `/datasets/${j.target}` : `/runs/${j.target}`) : j.kind === "dataset" ? `/jobs/${j.id}/dataset` : null;
+    const failed = j.status === "failed" && j.error;
+    const cells = [[link, `${what || j.kind}`], [null, j.kind], [`/jobs/${j.id}`, j.status], [null, ""], [failed ? `/jobs/${j.id}` : null, failed ? j.error : j.message || j.error || ""]];
+    cells.forEach(([href, txt], i) => {
+      const td = document.createElement("td"), el = document.createElement(href ? "a" : i === 3 ? "div" : "span");
+      if (href) el.href = href;
       if (i === 2) el.className = "status s-" + j.status;
+      if (i === 4 && failed) { el.className = "bad job-reason"; el.title = "the reason and the log"; el.style.textDecoration = "underline"; }
       if (i === 3) { el.className = "bar"; const fill = document.createElement("div"); fill.style.width = (100 * j.progress).toFixed(1) + "%"; el.append(fill); }
       else el.textContent = txt;
       td.append(el); tr.append(td);
@@ -136,10 +141,23 @@ document.addEventListener("DOMContentLoaded", () => {
       td.append(b);
     };
     if (["queued", "running"].includes(j.status)) button("Abort", "abort");
-    if (["interrupted", "aborted", "failed"].includes(j.status)) button("Resume", "resume");
+    if (j.resumable) button("Resume", "resume");
     if (j.status !== "running") button("Forget", "delete", "DELETE");
     tr.append(td);
     return tr;
+  }
+
+  // A dataset being built: its row in the datasets table follows its job; one the page does not have yet reloads it.
+  function showBuild(j) {
+    const tr = document.querySelector(`tr[data-build="${j.id}"]`);
+    if (!tr) return j.status !== "done";
+    const st = tr.querySelector('[data-field="status"]');
+    st.textContent = j.status === "running" ? "building" : j.status; st.className = "status s-" + j.status;
+    const bar = tr.querySelector('[data-field="progress"]');
+    bar.hidden = !["queued", "running"].includes(j.status); bar.firstElementChild.style.width = (100 * j.progress).toFixed(1) + "%";
+    const msg = tr.querySelector('[data-field="message"]');
+    msg.textContent = j.error || j.message; msg.className = j.status === "failed" ? "bad" : "muted";
+    return false;
   }
 
   DY.events("/api/v1/events", {
@@ -149,6 +167,7 @@ document.addEventListener("DOMContentLoaded", () => {
       if (list.some((j) => j.kind === "dataset" && j.status === "done" && j.target && !sets.has(j.target))) {
         window.location.reload(); return;  // a dataset was built: render it with the others
       }
+      if (list.filter((j) => j.kind === "dataset").map(showBuild).some(Boolean)) { window.location.reload(); return; }
       if (!jobsBody) return;
       jobsBody.replaceChildren(...list.map(jobRow));
       const busy = list.filter((j) => j.status === "running").length, queued = list.filter((j) => j.status === "queued").length;
