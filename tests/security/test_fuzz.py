@@ -11,6 +11,7 @@ sorted and printed together with the ends of the server's tracebacks.
 
 from __future__ import annotations
 
+import base64
 import functools
 import importlib
 import io
@@ -206,6 +207,12 @@ def _bases(data: Path, dataset: str, run: str) -> dict[str, dict[str, Any]]:
         "RunEdit": {"name": "fuzzed", "notes": "n"},
         "SchedulePreview": {"schedule": {"policy": "step"}, "lr": [0.01], "epochs": 10, "points": 10},
         "GroupRequest": {"kind": "run", "ids": [run], "group": "fuzz"},
+        "PredictionsRequest": {
+            "runs": [run],
+            "dataset": dataset,
+            "count": 2,
+            "images": [{"name": "a.png", "data": base64.b64encode(_png()).decode()}],
+        },
     }
 
 

@@ -28,10 +28,13 @@ MAX_URL_BYTES = 50 << 20
 
 @dataclass(frozen=True)
 class Labelled:
-    """An image to use the model on and, when known, its target as text (a class name, labels, values)."""
+    """An image to use the model on and, when known, its target as text (a class name, labels, values). `source`
+    is the file's path, or only its name when `data` holds the image itself (an upload's bytes, or stored (H, W, C)
+    uint8 pixels of a dataset)."""
 
     source: str
     label: str | None = None
+    data: bytes | np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -93,7 +96,7 @@ def classify_many(
         good: list[Prediction] = []
         for item, row in zip(chunk, rows, strict=True):
             try:
-                pixels.append(clf.preprocessing.load_pixels(item.source))
+                pixels.append(clf.preprocessing.load_pixels(item.source if item.data is None else item.data))
                 good.append(row)
             except ImageSkipped as exc:
                 row.error = exc.reason

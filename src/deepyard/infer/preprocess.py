@@ -94,9 +94,14 @@ class Preprocessing:
     def load_pixels(self, source: str | bytes | np.ndarray) -> np.ndarray:
         """A file path, a file's bytes or an (H, W[, C]) array → (H, W, C) uint8 at the dataset's size.
 
-        Raises `ImageSkipped` with a readable reason for anything that is not a usable image.
+        Raises `ImageSkipped` with a readable reason for anything that is not a usable image. Pixels already at the
+        dataset's (H, W, C) are used as they are (a dataset's stored images: what training saw).
         """
         geo = self.geometry
+        if isinstance(source, np.ndarray):
+            if source.shape == (self.height, self.width, self.channels) and source.dtype == np.uint8:
+                return np.array(source)
+            source = source[:, :, 0] if source.ndim == 3 and source.shape[2] == 1 else source  # (H, W): mode L
         img = load_image_bytes(source, geo) if isinstance(source, bytes) else load_image(source, geo)
         pixels = resize(np.asarray(img), geo, NOISE_SEED)
         return pixels if pixels.flags.writeable else pixels.copy()

@@ -165,6 +165,13 @@ class Task:
         """Per row of (B, K) float outputs, a JSON-ready prediction with a `summary` line."""
         raise NotImplementedError
 
+    def confidence(self, predicted: Predicted) -> float | None:
+        """How sure one prediction (from `predict`) is, 0..1, where the task has one figure for it; None where it
+        has not (values, several labels). By default the probability of the first of a ranked `top` list (what
+        classification predicts: the predicted class's probability)."""
+        top = predicted.get("top")
+        return float(top[0]["probability"]) if top else None
+
     def evaluate(self, outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext) -> Report:
         raise NotImplementedError
 

@@ -71,19 +71,25 @@ def model_for(settings: Settings, run_id: str, snapshot: str | None) -> TrainedM
     return clf
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, what: str = "upload") -> bytes:
+    """The request's body, refused (413) as soon as it is over `limit` bytes (declared or sent)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"upload of {int(declared):,} bytes is over the limit of {limit:,}")
+        raise TooLarge(f"{what} of {int(declared):,} bytes is over the limit of {limit:,}")
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > limit:
-            raise TooLarge(f"upload is larger than the limit of {limit:,} bytes")
+            raise TooLarge(f"{what} is larger than the limit of {limit:,} bytes")
+    return bytes(data)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    data = await read_body(request, limit)
     if not data:
         raise InvalidValueError("the request body is empty; send the image file as the body")
-    check_pixels(bytes(data), "the uploaded image")
-    return bytes(data)
+    check_pixels(data, "the uploaded image")
+    return data
 
 
 def check_pixels(source: bytes | Path, what: str) -> None:
