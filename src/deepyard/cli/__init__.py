@@ -18,7 +18,13 @@ from deepyard.cli.common import err_console
 from deepyard.cli.datasets import dataset_app
 from deepyard.cli.db import db_app
 from deepyard.cli.groups import group_app
-from deepyard.cli.infer import classify_command, evaluate_command, export_command, inspect_command
+from deepyard.cli.infer import (
+    classify_command,
+    compare_predictions_command,
+    evaluate_command,
+    export_command,
+    inspect_command,
+)
 from deepyard.cli.jobs import jobs_app
 from deepyard.cli.models import model_app
 from deepyard.cli.networks import network_app
@@ -39,6 +45,7 @@ app.add_typer(task_app, name="task")
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(network_app, name="network")
 app.command("train")(train_command)
+run_app.command("compare-predictions")(compare_predictions_command)
 app.add_typer(run_app, name="run")
 app.add_typer(model_app, name="model")
 app.command("classify")(classify_command)

@@ -1,4 +1,5 @@
-"""`deepyard classify`, `evaluate`, `inspect` and `export`: use a trained model from the command line.
+"""`deepyard classify`, `evaluate`, `inspect`, `export` and `run compare-predictions`: use trained models from the
+command line.
 
 MODEL is a run id (`ID`, `run:ID`, `ID@best`, `ID@1200` for a snapshot) or a model archive file. torch is imported
 inside the verbs, so the other verbs start fast.
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from deepyard.cli.common import console, err_console, print_json, progress_bar
 from deepyard.datasets.images import EXTENSIONS, ImageSkipped
-from deepyard.errors import SourceError
+from deepyard.errors import InvalidValueError, SourceError
 
 ModelArg = typer.Argument(..., help="Run id (ID, run:ID, ID@best, ID@STEP) or a model archive (.zip).")
 SnapshotOpt = typer.Option(None, "--snapshot", help="best (default), last, or a step number.")
@@ -76,6 +77,60 @@ def _print_predictions(rows: list[Any]) -> None:
     if labelled:
         right = sum(r.correct for r in labelled)
         console.print(f"right on {len(labelled)} labelled images: {right / len(labelled):.2%}")
+
+
+def compare_predictions_command(
+    ctx: typer.Context,
+    models: list[str] = typer.Argument(..., help="Runs (ID, ID@SNAPSHOT) or model archives: one column each."),
+    images: list[Path] = typer.Option([], "--images", help="An image file, folder or list file; repeat for more."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Also take images from this dataset (id or name)."),
+    split: str = typer.Option("val", "--split", help="Its split: train, val or test."),
+    count: int | None = typer.Option(None, "--count", min=1, help="The first N images of the split (default 10)."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Where in the split the first N start."),
+    indices: str | None = typer.Option(None, "--indices", help="These images of the split instead: 0,5,9."),
+    base: Path | None = typer.Option(None, "--base", help="Folder that list-file paths are relative to."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Also write the table as CSV here."),
+    json: bool = JsonOpt,
+) -> None:
+    """The lab's comparison table: each model's prediction (class and confidence, labels or values) for each image,
+    with the true target of images from a dataset split or class folders."""
+    picked = _indices(indices)  # before torch is imported: a typo fails at once
+    infer = _infer()
+    clfs = [infer.open_model(ctx.obj, ref) for ref in models]
+    rows = infer.file_images(images, clfs[0], base)
+    if dataset is not None:
+        rows += infer.split_images(ctx.obj, dataset, split, count, offset, picked)
+    table = infer.predict_table(clfs, rows)
+    if csv_out is not None:
+        from deepyard.files import write_bytes_atomic
+
+        write_bytes_atomic(csv_out, table.to_csv().encode("utf-8"))
+    if json:
+        print_json(table.to_json())
+        return
+    shown = Table("image", "true", *(c.title for c in table.columns), box=None)
+    for row in table.rows:
+        shown.add_row(row.image.item.source, row.image.item.label or "", *(_cell(c) for c in row.cells))
+    console.print(shown)
+    for j, col in enumerate(table.columns):
+        right, labelled = table.right(j)
+        if labelled:
+            console.print(f"{col.title}: right on {right} of {labelled} labelled images")
+
+
+def _indices(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidValueError(f"--indices {text!r} must be image indices separated by commas, e.g. 0,5,9") from None
+
+
+def _cell(cell: Any) -> str:
+    correct = cell.prediction.correct
+    mark = "" if correct is None else (" [green]✓[/]" if correct else " [red]✗[/]")
+    return f"[red]{cell.text}[/]" if cell.prediction.error else cell.text + mark
 
 
 def evaluate_command(
