@@ -94,6 +94,18 @@ def grid_png(
     return png(img)
 
 
+def sheet_png(images: Sequence[np.ndarray], columns: int, tile: int = 96) -> bytes:
+    """Images scaled to `tile` pixels, edge to edge in rows of `columns` and no captions: a sheet that a page cuts
+    into tiles (CSS background positions) and captions in HTML, at reading size and in the page's fonts."""
+    columns = max(1, columns)
+    rows = max(1, -(-len(images) // columns))
+    img = Image.new("RGB", (columns * tile, rows * tile), BACKGROUND)
+    for n, pixels in enumerate(images):
+        thumb = Image.fromarray(to_rgb(pixels)).resize((tile, tile), Image.Resampling.NEAREST)
+        img.paste(thumb, ((n % columns) * tile, (n // columns) * tile))
+    return png(img)
+
+
 def tiles(maps: np.ndarray, columns: int = 0, pad: int = 1, scale: int = 0) -> np.ndarray:
     """(N, H, W) float maps → one (rows*H, cols*W) uint8 image, each map scaled to its own min..max."""
     n, h, w = maps.shape

@@ -38,10 +38,11 @@ def shot(page: Page, name: str) -> None:
 
 
 def train_from_form(page: Page, server: Server, name: str) -> str:
-    """Submit the new-run form, then open the new run from the home page once it appears; return its id."""
+    """Submit the new-run form (the run's page comes at once), then wait on the home page until it is done."""
     fill_recipe(page, name, epochs="1", lr="0.05", batch_size="16", solver="momentum")
-    page.click("#create-run")
-    expect(page).to_have_url(server.url + "/")
+    page.click("#create-run")  # the new run's page at once (queued, then training)
+    page.wait_for_url(re.compile(r"/runs/\d{8}-\d{6}-[0-9a-f]{4}$"), timeout=TRAINING)
+    page.goto(server.url + "/")
     row = page.locator("#runs tbody tr", has_text=name)
     expect(row).to_have_count(1, timeout=TRAINING)
     run_id = str(row.get_attribute("data-run"))

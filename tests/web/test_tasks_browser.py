@@ -56,8 +56,9 @@ def train_from_form(page: Page, server: Server, name: str, losses: list[str], mo
     fill_recipe(page, name, epochs="3", lr="0.002", batch_size="32", solver="adam")
     expect(page.locator("#lr-chart")).to_contain_text("lr 0.002")  # the schedule preview caught up
     shot(page, f"{name}-new-run")
-    page.click("#create-run")
-    expect(page).to_have_url(server.url + "/")
+    page.click("#create-run")  # the new run's page at once (queued, then training)
+    page.wait_for_url(re.compile(r"/runs/\d{8}-\d{6}-[0-9a-f]{4}$"), timeout=JOB)
+    page.goto(server.url + "/")
     row = page.locator("#runs tbody tr", has_text=name)
     expect(row).to_have_count(1, timeout=JOB)
     expect(row.locator('[data-field="status"]')).to_have_text("done", timeout=JOB)

@@ -1,14 +1,17 @@
 """What a runner sees inside the worker process: `JobContext` (report progress, set the target, the stop event).
 
 Progress reports are kept in memory and written to SQLite by a monitor thread about once a second, so a runner may
-report every step for free. The same thread reads the abort request and watches the parent (the scheduler's
-process): when either says so, `stop` is set and `stop_cause` says why ("abort" or "interrupt").
+report every step for free. The same thread copies the message into the job's log (the worker's stderr) at most
+every LOG_S seconds, and the last one at the end, so the log tells how the job goes while it runs. It also reads
+the abort request and watches the parent (the scheduler's process): when either says so, `stop` is set and
+`stop_cause` says why ("abort" or "interrupt").
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 import time
 from typing import Any
@@ -21,6 +24,7 @@ from deepyard.jobs import store
 
 FLUSH_S = 1.0  # seconds between progress writes
 WATCH_S = 0.2  # seconds between checks of the parent process
+LOG_S = 5.0  # seconds between progress lines in the job's log
 
 
 class JobStopped(Exception):
@@ -44,6 +48,8 @@ class JobContext:
         self._conn = conn
         self._lock = threading.Lock()
         self._pending: dict[str, Any] = {}
+        self._line = ("", "")  # (progress, message) last reported, and when it was last logged
+        self._logged, self._logged_at = self._line, -LOG_S
         self._parent = parent
         self._parent_created = _created(parent) if parent else None
         self._done = threading.Event()
@@ -75,6 +81,9 @@ class JobContext:
                 self._pending["progress"] = min(1.0, max(0.0, float(progress)))
             if message is not None:
                 self._pending["message"] = message
+            if message is not None or progress is not None:
+                done = f"{100 * self._pending['progress']:3.0f}%" if "progress" in self._pending else self._line[0]
+                self._line = (done, message if message is not None else self._line[1])
             if eta_s is not None:
                 self._pending["eta_s"] = round(float(eta_s), 1)
 
@@ -97,11 +106,21 @@ class JobContext:
             return True
         return _created(self._parent) == self._parent_created  # torchrun ranks: the parent is not ours
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
             if pending and self.rank == 0:
                 store.update(self._conn, self.job_id, only_if=("running",), **pending)
+            self._log_line(final)
+
+    def _log_line(self, final: bool) -> None:
+        """The newest message as a line of the job's log: at most every LOG_S seconds, and the last at the end."""
+        now = time.monotonic()
+        fresh = self._line != self._logged and self._line[1]
+        if self.rank != 0 or not fresh or (now - self._logged_at < LOG_S and not final):
+            return
+        self._logged, self._logged_at = self._line, now
+        print(f"{time.strftime('%H:%M:%S')} {self._line[0]} {self._line[1]}", file=sys.stderr, flush=True)
 
     def start_monitor(self) -> None:
         if self.rank != 0:
@@ -113,7 +132,7 @@ class JobContext:
         self._done.set()
         if self._thread is not None:
             self._thread.join()
-        self.flush()
+        self.flush(final=True)
 
     def _monitor(self) -> None:
         last_flush = 0.0

@@ -148,13 +148,15 @@ class Classification(Task):
                     "true_probability": float(probs[i, labels[i]]), "loss": float(losses[i])}  # fmt: skip
 
         tops = [example(i) for i in m.top_losses(probs, labels, ctx.top_n)]
-        per = {c: [example(i) for i in idx] for c, idx in zip(classes, m.top_per_class(probs, ctx.top_n), strict=True)}
+        per = {c: [{**example(i), "class_probability": float(probs[i, k])} for i in idx]
+               for k, (c, idx) in enumerate(zip(classes, m.top_per_class(probs, ctx.top_n), strict=True))}  # fmt: skip
         doc = {
             "classes": list(classes), "top1": 100 * m.topk_accuracy(probs, labels, 1),
             "top5": 100 * m.topk_accuracy(probs, labels, 5), "loss": float(losses.mean()),
             "confusion": confusion.tolist(), "per_class": [asdict(s) for s in m.per_class(confusion, list(classes))],
             "most_confused": [asdict(c) for c in m.most_confused(confusion, list(classes))],
             "top_losses": tops, "top_per_class": per,
+            "sheets": {"top_losses": len(tops), "top_per_class": max(map(len, per.values()), default=1)},
         }  # fmt: skip
         return Report(doc, _pictures(doc, probs, ctx))
 
@@ -177,6 +179,9 @@ def _pictures(doc: dict[str, Any], probs: np.ndarray, ctx: EvalContext) -> dict[
         "confusion.png": pictures.confusion_png(np.array(doc["confusion"]), doc["classes"]),
         "top_losses.png": pictures.grid_png(images([e["index"] for e in losses]), captions, empty="no wrong answers"),
         "top_per_class.png": pictures.grid_png(images(indices), per_captions, columns=per_row),
+        # the same images without captions, one row per list: the page captions them in HTML (`sheets`: columns)
+        "top_losses_sheet.png": pictures.sheet_png(images([e["index"] for e in losses]), len(losses)),
+        "top_per_class_sheet.png": pictures.sheet_png(images(indices), per_row),
     }
 
 

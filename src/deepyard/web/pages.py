@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from deepyard import groups, users
 from deepyard.datasets import find_dataset
@@ -31,6 +32,7 @@ from deepyard.web.security import SESSION_COOKIE, Guard, retry_after
 from deepyard.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+STATIC = Path(__file__).parent / "static"
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -128,6 +130,25 @@ def run(run_id: str, request: Request, settings: SettingsDep, conn: ConnDep) -> 
     if info["status"] == "damaged":
         return render(request, "damaged.html", item=info, noun="run")
     return render(request, "run.html", r=info, s=info["summary"], task=get_task(info.get("task")))
+
+
+@router.get("/jobs/{job_id}/run", response_class=HTMLResponse, response_model=None)
+def job_run(job_id: str, request: Request, settings: SettingsDep) -> Response:
+    """The run a training job trains: its page once the job has created it; until then the page of a queued run,
+    from the job's parameters, which turns into the run's own page when the run starts (New run goes here)."""
+    job = get_job(settings, job_id)
+    if job.kind != "train":
+        return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+    if job.target is not None:
+        return RedirectResponse(f"/runs/{job.target}", status_code=303)
+    pending = views.get_pending_run(settings, job)
+    return render(request, "run.html", r=pending, s=pending["summary"], task=get_task(pending["task"]), pending=True)
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The icon for pages that do not link it (the API docs); every page links /static/favicon.svg."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
 
 @router.get("/compare", response_class=HTMLResponse)

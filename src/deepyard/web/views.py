@@ -16,6 +16,7 @@ from deepyard.config import Settings
 from deepyard.datasets import Manifest, find_dataset, get_dataset, list_datasets
 from deepyard.datasets.catalog import REPORT, dataset_dir, load_dataset, scan_datasets
 from deepyard.files import read_json
+from deepyard.jobs import Job
 from deepyard.networks import dump_yaml, list_networks, spec_from_data, summarize
 from deepyard.stored import Damaged
 from deepyard.tasks import get_task, list_tasks
@@ -161,6 +162,24 @@ def get_run_detail(settings: Settings, conn: sqlite3.Connection, run_id: str) ->
         "dataset_name": dataset.name if dataset else None,
         **who,
     }
+
+
+def get_pending_run(settings: Settings, job: Job) -> Row:
+    """What the run page shows of the run a queued training job will create, before its folder exists: the
+    settings from the job's (checked) parameters, status "queued", no metrics, snapshots or history yet."""
+    params = job.params
+    dataset = find_dataset(settings, str(params.get("dataset")))
+    network = params.get("network")
+    ref = network.get("name", "custom") if isinstance(network, dict) else str(network)
+    name = params.get("name") or f"{ref} on {dataset.name if dataset else params.get('dataset')}"
+    config = params.get("config") or {}
+    summary = {"status": job.status, "progress": 0.0, "epoch": 0.0, "epochs": config.get("epochs", 0), "eta": None,
+               "elapsed": 0.0, "train_loss": None, "val_loss": None, "last_val": {}, "advice": []}  # fmt: skip
+    info: Row = {"id": None, "job": job.id, "name": name, "created": job.created, "dataset": params.get("dataset"),
+            "dataset_name": dataset.name if dataset else None, "task": dataset.task if dataset else None,
+            "network": {"ref": ref, "spec": network if isinstance(network, dict) else None}, "config": config,
+            "placement": None, "history": [], "snapshots": [], "error": job.error, "notes": ""}  # fmt: skip
+    return {**info, "summary": summary}
 
 
 def build_run_prefill(settings: Settings, run_id: str) -> Row:

@@ -3,10 +3,11 @@
 About once a second the stream sends what changed: `status` (a run's status and progress, or every run's for the
 home page as `runs`), `job` / `jobs` (the job system's status, progress, ETA and message: a run's training job, or
 every recent job), `tasks` (a run's evaluate and export jobs, newest first), `metrics` (points appended to the
-run's metrics.jsonl since the offset the client last saw), `log` (new output of the run's job) and `hardware`
-(machine CPU and memory; per GPU utilization, memory and temperature through NVML; the job process's CPU and
-memory). SSE and not WebSocket: one-way, plain HTTP, reconnects on its own, and works through the same cookies and
-middleware as every other request. A client that reconnects passes `offset` and misses nothing.
+run's metrics.jsonl since the offset the client last saw), `files` (the run's snapshots and status history), `log`
+(new output of the run's job) and `hardware` (machine CPU and memory; per GPU utilization, memory and temperature
+through NVML; the job process's CPU and memory). SSE and not WebSocket: one-way, plain HTTP, reconnects on its
+own, and works through the same cookies and middleware as every other request. A client that reconnects passes
+`offset` and misses nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from deepyard.train.runs import run_dir
 from deepyard.web.api.infer import INFER_KINDS
 from deepyard.web.api.jobs import job_json, read_log, run_job
 from deepyard.web.deps import SettingsDep
-from deepyard.web.runinfo import read_metrics, run_summary
+from deepyard.web.runinfo import read_metrics, run_summary, snapshots
 
 router = APIRouter(tags=["live"])
 INTERVAL = 1.0  # seconds between updates
@@ -79,6 +80,7 @@ def _run_update(settings: Settings, run_id: str, cur: _Cursor, hw: _Hardware) ->
         out.append(_event("metrics", chunk, int(chunk["offset"])))
     cur.metrics = int(chunk["offset"])
     out.append(_event("status", run_summary(settings, info)))
+    out.append(_event("files", {"snapshots": snapshots(run_dir(settings, run_id)), "history": info.get("history", [])}))
     job = run_job(settings, run_id)
     if job is not None:
         out.append(_event("job", job_json(job)))

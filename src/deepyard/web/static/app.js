@@ -22,7 +22,28 @@ const DY = (() => {
     pct: (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2) + "%"),
     secs: (v) => (v === null || v === undefined ? "–" : v < 90 ? v.toFixed(0) + " s" : (v / 60).toFixed(1) + " min"),
     bytes: (v) => (v / 1e9 >= 1 ? (v / 1e9).toFixed(1) + " GB" : (v / 1e6).toFixed(0) + " MB"),
+    // An ISO timestamp (UTC, as the server writes them) as a local date and time: "14 Mar 2026, 10:02".
+    date: (iso) => { const d = new Date(iso); return isNaN(d) ? String(iso) : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }); },
+    // ... and how long ago: "just now", "2 minutes ago", "yesterday", "3 weeks ago".
+    ago: (iso, now = Date.now()) => {
+      const d = new Date(iso); if (isNaN(d)) return "";
+      const s = (d.getTime() - now) / 1000, rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+      if (Math.abs(s) < 45) return "just now";
+      const steps = [["minute", 60, 3600], ["hour", 3600, 86400], ["day", 86400, 604800], ["week", 604800, 2629800],
+        ["month", 2629800, 31557600], ["year", 31557600, Infinity]];  // [unit, its seconds, used below]
+      const [unit, n] = steps.find(([, , below]) => Math.abs(s) < below);
+      return rtf.format(Math.round(s / n), unit);
+    },
   };
+
+  // <time datetime="ISO"> elements read "14 Mar 2026, 10:02 · 2 minutes ago" (the ISO text in the tooltip); the
+  // "ago" part is refreshed every 30 s. Pages render timestamps as such elements, scripts make them with this.
+  function showTime(el) {
+    const iso = el.getAttribute("datetime"); if (!iso) return;
+    el.textContent = `${fmt.date(iso)} · ${fmt.ago(iso)}`; el.title = iso; el.dataset.when = "1";
+  }
+  function timeElement(iso) { const el = document.createElement("time"); el.setAttribute("datetime", iso); showTime(el); return el; }
+  const showTimes = (root = document) => root.querySelectorAll("time[datetime]").forEach(showTime);
 
   function sparkline(canvas, values) {
     const ctx = canvas.getContext("2d"), w = canvas.width, h = canvas.height;
@@ -99,7 +120,7 @@ const DY = (() => {
     const res = await api("POST", form.action, undefined, true);
     window.location = res.url;
   });
-  document.addEventListener("DOMContentLoaded", () => tabs());
+  document.addEventListener("DOMContentLoaded", () => { tabs(); showTimes(); setInterval(showTimes, 30000); });
 
-  return { api, fmt, sparkline, chart, events, hardware, showError, debounce };
+  return { api, fmt, sparkline, chart, events, hardware, showError, debounce, timeElement, showTimes };
 })();

@@ -1,7 +1,34 @@
-// Run page: live loss/accuracy and learning-rate charts, progress and hardware over Server-Sent Events; actions.
+// Run page: live loss/accuracy and learning-rate charts, progress, snapshots, status history, log and hardware
+// over Server-Sent Events; actions. A queued training job's page (no run folder yet) waits for the run instead.
 "use strict";
+
+// The page of a run that a queued job will create: follow the job, then become the run's own page.
+async function followPendingRun(jobId) {
+  const st = document.getElementById("run-status"), log = document.getElementById("run-log");
+  document.getElementById("abort-job").addEventListener("click", async () => {
+    try { await DY.api("POST", `/api/v1/jobs/${jobId}/abort`); } catch (err) { alert(err.message); }
+  });
+  for (;;) {
+    let job;
+    try { job = await DY.api("GET", `/api/v1/jobs/${jobId}`); } catch (err) { document.getElementById("job-status").textContent = err.message; return; }
+    if (job.target) { window.location.replace(`/runs/${job.target}`); return; }
+    st.textContent = job.status; st.className = "status s-" + job.status;
+    document.getElementById("job-status").textContent = `${job.status}${job.message ? ": " + job.message : ""}`;
+    if (job.error) document.getElementById("job-error").textContent = job.error;
+    if (!["queued", "running"].includes(job.status)) {
+      document.getElementById("abort-job").disabled = true;
+      document.getElementById("pending-note").textContent = `The job ended ${job.status} before the run started.`;
+      if (log) log.textContent = (await DY.api("GET", `/api/v1/jobs/${jobId}/log`)).text;
+      return;
+    }
+    await new Promise((done) => setTimeout(done, 1000));
+  }
+}
+
 document.addEventListener("DOMContentLoaded", async () => {
-  const id = document.getElementById("run-actions").dataset.run;
+  const actions = document.getElementById("run-actions");
+  if (actions.dataset.job) { followPendingRun(actions.dataset.job); return; }
+  const id = actions.dataset.run;
   const cols = { x: [], train: [], val: [], top1: [] }, lr = { x: [], y: [] };
   let loss = null, lrChart = null, offset = 0;
   const lossEl = document.getElementById("chart-loss"), lrEl = document.getElementById("chart-lr");
@@ -21,10 +48,19 @@ document.addEventListener("DOMContentLoaded", async () => {
       loss = DY.chart(lossEl, [
         { label: "train loss", color: "#2563eb" }, { label: "val loss", color: "#dc2626", points: true },
         { label: lossEl.dataset.headlineLabel, color: "#16a34a", scale: lossEl.dataset.headlineUnit === "%" ? "acc" : "metric", points: true }], data, { ylabel: "loss" });
-      lrChart = DY.chart(lrEl, [{ label: "learning rate", color: "#9333ea" }], [lr.x, lr.y], { ylabel: "lr", height: 200 });
+      drawLr();
     } else { loss.setData(data); lrChart.setData([lr.x, lr.y]); }
     lossEl.dataset.points = String(cols.x.length);
   }
+
+  // The learning rate on a linear or a log scale (a step or exponential schedule spans decades).
+  const lrLog = document.getElementById("lr-log");
+  function drawLr() {
+    if (lrChart) { lrChart.destroy(); lrEl.replaceChildren(); }
+    lrChart = DY.chart(lrEl, [{ label: "learning rate", color: "#9333ea" }], [lr.x, lr.y], { ylabel: "lr", height: 200, log: lrLog.checked });
+    lrEl.uplot = lrChart;
+  }
+  lrLog.addEventListener("change", () => { if (lrChart) drawLr(); });
 
   // Name and notes (DIGITS' job name and notes): saved into run.json, even while it trains.
   document.getElementById("rename-run").addEventListener("click", async () => {
@@ -57,6 +93,27 @@ document.addEventListener("DOMContentLoaded", async () => {
       el.textContent = el.dataset.unit === "%" ? DY.fmt.pct(v) : DY.fmt.num(v);
     }
   }
+  // Snapshots and the status history, as the run folder has them now.
+  function files(f) {
+    const snaps = document.getElementById("snapshots");
+    snaps.replaceChildren(...f.snapshots.map((sn) => {
+      const li = document.createElement("li"), code = document.createElement("code"), size = document.createElement("small");
+      code.textContent = sn.file; size.className = "muted"; size.textContent = `${(sn.bytes / 1e6).toFixed(1)} MB`;
+      li.append(code, sn.step === null ? " " : ` step ${sn.step} `, size); return li;
+    }));
+    document.getElementById("snapshots-empty").hidden = f.snapshots.length > 0;
+    const hist = document.getElementById("history");
+    hist.replaceChildren(...f.history.map(([st, at]) => {
+      const li = document.createElement("li"), small = document.createElement("small");
+      small.className = "muted"; small.append(DY.timeElement(at)); li.append(st + " ", small); return li;
+    }));
+    document.getElementById("history-empty").hidden = f.history.length > 0;
+    const select = document.getElementById("c1-snapshot");  // the snapshots the classify panel offers
+    if (select) {
+      const have = new Set([...select.options].map((o) => o.value));
+      for (const sn of f.snapshots) if (sn.step !== null && !have.has(String(sn.step))) select.append(new Option(`step ${sn.step}`, String(sn.step)));
+    }
+  }
   function hardware(h) {
     DY.hardware(h);
     const rows = [["CPU", h.cpu_percent.toFixed(0) + "%"], ["memory", `${DY.fmt.bytes(h.memory_used)} / ${DY.fmt.bytes(h.memory_total)}`]];
@@ -67,12 +124,22 @@ document.addEventListener("DOMContentLoaded", async () => {
     const dl = document.getElementById("hardware");
     dl.replaceChildren(...rows.flatMap(([k, v]) => { const dt = document.createElement("dt"), dd = document.createElement("dd"); dt.textContent = k; dd.textContent = v; return [dt, dd]; }));
   }
+  // While the job trains, the progress bar, the epoch and the time left follow the job's own report (its step,
+  // written about once a second), not the last metric point, so the progress line and the job line agree.
+  let lastStatus = null, lastJob = null;
+  function agree() {
+    if (!lastJob || lastJob.status !== "running" || !lastStatus || lastJob.progress === null || lastJob.progress === undefined) return;
+    const p = lastJob.progress;
+    document.getElementById("run-progress").style.width = (100 * p).toFixed(1) + "%";
+    text("run-epoch", `${(p * lastStatus.epochs).toFixed(2)} / ${lastStatus.epochs}`);
+    if (lastJob.eta_s !== null && lastJob.eta_s !== undefined) text("run-eta", DY.fmt.secs(lastJob.eta_s));
+  }
   DY.events(`/api/v1/events?run=${id}&offset=${offset}`, {
     metrics: (m) => { add(m.points, m.reset); },
-    status, hardware,
+    status: (s) => { lastStatus = s; status(s); agree(); }, hardware, files,
     job: (j) => {
+      lastJob = j; agree();
       text("job-status", `${j.status}${j.message ? ": " + j.message : ""}`);
-      if (j.eta_s !== null && j.eta_s !== undefined && j.status === "running") text("run-eta", DY.fmt.secs(j.eta_s));
       const abort = document.getElementById("abort-run"), resume = document.getElementById("resume-run");
       if (abort) abort.disabled = !["queued", "running"].includes(j.status);
       if (resume) resume.disabled = !["interrupted", "aborted", "failed"].includes(j.status);

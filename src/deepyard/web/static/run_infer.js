@@ -16,8 +16,9 @@ window.addEventListener("run-ready", (e) => {
     try {
       const r = await DY.api("POST", `/api/v1/runs/${id}/classify?${q({ name: file.name })}`, file);
       document.getElementById("c1-result").innerHTML = r.html;  // the task's partial, rendered (escaped) by the server
-      const box = document.getElementById("c1-inspect"); box.replaceChildren();
-      if (document.getElementById("c1-visualize").checked) inspect(file, box);
+      const box = document.getElementById("c1-inspect"), card = document.getElementById("c1-inspect-card");
+      box.replaceChildren(); card.hidden = !document.getElementById("c1-visualize").checked;
+      if (!card.hidden) inspect(file, box);
     } catch (err) { DY.showError("c1-error", err); }
   }
 

@@ -121,6 +121,18 @@ const NewRun = (() => {
     check();
   }
 
+  // Only the schedule settings the chosen policy reads (their help texts say which); warm-up applies to all.
+  const POLICY_FIELDS = { fixed: [], step: ["step_size", "gamma"], multistep: ["steps", "gamma"], exp: ["gamma"],
+    inv: ["gamma", "power"], poly: ["power"], sigmoid: ["gamma", "sigmoid_step"], cosine: ["min_lr"],
+    onecycle: ["pct_start", "div_factor", "final_div_factor"] };
+  function showPolicyFields() {
+    const policy = form().elements["schedule.policy"].value, used = POLICY_FIELDS[policy];
+    document.querySelectorAll("#schedule-fields [name^='schedule.']").forEach((el) => {
+      const name = el.name.slice(9);
+      el.closest(".field").hidden = used !== undefined && !["policy", "warmup_pct", ...used].includes(name);
+    });
+  }
+
   let lrChart = null;
   async function schedule() {
     try {
@@ -154,15 +166,19 @@ const NewRun = (() => {
       if (c.spec) setSpec(c.spec); else { const r = document.getElementById("net-" + c.network); if (r) { r.checked = true; document.querySelector('.tab[data-tab="standard"]').click(); } }
     });
     document.getElementById("source-kind").addEventListener("change", showSource);
+    form().elements["schedule.policy"].addEventListener("change", showPolicyFields);
+    showPolicyFields();
     form().addEventListener("input", DY.debounce((e) => { if (e.target.id !== "spec-editor") schedule(); }, 300));
     form().addEventListener("submit", async (e) => {
       e.preventDefault();
       try {
         const cfg = config(), net = network(), name = form().elements.name.value.trim();
-        await DY.api("POST", "/api/v1/runs", { dataset: form().elements.dataset.value, ...net, config: cfg, name: name || null,
+        const { jobs } = await DY.api("POST", "/api/v1/runs", { dataset: form().elements.dataset.value, ...net, config: cfg, name: name || null,
           group: form().elements.group.value.trim() || null,
           lr: values(document.getElementById("lr-values").value, "float"), batch_size: values(document.getElementById("bs-values").value, "int") });
-        window.location = "/";
+        // One run: its page at once (queued until a slot is free). A grid of runs: the home page, where they are
+        // listed together (under their group when one was given), to compare when they are done.
+        window.location = jobs.length === 1 ? `/jobs/${jobs[0].id}/run` : "/";
       } catch (err) { DY.showError("form-error", err); }
     });
     schedule();
