@@ -29,6 +29,7 @@ from deepyard.networks import NetworkSpec, spec_from_data
 from deepyard.train import Callback, make_config, resume_run, train
 from deepyard.train.batchnorm import recompute_batchnorm
 from deepyard.train.checkpoint import load_checkpoint
+from deepyard.transfer import train_from
 from tests.conftest import save_image
 from tests.train.test_trainer import DDP_SCRIPT, _free_port
 
@@ -163,7 +164,7 @@ def test_recompute_uses_the_current_weights_and_leaves_everything_else(settings:
 
 def test_frozen_batch_norm_keeps_its_statistics(settings: Settings, stripes: str) -> None:
     config = make_config(**{**ADAM, "epochs": 1, "finetune.freeze": ["bn1"]})
-    result = train(settings, stripes, bn_net(), config)
+    result = train_from(settings, stripes, bn_net(), config)  # fine-tune settings: the start comes from transfer
     weights = load_checkpoint(sorted((result.folder / "checkpoints").glob("step-*.pt"))[-1])["model"]
     assert torch.equal(weights["layers.bn1.running_mean"], torch.zeros(16))
     assert torch.equal(weights["layers.bn1.running_var"], torch.ones(16))

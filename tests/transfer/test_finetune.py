@@ -13,10 +13,10 @@ import torch
 from deepyard.config import Settings
 from deepyard.errors import InvalidValueError
 from deepyard.networks import NetworkSpec, build_network, spec_from_data
-from deepyard.train import Callback, get_run, make_config, resume_run, train
+from deepyard.train import Callback, get_run, make_config
 from deepyard.train.checkpoint import load_checkpoint
 from deepyard.train.config import FinetuneConfig
-from deepyard.transfer import load_pretrained
+from deepyard.transfer import load_pretrained, resume_from, train_from
 from deepyard.transfer.finetune import make_plan, optimizer_params
 from tests.transfer.conftest import BASE
 
@@ -52,7 +52,7 @@ def test_frozen_parameters_are_bit_identical_and_the_rest_changes(
     start = load_pretrained(settings, f"run:{pretrained_run}")
     config = cfg(epochs=1, **{"finetune.freeze": ["conv"], "finetune.reset_head": "always",
                                               "solver.weight_decay": 0.01})  # fmt: skip
-    result = train(settings, tiny, None, config, source=f"run:{pretrained_run}")
+    result = train_from(settings, tiny, None, config, source=f"run:{pretrained_run}")
     after = last_weights(result.folder)
     assert torch.equal(after["layers.conv.weight"], start.state["layers.conv.weight"])
     assert torch.equal(after["layers.conv.bias"], start.state["layers.conv.bias"])
@@ -62,7 +62,7 @@ def test_frozen_parameters_are_bit_identical_and_the_rest_changes(
 
 
 def test_labels_that_match_keep_the_head(settings: Settings, tiny: str, pretrained_run: str) -> None:
-    result = train(settings, tiny, None, cfg(epochs=0.1), source=f"run:{pretrained_run}")
+    result = train_from(settings, tiny, None, cfg(epochs=0.1), source=f"run:{pretrained_run}")
     info = get_run(settings, result.run_id)
     assert info["source"]["report"]["loaded"] == 4 and info["source"]["report"]["reinitialised"] == {}
     assert info["source"]["ref"] == f"run:{pretrained_run}" and info["network"]["spec"]["name"] == "tiny"
@@ -74,7 +74,7 @@ def test_per_group_rates_and_the_head_first_schedule_switch_at_their_step(
     spy = Spy()
     ft = {"finetune.head_epochs": 1, "finetune.body_lr_mult": 0.5, "finetune.head_lr_mult": 2,
           "finetune.unfreeze_lr_mult": 0.1}  # fmt: skip
-    result = train(settings, tiny, None, cfg(**ft), callbacks=[spy], source=f"run:{pretrained_run}")
+    result = train_from(settings, tiny, None, cfg(**ft), callbacks=[spy], source=f"run:{pretrained_run}")
     per_epoch = result.steps // 2  # 108 images / batch 8 = 13 steps per epoch
     head = {"layers.fc.1.weight", "layers.fc.1.bias"}
     everything = head | {"layers.conv.weight", "layers.conv.bias"}
@@ -94,7 +94,7 @@ def test_a_fine_tune_resumes_exactly_across_the_phase_switch(
 ) -> None:
     ft = {"finetune.head_epochs": 1, "finetune.unfreeze_lr_mult": 0.2, "finetune.reset_head": "always"}
     config, source = cfg(**ft), f"run:{pretrained_run}"
-    straight = train(settings, tiny, None, config, source=source)
+    straight = train_from(settings, tiny, None, config, source=source)
     stop = threading.Event()
 
     class AbortAt(Callback):
@@ -102,10 +102,10 @@ def test_a_fine_tune_resumes_exactly_across_the_phase_switch(
             if run.state.step == 9:  # in the head phase, after the checkpoint at step 6
                 stop.set()
 
-    aborted = train(settings, tiny, None, config, callbacks=[AbortAt()], stop=stop, source=source)
+    aborted = train_from(settings, tiny, None, config, callbacks=[AbortAt()], stop=stop, source=source)
     assert aborted.steps == 9
     # the source changing under the run does not matter any more: the run continues from its checkpoint
-    resumed = resume_run(settings, aborted.run_id)
+    resumed = resume_from(settings, aborted.run_id)
     assert resumed.steps == straight.steps
     a, b = last_weights(straight.folder), last_weights(resumed.folder)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -118,7 +118,7 @@ def test_frozen_batchnorm_stays_in_eval_mode(settings: Settings, tiny: str) -> N
         {"name": "bn", "type": "batch_norm"},
         {"name": "fc", "type": "linear", "out_features": "num_classes"},
     ]})  # fmt: skip
-    pre = train(settings, tiny, spec, cfg(epochs=1))
+    pre = train_from(settings, tiny, spec, cfg(epochs=1))
     seen: list[bool] = []
 
     class Watch(Callback):
@@ -128,7 +128,7 @@ def test_frozen_batchnorm_stays_in_eval_mode(settings: Settings, tiny: str) -> N
             seen.append(bn.training)
 
     config = cfg(epochs=1, **{"finetune.freeze": ["conv", "bn"]})
-    result = train(settings, tiny, None, config, callbacks=[Watch()], source=f"run:{pre.run_id}")
+    result = train_from(settings, tiny, None, config, callbacks=[Watch()], source=f"run:{pre.run_id}")
     assert seen and not any(seen)
     a, b = weights_at(pre.folder, "best.pt"), last_weights(result.folder)
     assert torch.equal(a["layers.bn.running_mean"], b["layers.bn.running_mean"])
@@ -152,7 +152,7 @@ def test_a_bare_weights_file_needs_a_network(settings: Settings, tiny: str, tmp_
 
     save_safetensors(tmp_path / "w.safetensors", build_network("lenet", (1, 28, 28), 10).state_dict())
     with pytest.raises(InvalidValueError, match="holds weights only; give the network"):
-        train(settings, tiny, None, cfg(), source=str(tmp_path / "w.safetensors"))
+        train_from(settings, tiny, None, cfg(), source=str(tmp_path / "w.safetensors"))
 
 
 IMAGENET = {"kind": "normalize", "scale": "0-1", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -200,7 +200,7 @@ def test_a_fine_tune_feeds_inputs_normalised_as_the_weights_expect(
             self.seen = run.preprocess(self.pixels, train=False)
 
     seen = Inputs()
-    result = train(settings, tiny, None, cfg(epochs=0.5), [seen], source="store:imagenet-style")
+    result = train_from(settings, tiny, None, cfg(epochs=0.5), callbacks=[seen], source="store:imagenet-style")
     config = get_run(settings, result.run_id)["config"]
     mean, std = IMAGENET["mean"], IMAGENET["std"]
     if channels == 1:
@@ -213,7 +213,7 @@ def test_a_fine_tune_feeds_inputs_normalised_as_the_weights_expect(
     pixels = seen.pixels.permute(0, 2, 3, 1).numpy()
     torch.testing.assert_close(clf.transform(to_batch(list(pixels))), seen.seen)
 
-    kept = train(
+    kept = train_from(
         settings, tiny, None, cfg(epochs=0.5, **{"finetune.normalize": "dataset"}), source="store:imagenet-style"
     )
     assert get_run(settings, kept.run_id)["config"]["input_mean"] is None  # the run's own mean subtraction
@@ -222,10 +222,11 @@ def test_a_fine_tune_feeds_inputs_normalised_as_the_weights_expect(
 DDP_FINETUNE = """
 import json, sys
 from deepyard.config import load_settings
-from deepyard.train import make_config, train
+from deepyard.train import make_config
+from deepyard.transfer import train_from
 if __name__ == "__main__":
     home, dataset, source, config = sys.argv[1:5]
-    train(load_settings(home), dataset, None, make_config(**json.loads(config)), source=source)
+    train_from(load_settings(home), dataset, None, make_config(**json.loads(config)), source=source)
 """
 
 

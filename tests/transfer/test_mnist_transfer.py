@@ -14,7 +14,7 @@ from deepyard.datasets import create_dataset, make_spec
 from deepyard.datasets.idx import read_idx_pair
 from deepyard.datasets.mnist import find_mnist_files
 from deepyard.train import get_run, make_config, train
-from deepyard.transfer import make_pretrained
+from deepyard.transfer import make_pretrained, train_from
 
 PRETRAIN = {"epochs": 1, "batch_size": 64, "solver.type": "nesterov", "solver.lr": 0.05, "precision": "fp32",
             "schedule.policy": "onecycle", "schedule.pct_start": 15}  # fmt: skip
@@ -61,7 +61,7 @@ def test_finetuned_lenet_beats_scratch_on_250_images(settings: Settings, mnist_d
     entry = make_pretrained(settings, pretrained.run_id, name="lenet-04")
     assert entry.labels == ["0", "1", "2", "3", "4"] and entry.input_shape == (1, 28, 28)
 
-    finetuned = train(
+    finetuned = train_from(
         settings, digits59, None, make_config(**SMALL, **{"finetune.freeze": ["conv*"]}), source="store:lenet-04"
     )
     scratch = train(settings, digits59, "lenet", make_config(**SMALL))

@@ -6,6 +6,7 @@ bad value is refused before anything is queued) and a runner (in the worker proc
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -221,6 +222,10 @@ class JobProgress:
     def on_validation_end(self, run: Run, metrics: dict[str, float]) -> None:
         self.val = ", " + run.task.format_metrics(metrics, [m.name for m in run.task.metrics[:2]])
 
+    def on_advice(self, run: Run, text: str) -> None:
+        if run.is_main:
+            print(f"note: {text}", file=sys.stderr, flush=True)  # the worker's stderr is the job's log
+
 
 class SyncStop:
     """Under DDP every rank must stop at the same step: rank 0's stop request is broadcast after each step."""
@@ -243,8 +248,9 @@ class SyncStop:
 
 def run_train(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from deepyard.networks import spec_from_data
-    from deepyard.train import make_config, resume_run, train
+    from deepyard.train import make_config
     from deepyard.train.runs import set_status
+    from deepyard.transfer import resume_from, train_from
 
     callbacks: list[Any] = [JobProgress(ctx)]
     stop = ctx.stop
@@ -253,12 +259,12 @@ def run_train(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         callbacks.append(SyncStop(ctx.stop, stop))
     run_id = params.get("run") or ctx.target
     if run_id:
-        result = resume_run(ctx.settings, run_id, callbacks=callbacks, stop=stop)
+        result = resume_from(ctx.settings, run_id, callbacks=callbacks, stop=stop)
     else:
         network = params["network"]
         ref = spec_from_data(network) if isinstance(network, dict) else network
         config = make_config(**_flat(params["config"]))
-        result = train(ctx.settings, params["dataset"], ref, config, callbacks=callbacks, stop=stop,
+        result = train_from(ctx.settings, params["dataset"], ref, config, callbacks=callbacks, stop=stop,
                        name=params.get("name"), source=params.get("source"), on_created=ctx.set_target)  # fmt: skip
     if result.stop_reason == "aborted":
         if ctx.stop_cause == "interrupt":

@@ -26,9 +26,11 @@ if TYPE_CHECKING:
 
 
 class AccuracyMeter(Meter):
-    """Loss sum, top-1 hits, top-5 hits, count."""
+    """Loss sum, top-1 hits, top-5 hits, count, then the count of images predicted as each class (for
+    `val_majority`: the share of the most predicted class, which says when a model has collapsed to one)."""
 
-    def __init__(self, device: torch.device | None = None) -> None:
+    def __init__(self, classes: int) -> None:
+        self.classes = classes
         self._sums: torch.Tensor | None = None
 
     def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
@@ -38,17 +40,21 @@ class AccuracyMeter(Meter):
         hits = outputs.float().topk(k, dim=1).indices == targets[:, None]
         count = torch.tensor(len(targets), device=outputs.device, dtype=torch.float64)
         batch = torch.stack([loss.double() * count, hits[:, 0].sum().double(), hits.any(1).sum().double(), count])
+        predicted = torch.bincount(outputs.argmax(dim=1), minlength=self.classes).double()
+        batch = torch.cat([batch, predicted])
         self._sums = batch if self._sums is None else self._sums + batch
 
     def sums(self) -> torch.Tensor:
         import torch
 
-        return self._sums if self._sums is not None else torch.zeros(4, dtype=torch.float64)
+        return self._sums if self._sums is not None else torch.zeros(4 + self.classes, dtype=torch.float64)
 
     def compute(self, sums: torch.Tensor) -> dict[str, float]:
-        loss, top1, top5, count = sums.tolist()
+        loss, top1, top5, count = sums[:4].tolist()
         count = max(count, 1.0)
-        return {"val_loss": loss / count, "val_top1": 100 * top1 / count, "val_top5": 100 * top5 / count}
+        majority = 100 * float(sums[4:].max()) / count if len(sums) > 4 else 0.0
+        return {"val_loss": loss / count, "val_top1": 100 * top1 / count, "val_top5": 100 * top5 / count,
+                "val_majority": majority}  # fmt: skip
 
 
 class Classification(Task):
@@ -107,7 +113,7 @@ class Classification(Task):
         raise InvalidValueError(f"loss {loss!r} does not apply to classification; use {choices(self.losses)}")
 
     def meter(self, names: Sequence[str], stats: dict[str, Any]) -> Meter:
-        return AccuracyMeter()
+        return AccuracyMeter(len(names))
 
     def predict(
         self, outputs: torch.Tensor, names: Sequence[str], stats: dict[str, Any], k: int

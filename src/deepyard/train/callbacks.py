@@ -31,6 +31,7 @@ class Callback:
     def on_step_end(self, run: Run, info: StepInfo) -> None: ...
     def on_validation_end(self, run: Run, metrics: dict[str, float]) -> None: ...
     def on_checkpoint(self, run: Run, path: Path) -> None: ...
+    def on_advice(self, run: Run, text: str) -> None: ...  # something the user must see (deepyard.train.advice)
 
 
 class CallbackList(Callback):
@@ -66,6 +67,10 @@ class CallbackList(Callback):
     def on_checkpoint(self, run: Run, path: Path) -> None:
         for cb in self.callbacks:
             cb.on_checkpoint(run, path)
+
+    def on_advice(self, run: Run, text: str) -> None:
+        for cb in self.callbacks:
+            cb.on_advice(run, text)
 
 
 def every(interval_epochs: float, steps_per_epoch: int) -> int:

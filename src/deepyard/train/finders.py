@@ -24,6 +24,7 @@ from deepyard.train.device import resolve_placement
 from deepyard.train.loop import total_loss
 from deepyard.train.optim import build_optimizer, set_lr
 from deepyard.train.runs import create_run, get_run, run_dir
+from deepyard.train.start import Start
 from deepyard.train.trainer import Run, assemble
 
 
@@ -36,10 +37,11 @@ class LRRangeResult:
 
 def lr_range_test(
     settings: Settings, dataset: str, network: str, config: TrainConfig,
-    start: float = 1e-6, end: float = 10.0, steps: int = 200,
+    start: float = 1e-6, end: float = 10.0, steps: int = 200, run_start: Start | None = None,
 ) -> LRRangeResult:  # fmt: skip
-    """Sweep the learning rate from `start` to `end` over `steps` steps; stop when the loss explodes."""
-    run = _scratch_run(settings, dataset, network, config)
+    """Sweep the learning rate from `start` to `end` over `steps` steps; stop when the loss explodes.
+    `run_start`: the fine-tune settings' start (deepyard.transfer.start_new), which freezes as the run would."""
+    run = _scratch_run(settings, dataset, network, config, run_start)
     model = run.model
     optimizer = build_optimizer(model.parameters(), config.solver)
     lrs: list[float] = []
@@ -81,10 +83,11 @@ def _steepest(lrs: list[float], losses: list[float]) -> float:
 
 
 def find_batch_size(
-    settings: Settings, dataset: str, network: str, config: TrainConfig, limit: int = 4096, headroom: float = 0.7
-) -> int:
+    settings: Settings, dataset: str, network: str, config: TrainConfig, limit: int = 4096, headroom: float = 0.7,
+    run_start: Start | None = None,
+) -> int:  # fmt: skip
     """The largest power-of-two batch (at most `limit`) whose training step fits in `headroom` of free memory."""
-    run = _scratch_run(settings, dataset, network, make_config(config, batch_size=2))
+    run = _scratch_run(settings, dataset, network, make_config(config, batch_size=2), run_start)
     limit = min(limit, 1 << int(math.log2(max(1, len(run.train_data.store)))))
     if run.device.type == "cuda":
         return _gpu_batch(run, limit)
@@ -134,7 +137,7 @@ def _gpu_batch(run: Run, limit: int) -> int:
     return best
 
 
-def _scratch_run(settings: Settings, dataset: str, network: str, config: TrainConfig) -> Run:
+def _scratch_run(settings: Settings, dataset: str, network: str, config: TrainConfig, start: Start | None) -> Run:
     """A run wired like a real one (data, model, preprocessing), whose folder is removed at once."""
     manifest = get_dataset(settings, dataset)
     placement = resolve_placement(config)
@@ -142,7 +145,7 @@ def _scratch_run(settings: Settings, dataset: str, network: str, config: TrainCo
     run_id = create_run(scratch, manifest, network, config, placement)
     info = get_run(scratch, run_id)
     try:
-        return assemble(settings, run_id, run_dir(scratch, run_id), config, placement, manifest, info)
+        return assemble(settings, run_id, run_dir(scratch, run_id), config, placement, manifest, info, start)
     finally:
         shutil.rmtree(run_dir(scratch, run_id), ignore_errors=True)
 

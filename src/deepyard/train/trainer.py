@@ -28,6 +28,7 @@ from deepyard.networks import NetworkSpec
 from deepyard.tasks import Task, get_input_kind, get_task
 from deepyard.tasks.base import Criterion
 from deepyard.train import runs
+from deepyard.train.advice import Advice
 from deepyard.train.augment import check_augment
 from deepyard.train.batchnorm import BatchNormStatistics
 from deepyard.train.callbacks import (
@@ -46,6 +47,7 @@ from deepyard.train.data import Preprocessor, Sharding, SplitBatches, fits_in_me
 from deepyard.train.device import Placement, resolve_placement
 from deepyard.train.loop import train_one_epoch
 from deepyard.train.optim import build_optimizer, override_dropout
+from deepyard.train.start import Start, StartReport, check_start, trainable_params
 from deepyard.train.tasking import default_network, metric_info, task_criterion
 
 
@@ -86,7 +88,7 @@ class Run:
     callbacks: CallbackList = field(default_factory=lambda: CallbackList([]))
     metrics: MetricsWriter = field(init=False)
     last_checkpoint_step: int = -1
-    start_report: Any = None  # fine-tuning: what loading the source weights did (deepyard.transfer LoadReport)
+    start_report: StartReport | None = None  # fine-tuning: what loading the source weights did
 
     @property
     def device(self) -> torch.device:
@@ -173,7 +175,7 @@ def train(
     callbacks: list[Callback] | None = None,
     stop: threading.Event | None = None,
     name: str | None = None,
-    source: str | None = None,
+    start: Start | None = None,
     on_created: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Train `network` (a name, spec file or spec) on `dataset` (id or name) in a new run folder.
@@ -181,28 +183,22 @@ def train(
     `on_created(run_id)` is called as soon as the run folder exists (rank 0), before the data loads: the job
     system records the run's owner and group then.
 
-    With `source` (`pretrained:NAME`, `store:NAME`, `run:ID[@STEP]`, a weights file or URL; see
-    deepyard.transfer) the run starts from those weights, and `network` defaults to the source's network.
+    A fine-tune passes its `start` (deepyard.transfer.start_new builds it): the run starts from its weights,
+    and `network` defaults to the source's network.
     """
     name = check_name(name, "run name")  # at most NAME_MAX characters, on one line
+    check_start("", config, None, start)
     manifest = get_dataset(settings, dataset)
     placement = resolve_placement(config)
-    start = None
-    if source is not None:
-        from deepyard.transfer.finetune import resolve_start  # transfer builds on train: imported when used
-
-        start, network = resolve_start(settings, source, network)
+    if network is None and start is not None:
+        network = start.network
     if network is None:  # the task's default for this dataset
         network = default_network(manifest)[0]
-    if start is not None and config.input_mean is None and config.finetune.normalize == "source":
-        from deepyard.transfer.finetune import source_normalization
-
-        found = source_normalization(start.preprocessing, manifest.shape[2])
-        if found is not None:
-            config = config.model_copy(update={"input_mean": found[0], "input_std": found[1]})
+    if start is not None:
+        config = start.configure(config, manifest.shape[2])
     if config.input_mean is not None:  # refused before a run folder exists
         _per_channel(config.input_mean, manifest.shape[2], "input_mean")
-    record = start.record() if start is not None else None
+    record = start.record if start is not None else None
     run_id = (
         runs.create_run(settings, manifest, network, config, placement, name, record) if placement.rank == 0 else ""
     )
@@ -213,37 +209,38 @@ def train(
 
 
 def resume_run(
-    settings: Settings, run_id: str, callbacks: list[Callback] | None = None, stop: threading.Event | None = None
-) -> RunResult:
-    """Continue run `run_id` from its last checkpoint (or from the start if it has none)."""
-    runs.get_run(settings, run_id)
-    return _execute(settings, run_id, callbacks or [], stop, resume=True)
+    settings: Settings, run_id: str, callbacks: list[Callback] | None = None, stop: threading.Event | None = None,
+    start: Start | None = None,
+) -> RunResult:  # fmt: skip
+    """Continue run `run_id` from its last checkpoint (or from the start if it has none); a fine-tune passes its
+    `start` (deepyard.transfer.start_resumed), whose weights load only when the run has no checkpoint yet."""
+    info = runs.get_run(settings, run_id)
+    check_start(info["id"], TrainConfig.model_validate(info["config"]), info.get("source"), start)
+    return _execute(settings, run_id, callbacks or [], stop, resume=True, start=start)
 
 
 def _execute(
     settings: Settings, run_id: str, extra: list[Callback], stop: threading.Event | None, resume: bool,
-    start: Any = None,
+    start: Start | None = None,
 ) -> RunResult:  # fmt: skip
     info = runs.get_run(settings, run_id)
     folder = runs.run_dir(settings, run_id)
     config = TrainConfig.model_validate(info["config"])
     placement = resolve_placement(config, info.get("placement"))
     manifest = get_dataset(settings, info["dataset"])
-    run = assemble(settings, run_id, folder, config, placement, manifest, info)
+    run = assemble(settings, run_id, folder, config, placement, manifest, info, start)
     checkpoint = runs.latest_checkpoint(folder) if resume else None
     if checkpoint is not None:
         _restore(run, load_checkpoint(checkpoint, run.device))
-    elif info.get("source"):  # never over a checkpoint: a resumed fine-tune continues from its own weights
+    elif info.get("source") and start is not None:  # never over a checkpoint: a resumed fine-tune keeps its own
         _load_source(settings, run, info, manifest, start)
     event = stop or threading.Event()
     run.metrics = MetricsWriter(folder, run.state.step, run.state.wall)
-    builtins: list[Callback] = [run.metrics, BatchNormStatistics(), Validator(), Checkpointer()]
+    builtins: list[Callback] = [run.metrics, BatchNormStatistics(), Validator(), Checkpointer(), Advice(settings)]
     if config.early_stopping:
         builtins.append(EarlyStopping(config.early_stopping))
-    if config.finetune.active:
-        from deepyard.transfer.finetune import schedule_callback
-
-        builtins.extend(cb for cb in [schedule_callback(run)] if cb is not None)
+    if start is not None:
+        builtins.extend(start.callbacks(run))
     run.callbacks = CallbackList([*builtins, *extra, StopRequest(event)])
     started = time.perf_counter()
     runs.set_status(settings, run_id, "running", placement.rank, process=runs.this_process())
@@ -279,13 +276,10 @@ def _summary(run: Run) -> dict[str, Any]:
             "best": run.state.best, "best_step": run.state.best_step}  # fmt: skip
 
 
-def _load_source(settings: Settings, run: Run, info: dict[str, Any], manifest: Manifest, start: Any) -> None:
-    from deepyard.transfer.finetune import load_start
-
+def _load_source(settings: Settings, run: Run, info: dict[str, Any], manifest: Manifest, start: Start) -> None:
     model = run.bare_model()
-    run.start_report = load_start(settings, getattr(model, "_orig_mod", model), info["source"],
-                                  _input_shape(manifest, run.config), list(manifest.classes), run.config.finetune,
-                                  start)  # fmt: skip
+    run.start_report = start.load(getattr(model, "_orig_mod", model), _input_shape(manifest, run.config),
+                                  list(manifest.classes), run.config)  # fmt: skip
     runs.update_run(settings, run.run_id, run.placement.rank, source={**info["source"],
                     "report": run.start_report.to_json()})  # fmt: skip
 
@@ -297,8 +291,10 @@ def _input_shape(manifest: Manifest, config: TrainConfig) -> tuple[int, int, int
 
 def assemble(
     settings: Settings, run_id: str, folder: Path, config: TrainConfig, placement: Placement, manifest: Manifest,
-    info: dict[str, Any],
+    info: dict[str, Any], start: Start | None = None,
 ) -> Run:  # fmt: skip
+    """A run wired and ready to train; a fine-tune's `start` picks (and freezes) what the optimizer updates."""
+    check_start(run_id, config, info.get("source"), start)
     torch.manual_seed(config.seed)
     task = get_task(manifest.task)
     channels, height, width = get_input_kind(task.input_kind).example_shape(manifest.shape)
@@ -312,11 +308,7 @@ def assemble(
     model = model.to(placement.device)
     if placement.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    params: list[Any] = [p for p in model.parameters() if p.requires_grad]
-    if config.finetune.active:
-        from deepyard.transfer.finetune import optimizer_params
-
-        params = optimizer_params(model, config.finetune)  # freezes what stays frozen, before DDP wraps the model
+    params = start.param_groups(model, config) if start is not None else trainable_params(model)
     optimizer = build_optimizer(params, config.solver)
     if placement.world > 1:
         # a head-first fine-tune freezes the body for a while: DDP must then find the parameters with no gradient

@@ -3,8 +3,9 @@
 Public API: `load_pretrained` (`pretrained:NAME`, `timm:NAME`, `store:NAME`, `run:ID[@STEP]`, a weights file or
 URL), `describe_torchvision`, the store (`list_models`, `get_model`, `delete_model`, `save_model`, `add_model`,
 `make_pretrained`, `import_archive`, `read_index`, `pull_model`, `write_index`), surgery (`find_heads`, `replace_head`,
-`adapt_conv_weight`, `load_matching`, `LoadReport`), and fine-tuning itself through
-`deepyard.train.train(..., source=...)` with the `finetune.*` settings of TrainConfig.
+`adapt_conv_weight`, `load_matching`, `LoadReport`), and fine-tuning itself: `train_from(..., source=...)` and
+`resume_from` (deepyard.train's `train` and `resume_run` with the run's start: `start_new`, `start_resumed`),
+with the `finetune.*` settings of TrainConfig.
 
 The names load on first use (PEP 562): listing the store does not import torch.
 """
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
         load_pretrained,
         make_pretrained,
     )
+    from deepyard.transfer.start import FinetuneStart, resume_from, start_new, start_resumed, train_from
     from deepyard.transfer.store import (
         ModelEntry,
         delete_model,
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from deepyard.transfer.weights import load_labels, load_weights_file, save_safetensors, state_hash
 
 _WHERE = {
+    "FinetuneStart": "start",
     "LoadReport": "surgery",
     "ModelEntry": "store",
     "Pretrained": "sources",
@@ -69,6 +72,10 @@ _WHERE = {
     "pull_model": "store",
     "read_index": "store",
     "replace_head": "surgery",
+    "resume_from": "start",
+    "start_new": "start",
+    "start_resumed": "start",
+    "train_from": "start",
     "save_model": "store",
     "save_safetensors": "weights",
     "state_hash": "weights",
@@ -76,6 +83,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "FinetuneStart",
     "LoadReport",
     "ModelEntry",
     "Pretrained",
@@ -98,9 +106,13 @@ __all__ = [
     "pull_model",
     "read_index",
     "replace_head",
+    "resume_from",
     "save_model",
     "save_safetensors",
+    "start_new",
+    "start_resumed",
     "state_hash",
+    "train_from",
     "write_index",
 ]
 

@@ -1,5 +1,5 @@
 """Fine-tuning inside a training run: the start weights, freezing, per-group learning rates and the head-first
-schedule. The trainer calls these for runs that have a source (`train(..., source=...)`) or fine-tune settings.
+schedule. deepyard.transfer.start hands them to the trainer as a run's start (`train_from(..., source=...)`).
 
 - Start: a run records its source (ref and the weights' content hash) in run.json; the weights are loaded only
   when the run has no checkpoint yet, so a resumed run continues from its checkpoint, never from the pretrained

@@ -60,6 +60,7 @@ def progress(info: dict[str, Any], figures: Figures) -> dict[str, Any]:
         "last_val": figures.last_val,  # every metric of the task's last validation
         "spark": list(figures.spark),
         "warning": figures.warning,  # lines of metrics.jsonl skipped, if any
+        "advice": [str(a) for a in info.get("advice") or []],  # what the trainer told the user (train.advice)
     }
 
 

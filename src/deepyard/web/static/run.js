@@ -88,6 +88,10 @@ document.addEventListener("DOMContentLoaded", async () => {
     text("run-epoch", `${s.epoch.toFixed(2)} / ${s.epochs}`); text("run-elapsed", DY.fmt.secs(s.elapsed));
     text("run-eta", DY.fmt.secs(s.eta)); text("run-train-loss", DY.fmt.num(s.train_loss));
     text("run-val-loss", DY.fmt.num(s.val_loss));
+    const advice = document.getElementById("run-advice");
+    if (advice && (s.advice || []).length !== advice.children.length) {
+      advice.replaceChildren(...s.advice.map((a) => { const p = document.createElement("p"); p.className = "warn-box"; p.textContent = a; return p; }));
+    }
     for (const el of document.querySelectorAll("[data-metric]")) {
       const v = (s.last_val || {})[el.dataset.metric];
       el.textContent = el.dataset.unit === "%" ? DY.fmt.pct(v) : DY.fmt.num(v);

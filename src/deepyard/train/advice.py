@@ -1,0 +1,60 @@
+"""Advice a user must see while a run trains, said plainly instead of a quiet bad number.
+
+- A batch larger than the training split: each epoch is one step, the effective batch is the whole split.
+- A model that gives nearly every validation image the same class (classification's `val_majority`, the share
+  of the most predicted class) while the classes are not that unbalanced: the usual causes are named.
+
+Each piece of advice is said once per run: appended to run.json's `advice` list (the run page shows it) and
+handed to every callback's `on_advice` (the CLI prints it, a job logs it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deepyard.config import Settings
+from deepyard.train import runs
+from deepyard.train.callbacks import Callback
+
+if TYPE_CHECKING:
+    from deepyard.train.trainer import Run
+
+COLLAPSED = 95.0  # % of validation images given one class, above which a model "predicts one class"
+UNBALANCED = 80.0  # % of validation images in the largest class, above which that is no surprise
+
+
+class Advice(Callback):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.said: set[str] = set()
+
+    def say(self, run: Run, key: str, text: str) -> None:
+        if key in self.said:
+            return
+        self.said.add(key)
+        if run.is_main:
+            info = runs.get_run(self.settings, run.run_id)
+            if text not in info.get("advice", []):
+                runs.update_run(self.settings, run.run_id, run.placement.rank, advice=[*info.get("advice", []), text])
+        run.callbacks.on_advice(run, text)
+
+    def on_train_start(self, run: Run) -> None:
+        per_step = run.config.batch_size * run.config.batch_accumulation * run.world
+        count = run.train_data.count
+        if per_step > count:
+            self.say(run, "batch", f"the batch ({per_step:,} images a step) is larger than the {count:,} training "
+                     f"images: each epoch is one step of {count // max(1, run.world) * run.world:,} images (the "
+                     "effective batch size); a smaller batch gives more steps per epoch")  # fmt: skip
+
+    def on_validation_end(self, run: Run, metrics: dict[str, float]) -> None:
+        majority = metrics.get("val_majority")
+        val = run.manifest.splits.get("val")
+        if majority is None or val is None or not val.per_class or majority < COLLAPSED:
+            return
+        largest = 100 * max(val.per_class) / max(1, val.count)
+        if largest >= UNBALANCED:
+            return
+        self.say(run, "collapse", f"the model gives {majority:.0f}% of the validation images the same class, while "
+                 f"the largest class is {largest:.0f}% of them: it has collapsed to one class. Usual causes: a "
+                 "learning rate too high (try a tenth) or too low, too few steps, inputs not normalised (mean "
+                 "subtraction off), or a network too deep for the data without batch norm")  # fmt: skip

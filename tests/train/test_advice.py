@@ -1,0 +1,56 @@
+"""Advice the user must see: a batch larger than the training split, and a model that gives (nearly) every
+validation image the same class. Through the console script: the CLI prints it, run.json keeps it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tests.cli.test_datasets_cli import run
+from tests.conftest import save_image
+
+
+def write_signalless(root: Path, per_class: int = 24, seed: int = 0) -> None:
+    """Two classes of the same flat grey image (a pixel or two of noise so no file is a duplicate): nothing
+    tells them apart, so any network gives every image the same class."""
+    rng = np.random.default_rng(seed)
+    for label in ("a", "b"):
+        for i in range(per_class):
+            image = np.full((12, 12), 128, dtype=np.uint8)
+            image[rng.integers(0, 12), rng.integers(0, 12)] += 1 + i % 3
+            save_image(root / label / f"{label}{i}.png", image)
+
+
+def test_a_collapsed_model_and_a_batch_larger_than_the_split_are_said(tmp_path: Path) -> None:
+    write_signalless(tmp_path / "flat")
+    home = tmp_path / "home"
+    made = run(home, "dataset", "create", str(tmp_path / "flat"), "--size", "28x28", "--channels", "1", "--json")
+    assert made.returncode == 0, made.stderr
+    count = json.loads(made.stdout)["manifest"]["splits"]["train"]["count"]
+    proc = run(home, "train", "--dataset", "flat", "--network", "lenet", "--epochs", "2", "--batch-size", "1000",
+               "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    said = " ".join(proc.stderr.split())  # the console wraps long lines
+    assert f"the batch (1,000 images a step) is larger than the {count:,} training images" in said
+    assert "each epoch is one step" in said
+    assert "collapsed to one class" in said and "learning rate too high" in said
+    run_id = json.loads(proc.stdout)["run"]
+    shown = json.loads(run(home, "run", "show", run_id, "--json").stdout)
+    assert len(shown["advice"]) == 2 and "100% of the validation images the same class" in shown["advice"][1]
+
+
+def test_a_model_that_learns_says_nothing(tmp_path: Path) -> None:
+    from tests.train.conftest import write_bars
+
+    write_bars(tmp_path / "bars", per_class=16)
+    home = tmp_path / "home"
+    assert run(home, "dataset", "create", str(tmp_path / "bars"), "--size", "28x28", "--channels", "1").returncode == 0
+    proc = run(home, "train", "--dataset", "bars", "--network", "lenet", "--epochs", "3", "--batch-size", "8",
+               "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["last_val"]["val_top1"] > 90
+    assert "note:" not in proc.stderr
+    shown = json.loads(run(home, "run", "show", json.loads(proc.stdout)["run"], "--json").stdout)
+    assert shown.get("advice", []) == []
