@@ -16,12 +16,14 @@ from deepyard.train import SolverConfig, make_config, train
 from deepyard.train.checkpoint import load_checkpoint
 from deepyard.train.config import Solver
 from deepyard.train.optim import SOLVERS, build_optimizer, l1_penalty, override_dropout
+from deepyard.train.presets import preset_settings
 
 LR, G1, G2 = 0.1, 2.0, -1.0  # two successive gradients
 
 
 def two_steps(solver: str, **extra: float) -> list[float]:
     w = torch.nn.Parameter(torch.tensor([1.0]))
+    extra = {"weight_decay": 0.0, **extra}  # the exact updates below have no decay
     opt = build_optimizer([w], SolverConfig(type=solver, lr=LR, **extra))  # type: ignore[arg-type]
     seen = []
     for g in (G1, G2):
@@ -33,7 +35,7 @@ def two_steps(solver: str, **extra: float) -> list[float]:
 
 def test_sgd_uses_the_momentum_setting_as_caffe_does() -> None:
     v1, v2 = G1, 0.9 * G1 + G2  # Caffe's (DIGITS') SGD: v = momentum * v + g, w -= lr * v; 0.9 by default
-    assert SolverConfig().type == "sgd" and SolverConfig().momentum == 0.9
+    assert SolverConfig().momentum == 0.9 and make_config(**preset_settings("digits")).solver.momentum == 0.9
     assert two_steps("sgd") == pytest.approx([1 - LR * v1, 1 - LR * v1 - LR * v2])
     assert two_steps("sgd", momentum=0.5) == pytest.approx([1 - LR * G1, 1 - LR * G1 - LR * (0.5 * G1 + G2)])
     w = torch.nn.Parameter(torch.tensor([1.0]))
@@ -43,7 +45,7 @@ def test_sgd_uses_the_momentum_setting_as_caffe_does() -> None:
 def test_sgd_with_momentum_0_is_plain_sgd() -> None:
     assert two_steps("sgd", momentum=0) == pytest.approx([1 - LR * G1, 1 - LR * G1 - LR * G2])
     w = torch.nn.Parameter(torch.tensor([1.0]))
-    opt = build_optimizer([w], SolverConfig(type="sgd", momentum=0))
+    opt = build_optimizer([w], SolverConfig(type="sgd", momentum=0, weight_decay=0))
     w.grad = torch.tensor([G1])
     opt.step()
     assert opt.param_groups[0]["momentum"] == 0 and "momentum_buffer" not in opt.state[w]  # no velocity kept
@@ -61,7 +63,7 @@ def test_momentum_speeds_up_sgd_on_an_ill_conditioned_problem() -> None:
 
     def distance(momentum: float) -> float:
         w = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
-        opt = build_optimizer([w], SolverConfig(type="sgd", lr=0.01, momentum=momentum))
+        opt = build_optimizer([w], SolverConfig(type="sgd", lr=0.01, momentum=momentum, weight_decay=0))
         for _ in range(100):
             opt.zero_grad()
             (0.5 * (w[0] ** 2 + 50 * w[1] ** 2)).backward()
@@ -73,8 +75,9 @@ def test_momentum_speeds_up_sgd_on_an_ill_conditioned_problem() -> None:
     assert heavy < plain / 10, (plain, heavy)
 
 
-def test_a_default_sgd_run_keeps_momentum_buffers(settings: Settings, tiny: str, tiny_net: NetworkSpec) -> None:
-    result = train(settings, tiny, tiny_net, make_config(epochs=0.5, batch_size=8, device="cpu"))
+def test_a_digits_sgd_run_keeps_momentum_buffers(settings: Settings, tiny: str, tiny_net: NetworkSpec) -> None:
+    config = make_config(**{**preset_settings("digits"), "epochs": 0.5, "batch_size": 8, "device": "cpu"})
+    result = train(settings, tiny, tiny_net, config)
     saved = load_checkpoint(sorted((result.folder / "checkpoints").glob("step-*.pt"))[-1])["optimizer"]
     assert saved["param_groups"][0]["momentum"] == 0.9
     assert saved["state"] and all("momentum_buffer" in s for s in saved["state"].values())

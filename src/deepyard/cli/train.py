@@ -36,9 +36,16 @@ def _train() -> Any:
     return importlib.import_module("deepyard.train")
 
 
-def build_config(config_file: Path | None, sets: list[str], flags: dict[str, Any]) -> Any:
-    """Settings from a file, then flags, then --set pairs (later wins)."""
-    updates: dict[str, Any] = {}
+def _transfer() -> Any:
+    """deepyard.transfer: a run starts there (its source's weights, the fine-tune settings), then trains."""
+    return importlib.import_module("deepyard.transfer")
+
+
+def build_config(config_file: Path | None, sets: list[str], flags: dict[str, Any], preset: str | None = None) -> Any:
+    """Settings from a preset, then a file, then flags, then --set pairs (later wins)."""
+    from deepyard.train.presets import preset_settings
+
+    updates: dict[str, Any] = preset_settings(preset)
     if config_file is not None:
         updates.update(_flatten(load_settings_file(config_file)))
     updates.update({k: v for k, v in flags.items() if v is not None})
@@ -103,6 +110,9 @@ class _ProgressCallback:
         epoch = run.state.step / run.steps_per_epoch
         self.bar.console.print(f"epoch {epoch:.2f}: {run.task.format_metrics(metrics)}")
 
+    def on_advice(self, run: Any, text: str) -> None:
+        self.bar.console.print(f"[bold yellow]note:[/] {text}")
+
 
 def _run_with_progress(fn: Any) -> Any:
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
@@ -144,13 +154,16 @@ def train_command(
     body_lr_mult: float | None = typer.Option(None, help="Learning-rate multiplier of all but the head."),
     epochs: float | None = typer.Option(None, help="Epochs (default 30)."),
     batch_size: int | None = typer.Option(None, help="Batch size (default 64)."),
-    lr: float | None = typer.Option(None, "--lr", help="Base learning rate (default 0.01)."),
+    lr: float | None = typer.Option(None, "--lr", help="Base learning rate (default 0.003, for adamw)."),
     solver: str | None = typer.Option(None, help="sgd, momentum, nesterov, adagrad, adadelta, rmsprop, adam, adamw."),
     policy: str | None = typer.Option(None, help="fixed, step, multistep, exp, inv, poly, sigmoid, cosine, onecycle."),
     seed: int | None = typer.Option(None, help="Random seed (default 0)."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
     name: str | None = typer.Option(None, help="Run name."),
     group: str | None = typer.Option(None, help="Group the run joins (the home page gathers a group's runs)."),
+    preset: str | None = typer.Option(
+        None, "--preset", help="Settings under yours: default (Deepyard's recipe) or digits (DIGITS' classic SGD)."
+    ),
     config: Path | None = ConfigOpt,
     set_: list[str] = SetOpt,
     json: bool = JsonOpt,
@@ -160,7 +173,7 @@ def train_command(
              "schedule.policy": policy, "seed": seed, "device": device, "finetune.freeze": freeze or None,
              "finetune.train_last": train_last, "finetune.head_epochs": head_epochs,
              "finetune.body_lr_mult": body_lr_mult}  # fmt: skip
-    cfg = build_config(config, set_, flags)
+    cfg = build_config(config, set_, flags, preset)
     if network is None and source is None:
         from deepyard.datasets import get_dataset
         from deepyard.train.tasking import default_network
@@ -174,7 +187,7 @@ def train_command(
             groups.set_group(conn, "run", [run_id], stored)
 
     result = _run_with_progress(
-        lambda **kw: _train().train(
+        lambda **kw: _transfer().train_from(
             ctx.obj.trusting_urls(),
             dataset,
             network,
@@ -314,7 +327,7 @@ def note_run(
 @run_app.command("resume")
 def resume(ctx: typer.Context, run_id: str = typer.Argument(..., help="Run id."), json: bool = JsonOpt) -> None:
     """Continue a stopped or killed run from its last checkpoint, exactly."""
-    result = _run_with_progress(lambda **kw: _train().resume_run(ctx.obj, run_id, **kw))
+    result = _run_with_progress(lambda **kw: _transfer().resume_from(ctx.obj, run_id, **kw))
     _print_result(result, json)
 
 
@@ -330,7 +343,9 @@ def lr_find(
 ) -> None:
     """LR range test: sweep the learning rate and suggest the one where the loss falls fastest."""
     finders = importlib.import_module("deepyard.train.finders")
-    result = finders.lr_range_test(ctx.obj, dataset, network, build_config(config, set_, {}), steps=steps)
+    cfg = build_config(config, set_, {})
+    start = _transfer().start_new(ctx.obj, None, network, cfg)  # fine-tune settings freeze as in the run
+    result = finders.lr_range_test(ctx.obj, dataset, network, cfg, steps=steps, run_start=start)
     if json:
         print_json({"suggestion": result.suggestion, "lrs": result.lrs, "losses": result.losses})
         return
@@ -348,7 +363,9 @@ def batch_size(
 ) -> None:
     """The largest batch size whose training step fits in the device's memory."""
     finders = importlib.import_module("deepyard.train.finders")
-    found = finders.find_batch_size(ctx.obj, dataset, network, build_config(config, set_, {}))
+    cfg = build_config(config, set_, {})
+    start = _transfer().start_new(ctx.obj, None, network, cfg)
+    found = finders.find_batch_size(ctx.obj, dataset, network, cfg, run_start=start)
     if json:
         print_json({"batch_size": found})
         return

@@ -31,10 +31,12 @@ class _Frozen(BaseModel):
 
 
 class SolverConfig(_Frozen):
-    type: Solver = Field("sgd", description="Optimizer.")
-    lr: float = Field(0.01, gt=0, le=100, description="Base learning rate.")
+    type: Solver = Field("adamw", description="Optimizer (the default recipe: adamw, lr 0.003, onecycle).")
+    lr: float = Field(0.003, gt=0, le=100, description="Base learning rate (sgd: about 0.01-0.1).")
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum of sgd and nesterov (0: plain SGD).")
-    weight_decay: float = Field(0.0, ge=0, le=10, description="L2 penalty (decoupled for adamw).")
+    weight_decay: float = Field(
+        0.01, ge=0, le=10, description="L2 penalty, decoupled for adamw (0.01); for sgd about 5e-4 (DIGITS: lr/100)."
+    )
     rms_decay: float = Field(0.99, gt=0, lt=1, description="Running-average decay (rmsprop alpha, adadelta rho).")
     beta1: float = Field(0.9, ge=0, lt=1, description="Adam/AdamW first-moment decay.")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam/AdamW second-moment decay.")
@@ -44,7 +46,7 @@ class SolverConfig(_Frozen):
 class ScheduleConfig(_Frozen):
     """Learning-rate policy; t is the progress through training in % (0 to 100)."""
 
-    policy: Policy = Field("fixed", description="Learning-rate policy.")
+    policy: Policy = Field("onecycle", description="Learning-rate policy (DIGITS' was step; --preset digits).")
     step_size: float = Field(33, ge=0.01, le=100, description="step: lr * gamma^floor(t / step_size).")
     gamma: float = Field(
         0.1, gt=0, le=1000, description="Decay factor of step, multistep and exp (at most 1); rate of inv and sigmoid."

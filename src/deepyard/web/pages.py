@@ -24,6 +24,7 @@ from deepyard.jobs import get_job
 from deepyard.tasks import get_task
 from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
 from deepyard.train.config import FinetuneConfig
+from deepyard.train.presets import PRESETS
 from deepyard.transfer.store import list_models
 from deepyard.web import views
 from deepyard.web.deps import ConnDep, SettingsDep
@@ -119,6 +120,8 @@ def new_run(
         finetune=field_specs(FinetuneConfig, prefix="finetune."),
         stored=[{"name": m.name, "network": m.network["ref"], "classes": m.num_classes} for m in list_models(settings)],
         prefill=prefill,
+        defaults=TrainConfig().model_dump(),
+        presets=[p.to_json() for p in PRESETS.values()],
         chosen_dataset=dataset,
         group_names=groups.group_names(conn),
     )

@@ -18,6 +18,7 @@ from deepyard.networks import parse_spec
 from deepyard.networks.spec import SPEC_TEXT_MAX
 from deepyard.train import get_run
 from deepyard.train.config import MAX_BATCH
+from deepyard.train.presets import with_preset
 from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
 
 router = APIRouter(tags=["jobs"])
@@ -125,6 +126,7 @@ class TrainRequest(RequestModel):
         None, max_length=4096, description="Start from these weights (pretrained:NAME, store:NAME, run:ID[@S])."
     )
     config: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields (nested sections).")
+    preset: Name | None = Field(None, description="Settings under `config`: default or digits (GET /presets).")
     name: Name | None = None
     lr: list[Annotated[float, Field(gt=0, le=100)]] | None = Field(
         None, max_length=20, description="Several rates: one run per combination."
@@ -163,6 +165,7 @@ def create_runs(body: TrainRequest, settings: SettingsDep, user: UserDep) -> dic
     if body.network is not None and body.spec is not None:
         raise InvalidValueError("give one of 'network' (a standard name) or 'spec' (YAML text), not both")
     network: Any = parse_spec(body.spec).to_data() if body.spec is not None else body.network
+    body = body.model_copy(update={"config": with_preset(body.preset, body.config)})
     start = {"source": body.source} if body.source else {}
     params = [{"dataset": body.dataset, "network": network, "config": c, "name": n, **start}
               for c, n in _combinations(body)]  # fmt: skip

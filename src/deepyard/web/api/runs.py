@@ -15,12 +15,20 @@ from deepyard.limits import NAME_MAX
 from deepyard.stored import Damaged
 from deepyard.train import get_run, make_config, schedule_points
 from deepyard.train.config import MAX_EPOCHS
+from deepyard.train.presets import PRESETS
 from deepyard.train.runs import NOTES_MAX, annotate_run, delete_run, load_run, run_dir
 from deepyard.web import views
 from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
 from deepyard.web.runinfo import read_metrics, summary_json
 
 router = APIRouter(tags=["runs"])
+
+
+@router.get("/presets")
+def presets() -> list[dict[str, Any]]:
+    """The named training presets (`preset` of POST /runs, `deepyard train --preset`): name, description and the
+    settings each puts under a run's own, as dotted TrainConfig keys."""
+    return [p.to_json() for p in PRESETS.values()]
 
 
 @router.get("/runs", response_model=list[dict[str, Any]])

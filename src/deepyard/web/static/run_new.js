@@ -133,6 +133,25 @@ const NewRun = (() => {
     });
   }
 
+  // A preset (GET /api/v1/presets): every field back to its default, then the preset's settings on top.
+  function applyPreset(name) {
+    const data = JSON.parse(document.getElementById("preset-data").textContent);
+    const preset = data.presets.find((p) => p.name === name);
+    const flat = {};
+    const walk = (obj, prefix) => { for (const [k, v] of Object.entries(obj)) {
+      if (v && typeof v === "object" && !Array.isArray(v)) walk(v, prefix + k + "."); else flat[prefix + k] = v; } };
+    walk({ solver: data.defaults.solver, schedule: data.defaults.schedule, epochs: data.defaults.epochs }, "");
+    Object.assign(flat, preset.settings);
+    for (const [key, v] of Object.entries(flat)) {
+      const el = key === "solver.lr" ? document.getElementById("lr-values") : key === "batch_size"
+        ? document.getElementById("bs-values") : form().elements[key];
+      if (!el || v === null || v === undefined) continue;
+      if (el.type === "checkbox") el.checked = Boolean(v); else el.value = Array.isArray(v) ? v.join(", ") : String(v);
+    }
+    showPolicyFields(); schedule();
+    document.getElementById("preset-note").textContent = preset.description;
+  }
+
   let lrChart = null;
   async function schedule() {
     try {
@@ -167,6 +186,7 @@ const NewRun = (() => {
     });
     document.getElementById("source-kind").addEventListener("change", showSource);
     form().elements["schedule.policy"].addEventListener("change", showPolicyFields);
+    document.querySelectorAll("button.preset").forEach((b) => b.addEventListener("click", () => applyPreset(b.dataset.preset)));
     showPolicyFields();
     form().addEventListener("input", DY.debounce((e) => { if (e.target.id !== "spec-editor") schedule(); }, 300));
     form().addEventListener("submit", async (e) => {
