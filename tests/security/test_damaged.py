@@ -278,3 +278,29 @@ def test_metric_figures_follow_appends_rewrites_and_skip_garbage(
     path.write_text(_point(7, val_loss=0.1, val_top1=99.0))  # a new file (another inode)
     last = metric_figures(tmp_path)
     assert (last.epoch, last.best_top1, last.spark) == (0.7, 99.0, (round(1 / 7, 5),))
+
+
+@pytest.mark.parametrize("damage", [b'{"skipped": [', b"\xff\xfe", b'{"skipped": 3}', None])
+def test_a_damaged_build_report_leaves_the_dataset_usable(
+    damage: bytes | None,
+    server: Server,
+    dataset_id: str,
+    page: Page,  # noqa: F811
+) -> None:
+    """report.json truncated, not UTF-8, of the wrong shape or missing: the dataset's page, its report over the API
+    and `deepyard dataset show` still answer, saying the report is damaged; the dataset itself is untouched."""
+    report = dataset_dir(server.settings, dataset_id) / "report.json"
+    report.unlink() if damage is None else report.write_bytes(damage)
+    with server.client() as c:
+        res = c.get(f"/api/v1/datasets/{dataset_id}/report")
+        assert res.status_code == 200, res.text
+        assert res.json()["skipped"] == [] and "report.json" in res.json()["damaged"]
+        assert c.get(f"/api/v1/datasets/{dataset_id}").json()["name"] == "bars"
+    shown = cli(server.settings.home, "dataset", "show", dataset_id)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    assert "report damaged" in shown.stderr and "bars" in shown.stdout
+    page.goto(f"{server.url}/datasets/{dataset_id}")
+    expect(page.locator("text=None: every file was used")).to_have_count(0)  # not said when it cannot be known
+    expect(page.locator("#report-damaged")).to_contain_text("The build report is damaged (report.json")
+    if damage == b'{"skipped": [':
+        shot(page, "dataset-report-damaged")

@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from deepyard import datasets
-from deepyard.cli.common import console, print_json, progress_bar
+from deepyard.cli.common import console, err_console, print_json, progress_bar
 from deepyard.config import Settings
-from deepyard.datasets.catalog import REPORT, Manifest, dataset_dir, load_dataset, scan_datasets
+from deepyard.datasets.catalog import REPORT, Manifest, dataset_dir, load_dataset, read_report, scan_datasets
 from deepyard.datasets.spec import DatasetSpec, Encoding, Fill, ResizeMode, parse_size, source_fields
-from deepyard.files import printable, read_json
+from deepyard.files import printable
 from deepyard.stored import Damaged
 from deepyard.train.runs import delete_unused_dataset
 
@@ -170,7 +170,7 @@ def delete(
 
 def _show(settings: Settings, m: Manifest, as_json: bool) -> None:
     folder = dataset_dir(settings, m.id)
-    report = read_json(folder / REPORT)
+    report = read_report(folder)
     if as_json:
         print_json({"manifest": m.model_dump(mode="json"), "path": str(folder), "report": report})
         return
@@ -200,6 +200,8 @@ def _show(settings: Settings, m: Manifest, as_json: bool) -> None:
     console.print(table)
     for dropped in m.dropped_classes:
         console.print(f"dropped class {dropped['class']!s} ({dropped['count']} images): {dropped['reason']}")
+    if report.get("damaged"):
+        err_console.print(f"[bold red]report damaged:[/] {report['damaged']}; the dataset itself is usable")
     for entry in report["skipped"][:20]:
         console.print(f"skipped {printable(entry['path'])}: {entry['reason']}", highlight=False)
     if len(report["skipped"]) > 20:

@@ -10,6 +10,7 @@ parsed manifest until the file changes (see deepyard.stored).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -135,6 +136,21 @@ def load_dataset(settings: Settings, ref: str) -> Manifest | Damaged:
         return named[-1]
     known = [f"{m.id} ({m.name})" if isinstance(m, Manifest) else f"{m.id} (damaged)" for m in scan_datasets(settings)]
     raise NotFoundError(f"no dataset with id or name {ref!r}; existing: {', '.join(known) or 'none'}")
+
+
+def read_report(folder: Path) -> dict[str, Any]:
+    """A dataset's report.json (skipped files, dropped classes, duplicate groups). A missing or damaged one gives
+    empty lists and `damaged`, the reason, so the dataset stays usable and its page and `dataset show` still work."""
+    empty: dict[str, Any] = {"skipped": [], "dropped_classes": [], "duplicates": []}
+    try:
+        data = json.loads((folder / REPORT).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {**empty, "damaged": f"{REPORT} is missing"}
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return {**empty, "damaged": f"{REPORT} cannot be read: {exc}"}
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in empty):
+        return {**empty, "damaged": f"{REPORT} does not hold the lists {', '.join(empty)}"}
+    return data
 
 
 def find_dataset(settings: Settings, ref: str) -> Manifest | None:

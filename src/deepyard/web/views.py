@@ -14,8 +14,7 @@ from typing import Any
 from deepyard import groups, jobs, users
 from deepyard.config import Settings
 from deepyard.datasets import Manifest, find_dataset, get_dataset, list_datasets
-from deepyard.datasets.catalog import REPORT, dataset_dir, load_dataset, scan_datasets
-from deepyard.files import read_json
+from deepyard.datasets.catalog import dataset_dir, load_dataset, read_report, scan_datasets
 from deepyard.jobs import Job
 from deepyard.networks import dump_yaml, list_networks, spec_from_data, summarize
 from deepyard.stored import Damaged
@@ -115,8 +114,9 @@ def _target_rows(m: Manifest) -> list[Row]:
 def get_dataset_report(settings: Settings, ref: str, limit: int) -> Row:
     """Skipped files (with reasons), dropped classes and duplicate groups, each list cut at `limit`."""
     m = get_dataset(settings, ref)
-    data = read_json(dataset_dir(settings, m.id) / REPORT)
+    data = read_report(dataset_dir(settings, m.id))
     return {
+        "damaged": data.get("damaged"),
         "skipped": data["skipped"][:limit],
         "skipped_total": len(data["skipped"]),
         "dropped_classes": data["dropped_classes"],
