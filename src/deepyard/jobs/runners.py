@@ -74,8 +74,21 @@ def run_dataset(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     spec = make_spec(**params["spec"])
     manifest = create_dataset(ctx.settings, spec, progress=progress, workers=params["workers"], confine=True)
     ctx.set_target(manifest.id)
+    _release_uploads(ctx, manifest.spec.source)
     counts = {split: info.count for split, info in manifest.splits.items()}
     return {"dataset": manifest.id, "name": manifest.name, "counts": counts, "skipped": manifest.skipped}
+
+
+def _release_uploads(ctx: JobContext, source: Any) -> None:
+    """The dataset holds its own copy now: remove the uploads it was built from, unless another queued or running
+    build reads them too."""
+    from deepyard.jobs.queue import list_jobs
+    from deepyard.uploads import release_upload
+
+    pending = list_jobs(ctx.settings, ("queued", "running"), "dataset")
+    others = [j.params.get("spec", {}).get("source", {}) for j in pending if j.id != ctx.job_id]
+    needed = [v for other in others if isinstance(other, dict) for v in other.values()]
+    release_upload(ctx.settings, source.model_dump().values(), needed)
 
 
 # --- train -----------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from deepyard import __version__, db, jobs, servers
 from deepyard.config import Settings
 from deepyard.errors import DeepyardError
+from deepyard.uploads import sweep_uploads
 from deepyard.web import pages
 from deepyard.web.api import compare, datasets, infer, live, networks, runs, system
 from deepyard.web.api import groups as groups_api
@@ -44,6 +45,7 @@ class JobOptions:
 def _lifespan(settings: Settings, options: JobOptions) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweep_uploads(settings)  # uploads a day old that no dataset was built from
         scheduler = None
         if options.run:
             scheduler = jobs.Scheduler(settings, cpu_slots=options.cpu_slots, gpus=options.gpus,

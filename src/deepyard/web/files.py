@@ -27,6 +27,7 @@ from deepyard.config import Settings
 from deepyard.datasets.images import EXTENSIONS
 from deepyard.errors import Forbidden, InvalidValueError, NotFoundError
 from deepyard.files import new_id
+from deepyard.uploads import uploads_dir
 from deepyard.web.errors import TooLarge
 
 
@@ -72,10 +73,6 @@ def list_folder(settings: Settings, raw: str | None) -> dict[str, object]:
             images += 1
     parent = folder.parent if folder.parent != folder and settings.is_readable(folder.parent) else None
     return {"path": str(folder), "parent": str(parent) if parent else None, "folders": folders, "images": images}
-
-
-def uploads_dir(settings: Settings) -> Path:
-    return settings.home / "uploads"
 
 
 async def save_stream(chunks: AsyncIterator[bytes], target: Path, limit: int) -> int:

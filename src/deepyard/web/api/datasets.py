@@ -25,9 +25,10 @@ from deepyard.errors import InvalidValueError, NotFoundError, choices
 from deepyard.stored import Damaged
 from deepyard.tasks import get_task
 from deepyard.train.runs import delete_unused_dataset
+from deepyard.uploads import sweep_uploads, uploads_dir
 from deepyard.web import views
 from deepyard.web.deps import ConnDep, IdPath, RequestModel, SettingsDep, UserDep, require_owner
-from deepyard.web.files import Limits, extract_zip, resolve_readable, save_stream, uploads_dir
+from deepyard.web.files import Limits, extract_zip, resolve_readable, save_stream
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 PNG = "image/png"
@@ -167,7 +168,8 @@ def _builtin_sample(channels: int) -> np.ndarray:
 
 @router.post("/uploads", status_code=201)
 async def upload_zip(request: Request, settings: SettingsDep, conn: ConnDep, user: UserDep) -> dict[str, Any]:
-    """Upload a zip of class folders (the request body is the zip); it lands in `<home>/uploads/<id>/`."""
+    """Upload a zip of class folders (the request body is the zip); it lands in `<home>/uploads/<id>/`, and is
+    removed once a dataset is built from it, or after a day (deepyard.uploads)."""
     limits: Limits = request.app.state.limits
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limits.upload_bytes:
@@ -175,6 +177,7 @@ async def upload_zip(request: Request, settings: SettingsDep, conn: ConnDep, use
 
         raise TooLarge(f"upload of {int(declared):,} bytes is over the limit of {limits.upload_bytes:,}")
     uploads_dir(settings).mkdir(parents=True, exist_ok=True)
+    await run_in_threadpool(sweep_uploads, settings)  # uploads a day old that no dataset was built from
     with tempfile.NamedTemporaryFile(dir=uploads_dir(settings), prefix=".upload-", suffix=".zip") as tmp:
         await save_stream(request.stream(), Path(tmp.name), limits.upload_bytes)
         result = await run_in_threadpool(extract_zip, settings, Path(tmp.name), limits)

@@ -36,10 +36,11 @@ from deepyard.limits import NAME_MAX
 from deepyard.tasks import get_task
 from deepyard.train import get_run
 from deepyard.train.runs import run_dir
+from deepyard.uploads import uploads_dir
 from deepyard.web.api.jobs import job_json
 from deepyard.web.deps import IdPath, SettingsDep, UserDep, require_owner
 from deepyard.web.errors import TooLarge
-from deepyard.web.files import Limits, extract_zip, save_stream, uploads_dir
+from deepyard.web.files import Limits, extract_zip, save_stream
 from deepyard.web.templating import task_partial
 
 router = APIRouter(tags=["inference"])
