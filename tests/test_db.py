@@ -29,6 +29,8 @@ def test_connect_uses_wal_and_records_migrations(settings: Settings) -> None:
         "0002-b",
         "0100-users",
         "0200-groups",
+        "0300-jobs-permanent",
+        "0310-users-admin",
     ]  # connect() applied db.MIGRATIONS too
 
 

@@ -116,6 +116,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN permanent INTEGER NOT NULL DEFAULT 0
         """,
     ),
+    (
+        "0310-users-admin",
+        """
+        ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0
+        """,
+    ),
 ]
 
 

@@ -3,8 +3,9 @@
 Why here and not in `web`: the CLI (`deepyard user add`, `deepyard user token`) and the server share them.
 Passwords are hashed with scrypt (stdlib `hashlib.scrypt`, n=2**14, r=8, p=1, 16-byte salt); API tokens and
 session ids are random 32-byte values of which only the SHA-256 is stored, so a copy of the database grants no
-access. Ownership records which user created a dataset, run or job; an object with no owner (made from the CLI
-or before users existed) may be changed by any signed-in user, as in DIGITS.
+access. Ownership records which user created a dataset, run or job; only its owner or an admin
+(`deepyard user add NAME --admin`, `deepyard user admin NAME`) may change it; an object with no owner (made from the
+CLI or before users existed) may be changed by any signed-in user, as in DIGITS.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ TOKEN_PREFIX = "dy_"
 class User:
     id: int
     name: str
+    admin: bool = False  # may change what other users made
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(row["id"], row["name"], bool(row["admin"]))
 
 
 def hash_password(password: str) -> str:
@@ -55,7 +61,7 @@ def _sha(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_user(conn: sqlite3.Connection, name: str, password: str) -> User:
+def create_user(conn: sqlite3.Connection, name: str, password: str, admin: bool = False) -> User:
     """Add a user; names are `[a-z][a-z0-9._-]*` (as DIGITS'), passwords at least 8 characters."""
     if not NAME_PATTERN.match(name):
         raise InvalidValueError(
@@ -66,14 +72,22 @@ def create_user(conn: sqlite3.Connection, name: str, password: str) -> User:
     if find_user(conn, name) is not None:
         raise InvalidValueError(f"user {name!r} already exists")
     cur = conn.execute(
-        "INSERT INTO users (name, password, created) VALUES (?, ?, ?)", (name, hash_password(password), db.now())
+        "INSERT INTO users (name, password, created, admin) VALUES (?, ?, ?, ?)",
+        (name, hash_password(password), db.now(), int(admin)),
     )
-    return User(int(cur.lastrowid or 0), name)
+    return User(int(cur.lastrowid or 0), name, admin)
+
+
+def set_admin(conn: sqlite3.Connection, name: str, admin: bool) -> User:
+    """Make user `name` an admin (may change what others made) or not."""
+    user = get_user(conn, name)
+    conn.execute("UPDATE users SET admin = ? WHERE id = ?", (int(admin), user.id))
+    return User(user.id, user.name, admin)
 
 
 def find_user(conn: sqlite3.Connection, name: str) -> User | None:
-    row = conn.execute("SELECT id, name FROM users WHERE name = ?", (name,)).fetchone()
-    return User(row["id"], row["name"]) if row else None
+    row = conn.execute("SELECT id, name, admin FROM users WHERE name = ?", (name,)).fetchone()
+    return _user(row) if row else None
 
 
 def get_user(conn: sqlite3.Connection, name: str) -> User:
@@ -85,7 +99,7 @@ def get_user(conn: sqlite3.Connection, name: str) -> User:
 
 
 def list_users(conn: sqlite3.Connection) -> list[User]:
-    return [User(r["id"], r["name"]) for r in conn.execute("SELECT id, name FROM users ORDER BY name")]
+    return [_user(r) for r in conn.execute("SELECT id, name, admin FROM users ORDER BY name")]
 
 
 def has_users(conn: sqlite3.Connection) -> bool:
@@ -98,10 +112,10 @@ def delete_user(conn: sqlite3.Connection, name: str) -> None:
 
 def authenticate(conn: sqlite3.Connection, name: str, password: str) -> User | None:
     """The user when `password` is theirs, else None (the same work is done for unknown names)."""
-    row = conn.execute("SELECT id, name, password FROM users WHERE name = ?", (name,)).fetchone()
+    row = conn.execute("SELECT id, name, admin, password FROM users WHERE name = ?", (name,)).fetchone()
     stored = row["password"] if row else hash_password("not a user")
     ok = check_password(password, stored)
-    return User(row["id"], row["name"]) if row and ok else None
+    return _user(row) if row and ok else None
 
 
 def create_token(conn: sqlite3.Connection, user: User, label: str = "") -> str:
@@ -113,10 +127,11 @@ def create_token(conn: sqlite3.Connection, user: User, label: str = "") -> str:
 
 def user_for_token(conn: sqlite3.Connection, token: str) -> User | None:
     row = conn.execute(
-        "SELECT users.id, users.name FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.hash = ?",
+        "SELECT users.id, users.name, users.admin FROM tokens JOIN users ON users.id = tokens.user_id "
+        "WHERE tokens.hash = ?",
         (_sha(token),),
     ).fetchone()
-    return User(row["id"], row["name"]) if row else None
+    return _user(row) if row else None
 
 
 def create_session(conn: sqlite3.Connection, user: User) -> str:
@@ -128,13 +143,13 @@ def create_session(conn: sqlite3.Connection, user: User) -> str:
 
 def user_for_session(conn: sqlite3.Connection, session: str) -> User | None:
     row = conn.execute(
-        "SELECT users.id, users.name, sessions.expires FROM sessions JOIN users ON users.id = sessions.user_id "
-        "WHERE sessions.hash = ?",
+        "SELECT users.id, users.name, users.admin, sessions.expires FROM sessions "
+        "JOIN users ON users.id = sessions.user_id WHERE sessions.hash = ?",
         (_sha(session),),
     ).fetchone()
     if row is None or row["expires"] < datetime.now(timezone.utc).isoformat(timespec="seconds"):
         return None
-    return User(row["id"], row["name"])
+    return _user(row)
 
 
 def end_session(conn: sqlite3.Connection, session: str) -> None:
@@ -175,6 +190,7 @@ def owner_of(conn: sqlite3.Connection, kind: str, ref: str) -> str | None:
 
 
 def may_change(conn: sqlite3.Connection, kind: str, ref: str, user: User | None) -> bool:
-    """Only the creator may delete or abort what they made; unowned things are open to any user."""
+    """Only the creator (or an admin) may delete, abort or write into what they made; unowned things are open to
+    any user."""
     owner = owner_of(conn, kind, ref)
-    return owner is None or (user is not None and owner == user.name)
+    return owner is None or (user is not None and (user.admin or owner == user.name))

@@ -29,7 +29,7 @@ from tests.jobs.conftest import bars_spec, train_params
 def test_jobs_migration_is_applied_once_and_recorded(settings: Settings) -> None:
     first, second = db.connect(settings), db.connect(settings)
     names = [r["name"] for r in second.execute("SELECT name FROM migrations")]
-    assert names == ["0001-jobs", "0100-users", "0200-groups", "0300-jobs-permanent"]
+    assert names == ["0001-jobs", "0100-users", "0200-groups", "0300-jobs-permanent", "0310-users-admin"]
     assert db.migrate(first) == []
     assert first.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0
 

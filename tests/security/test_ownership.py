@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
 import zipfile
 from contextlib import closing
 
@@ -10,9 +12,11 @@ import numpy as np
 from PIL import Image
 
 from deepyard import db, users
+from tests.cli.test_datasets_cli import DEEPYARD
+from tests.cli.test_datasets_cli import run as cli
 from tests.web.conftest import Server
 from tests.web.test_jobs_infer import wait_jobs
-from tests.web.test_security import _add_user, _token
+from tests.web.test_security import PASSWORD, _add_user, _token
 
 
 def _labelled_zip(classes: list[str]) -> bytes:
@@ -47,3 +51,33 @@ def test_another_user_cannot_start_jobs_in_my_run_nor_block_its_delete(server: S
         shown = c.get(f"/api/v1/runs/{run_id}", headers=as_bob).json()
         assert shown["owner"] == "ada"
         assert c.delete(f"/api/v1/runs/{run_id}", headers=as_ada).status_code == 200
+
+
+def test_an_admin_may_change_what_others_made(server: Server, run_id: str) -> None:
+    """`deepyard user add NAME --admin` and `deepyard user admin NAME [--off]` (the console script): an admin may
+    start jobs in and delete another user's run; the owner's work is not transferred; a plain user still may not."""
+    home = server.settings.home
+    ada, bob = _add_user(server.settings, "ada"), _add_user(server.settings, "bob")
+    made = subprocess.run([*DEEPYARD, "--home", str(home), "user", "add", "cleo", "--admin", "--password-stdin"],
+                          input=PASSWORD + "\n", capture_output=True, text=True)  # fmt: skip
+    assert made.returncode == 0 and "added user cleo (admin)" in made.stdout, made.stderr
+    listed = json.loads(cli(home, "user", "list", "--json").stdout)
+    assert {"name": "cleo", "admin": True} in listed and {"name": "bob", "admin": False} in listed
+    with closing(db.connect(server.settings)) as conn:
+        users.set_owner(conn, "run", run_id, ada)
+        cleo = users.get_user(conn, "cleo")
+    as_bob = {"authorization": f"Bearer {_token(server.settings, bob)}"}
+    as_cleo = {"authorization": f"Bearer {_token(server.settings, cleo)}"}
+    with server.client() as c:
+        assert c.post(f"/api/v1/runs/{run_id}/evaluate", headers=as_bob).status_code == 403
+        started = c.post(f"/api/v1/runs/{run_id}/evaluate", headers=as_cleo)
+        assert started.status_code == 202, started.text
+        c.headers.update(as_cleo)
+        (job,) = wait_jobs(c, [started.json()["job"]["id"]])
+        assert job["status"] == "done", job
+        assert c.get("/api/v1/me", headers=as_cleo).json()["admin"] is True
+        assert c.get(f"/api/v1/runs/{run_id}", headers=as_bob).json()["owner"] == "ada"  # still ada's
+        assert cli(home, "user", "admin", "bob").returncode == 0
+        assert cli(home, "user", "admin", "bob", "--off").stdout.strip() == "bob is no longer an admin"
+        assert c.delete(f"/api/v1/runs/{run_id}", headers=as_bob).status_code == 403
+        assert c.delete(f"/api/v1/runs/{run_id}", headers=as_cleo).status_code == 200

@@ -53,11 +53,24 @@ def add(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="User name: a lower-case letter, then letters, digits, '.', '_', '-'."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    admin: bool = typer.Option(False, "--admin", help="May change what other users made (delete, abort, evaluate)."),
 ) -> None:
     """Add a user (turns sign-in on for the web app)."""
     conn = db.connect(ctx.obj)
-    user = users.create_user(conn, name, _password(password_stdin))
-    console.print(f"added user {user.name}; the web app now asks to sign in")
+    user = users.create_user(conn, name, _password(password_stdin), admin=admin)
+    role = " (admin)" if user.admin else ""
+    console.print(f"added user {user.name}{role}; the web app now asks to sign in")
+
+
+@user_app.command("admin")
+def admin_command(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="User name."),
+    off: bool = typer.Option(False, "--off", help="Take the admin role away instead."),
+) -> None:
+    """Make a user an admin (may change what other users made), or with --off no longer."""
+    user = users.set_admin(db.connect(ctx.obj), name, not off)
+    console.print(f"{user.name} is {'now an admin' if user.admin else 'no longer an admin'}")
 
 
 @user_app.command("list")
@@ -65,9 +78,9 @@ def list_(ctx: typer.Context, json: bool = typer.Option(False, "--json", help="O
     """The users."""
     found = users.list_users(db.connect(ctx.obj))
     if json:
-        print_json([u.name for u in found])
+        print_json([{"name": u.name, "admin": u.admin} for u in found])
     else:
-        console.print("\n".join(u.name for u in found) or NO_USERS)
+        console.print("\n".join(u.name + (" (admin)" if u.admin else "") for u in found) or NO_USERS)
 
 
 NO_USERS = ("no users: a server on 127.0.0.1 runs in local mode (no sign-in); a server on any other address "

@@ -21,8 +21,9 @@ async def health() -> dict[str, Any]:
 
 @router.get("/me")
 def me(request: Request, user: UserDep) -> dict[str, Any]:
-    """The signed-in user (null in single-user local mode) and whether sign-in is on."""
-    return {"user": user.name if user else None, "auth": bool(getattr(request.state, "auth_on", False))}
+    """The signed-in user (null in single-user local mode), whether they are an admin and whether sign-in is on."""
+    return {"user": user.name if user else None, "admin": bool(user and user.admin),
+            "auth": bool(getattr(request.state, "auth_on", False))}  # fmt: skip
 
 
 @router.get("/folders")
