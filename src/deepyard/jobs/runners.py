@@ -125,6 +125,8 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
         shape = (shape[0], config.crop_size, config.crop_size)
     ref = params.get("network") or (_source_network(settings, str(source)) if source else default_network(manifest)[0])
     network = _network(settings, ref, shape, task.outputs(manifest.classes))
+    if source:  # channels and sizes are known now: a source that cannot start this network is refused at once
+        _check_fit(settings, str(source), network, shape, task.outputs(manifest.classes), manifest.name)
     name = check_name(params.get("name"), "run name")
     normal = {"dataset": manifest.id, "network": network, "config": config.model_dump(mode="json"), "name": name,
               "source": source}  # fmt: skip
@@ -198,6 +200,15 @@ def _source_network(settings: Settings, source: str) -> Any:
     if record is None:
         raise InvalidValueError(f"{source!r} holds weights only; give the network they belong to")
     return record["spec"] if record.get("spec") is not None else str(record["ref"])
+
+
+def _check_fit(settings: Settings, source: str, network: Any, shape: tuple[int, int, int], outputs: int,
+               dataset: str) -> None:  # fmt: skip
+    from deepyard.networks import spec_from_data
+    from deepyard.transfer.fit import check_fit
+
+    check_fit(settings, source, spec_from_data(network) if isinstance(network, dict) else network, shape, outputs,
+              dataset)  # fmt: skip
 
 
 def _train_slots(device: str) -> dict[str, int]:

@@ -227,13 +227,17 @@ def _execute(
     folder = runs.run_dir(settings, run_id)
     config = TrainConfig.model_validate(info["config"])
     placement = resolve_placement(config, info.get("placement"))
-    manifest = get_dataset(settings, info["dataset"])
-    run = assemble(settings, run_id, folder, config, placement, manifest, info, start)
-    checkpoint = runs.latest_checkpoint(folder) if resume else None
-    if checkpoint is not None:
-        _restore(run, load_checkpoint(checkpoint, run.device))
-    elif info.get("source") and start is not None:  # never over a checkpoint: a resumed fine-tune keeps its own
-        _load_source(settings, run, info, manifest, start)
+    try:  # a run that cannot start (its data, network or start weights) says failed, with the reason
+        manifest = get_dataset(settings, info["dataset"])
+        run = assemble(settings, run_id, folder, config, placement, manifest, info, start)
+        checkpoint = runs.latest_checkpoint(folder) if resume else None
+        if checkpoint is not None:
+            _restore(run, load_checkpoint(checkpoint, run.device))
+        elif info.get("source") and start is not None:  # never over a checkpoint: a resumed fine-tune keeps its own
+            _load_source(settings, run, info, manifest, start)
+    except Exception as exc:
+        runs.set_status(settings, run_id, "failed", placement.rank, error=str(exc))
+        raise
     event = stop or threading.Event()
     run.metrics = MetricsWriter(folder, run.state.step, run.state.wall)
     builtins: list[Callback] = [run.metrics, BatchNormStatistics(), Validator(), Checkpointer(), Advice(settings)]

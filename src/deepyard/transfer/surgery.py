@@ -170,7 +170,7 @@ def load_matching(
             if key in head_keys:
                 report.reinitialised[key] = f"classifier head: {why}"
             else:
-                _refuse_size_change(key, why, source_input, target_input)
+                refuse_size_change(key, why, source_input, target_input)
                 report.reinitialised[key] = why
             report.skipped[key] = why
             continue
@@ -190,7 +190,8 @@ def load_matching(
     return report
 
 
-def _refuse_size_change(key: str, why: str, source_input: Shape | None, target_input: Shape | None) -> None:
+def refuse_size_change(key: str, why: str, source_input: Shape | None, target_input: Shape | None) -> None:
+    """Raise SpecError when a weight (`key`, shape mismatch `why`) depends on an input size that changed."""
     if source_input is None or target_input is None or tuple(source_input[1:]) == tuple(target_input[1:]):
         return
     fmt = "x".join
