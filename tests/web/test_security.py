@@ -86,7 +86,7 @@ def test_user_cli_add_and_token(web_settings: Settings) -> None:
 
 def test_local_mode_needs_no_login_but_checks_host(server: Server) -> None:
     with server.client() as c:
-        assert c.get("/api/v1/me").json() == {"user": None, "auth": False}
+        assert c.get("/api/v1/me").json() == {"user": None, "admin": False, "auth": False}
         rebound = c.get("/api/v1/health", headers={"host": "evil.example:80"})
         assert rebound.status_code == 403 and rebound.json()["error"]["type"] == "Forbidden"
 
@@ -105,7 +105,7 @@ def test_sign_in_required_once_a_user_exists(server: Server) -> None:
         assert ok.status_code == 303
         cookie = ok.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
-        assert c.get("/api/v1/me").json() == {"user": "ada", "auth": True}
+        assert c.get("/api/v1/me").json() == {"user": "ada", "admin": False, "auth": True}
         assert c.get("/api/v1/datasets").status_code == 200
 
 
