@@ -43,10 +43,11 @@ FINISHED = ("done", "failed", "aborted", "interrupted")
 class Serve:
     """`deepyard --home HOME serve --port PORT` as a child process, and a client for it."""
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(self, settings: Settings, log: Path, options: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "deepyard", "--home", str(settings.home), "serve", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "deepyard", "--home", str(settings.home), "serve", "--port", str(self.port),
+               *options]  # fmt: skip
         with log.open("wb") as out:
             env = {**os.environ, "COLUMNS": "200"}
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)

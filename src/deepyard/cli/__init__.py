@@ -29,6 +29,7 @@ from deepyard.cli.jobs import jobs_app
 from deepyard.cli.models import model_app
 from deepyard.cli.networks import network_app
 from deepyard.cli.serve import serve_command, user_app
+from deepyard.cli.sweeps import sweep_app
 from deepyard.cli.tasks import task_app
 from deepyard.cli.train import run_app, train_command
 from deepyard.config import load_settings
@@ -55,6 +56,7 @@ app.command("export")(export_command)
 app.command("serve")(serve_command)
 app.add_typer(user_app, name="user")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(sweep_app, name="sweep")
 app.add_typer(group_app, name="group")
 app.add_typer(db_app, name="db")
 

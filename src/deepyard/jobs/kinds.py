@@ -51,7 +51,15 @@ KINDS: dict[str, JobKind] = {
     ),
     "evaluate": JobKind("deepyard.infer.jobs:run_evaluate", "deepyard.infer.jobs:check_evaluate", exclusive=False),
     "export": JobKind("deepyard.infer.jobs:run_export", "deepyard.infer.jobs:check_export", exclusive=False),
+    "find": JobKind("deepyard.jobs.finders:run_find", "deepyard.jobs.finders:check_find", exclusive=False),
 }
+
+
+# Work the scheduler drives every round (at most every DRIVE_S seconds): "module:function" of
+# `(settings, capacity) -> list[job ids]`, which may submit or resume jobs of its own. `capacity` is the slots of the
+# kind a training job takes (the GPUs, else the CPU slots). Imported lazily, in the scheduler's process.
+DRIVERS: list[str] = ["deepyard.sweeps.driver:advance"]
+DRIVE_S = 1.0
 
 
 def register_kind(name: str, kind: JobKind) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from deepyard.train.loop import StepInfo
     from deepyard.train.trainer import Run
 
-TRAIN_KEYS = ("dataset", "network", "config", "name", "source")
+TRAIN_KEYS = ("dataset", "network", "config", "name", "source", "trial")  # trial: a sweep's (deepyard.sweeps)
 SECTIONS = ("solver", "schedule", "augment")
 URL_SCHEMES = ("http://", "https://")
 
@@ -130,6 +130,10 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
     name = check_name(params.get("name"), "run name")
     normal = {"dataset": manifest.id, "network": network, "config": config.model_dump(mode="json"), "name": name,
               "source": source}  # fmt: skip
+    if params.get("trial") is not None:
+        from deepyard.sweeps.trial import check_trial_ref
+
+        normal["trial"] = check_trial_ref(settings, params["trial"])
     return Checked(normal, _train_slots(config.device))
 
 
@@ -277,6 +281,12 @@ def run_train(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from deepyard.transfer import resume_from, train_from
 
     callbacks: list[Any] = [JobProgress(ctx)]
+    reporter = None
+    if params.get("trial"):  # a sweep's trial: report to its study, prune (deepyard.sweeps)
+        from deepyard.sweeps.trial import TrialReporter
+
+        reporter = TrialReporter(ctx.settings, params["trial"])
+        callbacks.append(reporter)
     stop = ctx.stop
     if ctx.world > 1:
         stop = threading.Event()
@@ -294,6 +304,8 @@ def run_train(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         if ctx.stop_cause == "interrupt":
             set_status(ctx.settings, result.run_id, "interrupted", ctx.rank)
         raise JobStopped
+    if reporter is not None and ctx.rank == 0:
+        reporter.finish(result)
     return {"run": result.run_id, "steps": result.steps, "epochs": result.epochs, "stop_reason": result.stop_reason,
             "last_val": result.last_val, "best": result.best, "best_step": result.best_step,
             "seconds": round(result.seconds, 3)}  # fmt: skip

@@ -28,7 +28,7 @@ from deepyard.config import Settings
 from deepyard.errors import DeepyardError
 from deepyard.jobs import store
 from deepyard.jobs.hardware import cuda_visible, visible_gpus
-from deepyard.jobs.kinds import get_kind
+from deepyard.jobs.kinds import DRIVE_S, DRIVERS, get_kind, load_function
 from deepyard.jobs.model import Job
 from deepyard.jobs.queue import is_worker, jobs_dir, log_path
 
@@ -60,6 +60,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
+        self._driven = 0.0  # monotonic time of the last round of the DRIVERS
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -117,10 +118,24 @@ class Scheduler:
     # --- one round -------------------------------------------------------------------------------------------------
 
     def tick(self) -> list[str]:
-        """Reap finished workers, enforce abort timeouts, start what fits; return the ids started."""
+        """Reap finished workers, enforce abort timeouts, let the drivers submit, start what fits; return the ids
+        started."""
         self.reap()
         self.enforce_abort_timeouts()
+        self.drive()
         return self.start_ready()
+
+    def drive(self, force: bool = False) -> None:
+        """Run each of the DRIVERS (e.g. the sweeps' trials), at most every DRIVE_S seconds unless `force`."""
+        if not force and time.monotonic() - self._driven < DRIVE_S:
+            return
+        self._driven = time.monotonic()
+        capacity = len(self.gpus) or self.cpu_slots
+        for ref in DRIVERS:
+            try:
+                load_function(ref)(self.settings, capacity)
+            except DeepyardError as exc:  # one driver's trouble must not stop the scheduling
+                print(f"deepyard scheduler: {ref}: {exc}", file=sys.stderr, flush=True)
 
     def recover(self) -> list[str]:
         """Mark jobs left "running" by a previous scheduler whose worker is gone as interrupted."""

@@ -22,6 +22,7 @@ from deepyard.web import pages
 from deepyard.web.api import compare, datasets, infer, live, networks, runs, system
 from deepyard.web.api import groups as groups_api
 from deepyard.web.api import jobs as jobs_api
+from deepyard.web.api import sweeps as sweeps_api
 from deepyard.web.errors import install_error_handlers
 from deepyard.web.files import Limits
 from deepyard.web.security import Guard, Signer, check_bind, is_loopback, load_secret, make_middleware
@@ -88,7 +89,7 @@ def create_app(
     app.state.guard = Guard(settings, Signer(load_secret(settings)), is_loopback(host), https)
     app.state.features = {"jobs": True, "infer": True}
     api = APIRouter(prefix="/api/v1")
-    for module in (system, jobs_api, datasets, networks, runs, infer, compare, live, groups_api):
+    for module in (system, jobs_api, datasets, networks, runs, infer, compare, live, groups_api, sweeps_api):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(pages.router)
