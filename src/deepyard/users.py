@@ -189,6 +189,23 @@ def owner_of(conn: sqlite3.Connection, kind: str, ref: str) -> str | None:
     return str(row["name"]) if row else None
 
 
+def owners_of(conn: sqlite3.Connection, kind: str) -> dict[str, str]:
+    """`owner_of` for every `ref` of `kind` at once (two queries, for listings): ref -> owner's name."""
+    found: dict[str, str] = {}
+    if kind in CREATING_JOB:  # the submitters first; ownership records win over them
+        for row in conn.execute(
+            "SELECT target, owner FROM jobs WHERE kind = ? AND target IS NOT NULL AND owner IS NOT NULL "
+            "ORDER BY seq DESC",
+            (CREATING_JOB[kind],),
+        ):
+            found[row["target"]] = row["owner"]  # descending: the first job's submitter is written last
+    for row in conn.execute(
+        "SELECT ref, users.name FROM owners JOIN users ON users.id = owners.user_id WHERE kind = ?", (kind,)
+    ):
+        found[row["ref"]] = row["name"]
+    return found
+
+
 def may_change(conn: sqlite3.Connection, kind: str, ref: str, user: User | None) -> bool:
     """Only the creator (or an admin) may delete, abort or write into what they made; unowned things are open to
     any user."""

@@ -65,10 +65,10 @@ def list_task_rows() -> list[Row]:
 
 def list_dataset_rows(settings: Settings, conn: sqlite3.Connection) -> list[Row]:
     """Every complete dataset, newest first; a damaged one with status "damaged" and the reason."""
-    grouped = groups.groups_of(conn, "dataset")
+    grouped, owners = groups.groups_of(conn, "dataset"), users.owners_of(conn, "dataset")
     rows = []
     for m in reversed(scan_datasets(settings)):
-        owner = users.owner_of(conn, "dataset", m.id)
+        owner = owners.get(m.id)
         if isinstance(m, Damaged):
             rows.append({**m.to_json(), "owner": owner, "group": grouped.get(m.id)})
         else:
@@ -128,13 +128,9 @@ def get_dataset_report(settings: Settings, ref: str, limit: int) -> Row:
 
 def list_runs_with_owners(settings: Settings, conn: sqlite3.Connection) -> list[tuple[Row | Damaged, Row]]:
     """Every run (run.json or its damage), newest first, with its owner and group."""
-    grouped = groups.groups_of(conn, "run")
-    found = reversed(scan_runs(settings))
-    return [(info, _who(conn, grouped, info.id if isinstance(info, Damaged) else info["id"])) for info in found]
-
-
-def _who(conn: sqlite3.Connection, grouped: dict[str, str], run_id: str) -> Row:
-    return {"owner": users.owner_of(conn, "run", run_id), "group": grouped.get(run_id)}
+    grouped, owners = groups.groups_of(conn, "run"), users.owners_of(conn, "run")
+    ids = ((info, info.id if isinstance(info, Damaged) else info["id"]) for info in reversed(scan_runs(settings)))
+    return [(info, {"owner": owners.get(run_id), "group": grouped.get(run_id)}) for info, run_id in ids]
 
 
 def list_run_rows(settings: Settings, conn: sqlite3.Connection) -> list[Row]:
