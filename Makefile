@@ -64,6 +64,7 @@ bench: $(VENV)/.installed-test $(VENV)/.sysdeps-test
 	$(BIN)/python bench/infer.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/cli.py
+	$(BIN)/python bench/recipes.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
