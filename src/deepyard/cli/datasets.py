@@ -12,6 +12,7 @@ from deepyard import datasets
 from deepyard.cli.common import console, err_console, print_json, progress_bar
 from deepyard.config import Settings
 from deepyard.datasets.catalog import REPORT, Manifest, dataset_dir, load_dataset, read_report, scan_datasets
+from deepyard.datasets.segsource import mask_source_fields
 from deepyard.datasets.spec import DatasetSpec, Encoding, Fill, ResizeMode, parse_size, source_fields
 from deepyard.files import printable
 from deepyard.stored import Damaged
@@ -39,12 +40,17 @@ def create(
     source: Path = typer.Argument(
         ..., help="Folder of class (or label) sub-folders, a CSV file with a header, or a list file."
     ),
-    task: str = typer.Option(_F["task"].default, help="classification, multilabel or regression (deepyard task list)."),
+    task: str = typer.Option(
+        _F["task"].default, help="classification, multilabel, regression, segmentation... (deepyard task list)."
+    ),
     name: str | None = typer.Option(None, help="Dataset name (default: the source's name)."),
     val: Path | None = typer.Option(None, help="Separate validation folder (or list file) with the same classes."),
     test: Path | None = typer.Option(None, help="Separate test folder (or list file) with the same classes."),
     labels: Path | None = typer.Option(None, help="Labels file (one class per line) for a list file's indices."),
     base: Path | None = typer.Option(None, help="Folder that relative paths in list files start from."),
+    masks: Path | None = typer.Option(None, help="Segmentation: the masks folder (default: SOURCE/masks)."),
+    classes: Path | None = typer.Option(None, help="Segmentation: class names, or `name r g b` colour-map lines."),
+    resize_masks: bool = typer.Option(False, help="Segmentation: resize a mask of another size (nearest)."),
     channels: int = typer.Option(_F["channels"].default, help=_help("channels")),
     size: str = typer.Option("256x256", help="Image size WxH, e.g. 28x28."),
     resize_mode: ResizeMode = typer.Option(_F["resize_mode"].default, help=_help("resize_mode")),
@@ -69,7 +75,9 @@ def create(
     width, height = parse_size(size)
     spec = datasets.make_spec(
         name=name or source.resolve().name,
-        source=source_fields(source, labels, base, val, test),
+        source=mask_source_fields(source, masks, classes, base, val, test, resize_masks)
+        if task == "segmentation"
+        else source_fields(source, labels, base, val, test),
         **options,
         width=width,
         height=height,

@@ -131,7 +131,7 @@ def _build(
     with contextlib.closing(_run_chunks(listing, work, config, total, workers)) as chunks:  # the pool ends here
         results = _collect(chunks, listing, work, encoding, shape, report)
     report("finishing", 0, 1)
-    hashes, names = _finish_splits(task, listing, results, work, encoding)  # only the non-empty splits
+    hashes, names = _finish_splits(task, spec, listing, results, work, encoding)  # only the non-empty splits
     train_count = len(hashes.get("train", []))
     if train_count == 0:
         reasons = sorted({s.reason for s in listing.skipped})[:5]
@@ -144,6 +144,11 @@ def _build(
             "skipped": [{"path": s.path, "reason": s.reason} for s in listing.skipped],
             "dropped_classes": listing.dropped_classes,
             "duplicates": duplicates.groups,
+            **(
+                {"warnings": [{"path": w.path, "reason": w.reason} for w in listing.warnings]}
+                if listing.warnings
+                else {}
+            ),
         },
     )
     splits = {
@@ -161,7 +166,7 @@ def _build(
         deepyard_version=__version__,
         spec=spec,
         task=task.name,
-        target_stats=task.target_stats(task.load_targets(work / "train"), listing.classes),
+        target_stats={**listing.stats, **task.target_stats(task.load_targets(work / "train"), listing.classes)},
         encoding=encoding,
         shape=shape,
         classes=listing.classes,
@@ -283,7 +288,7 @@ def _collect(
 
 
 def _finish_splits(
-    task: Task, listing: Listing, collected: _Collected, work: Path, encoding: str
+    task: Task, spec: DatasetSpec, listing: Listing, collected: _Collected, work: Path, encoding: str
 ) -> tuple[dict[str, list[bytes]], dict[str, list[str]]]:
     """Drop skipped slots, write labels, offsets and source names; return kept hashes and names per split."""
     hashes: dict[str, list[bytes]] = {}
@@ -301,8 +306,7 @@ def _finish_splits(
             store.compact_raw(folder, keep)
         else:
             np.save(folder / store.OFFSETS_FILE, np.array(collected.offsets[split], dtype=np.int64))
-        targets = task.target_array([it.target for it in items], listing.classes)[keep]
-        np.save(folder / task.targets_file, targets)
+        task.store_targets(folder, [it.target for it, k in zip(items, keep, strict=True) if k], listing.classes, spec)
         kept_names = [it.name for it, k in zip(items, keep, strict=True) if k]
         write_json_atomic(folder / "sources.json", kept_names)
         if not kept_names:  # an empty split is not stored

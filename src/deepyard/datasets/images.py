@@ -170,10 +170,16 @@ def _scale(size: tuple[int, int], geo: Geometry) -> float:
     return max(rx, ry)  # squash: draft must not go below either target side
 
 
-def resize(img: Image.Image | np.ndarray, geo: Geometry, noise_seed: object = None) -> np.ndarray:
+def resize(
+    img: Image.Image | np.ndarray,
+    geo: Geometry,
+    noise_seed: object = None,
+    resample: Image.Resampling = Image.Resampling.BILINEAR,
+) -> np.ndarray:
     """Resize an image (or its (H, W[, C]) pixels) to (height, width, channels) uint8 with the spec's mode.
 
-    `noise_seed` seeds the noise padding (numpy SeedSequence entropy), so padding is reproducible.
+    `noise_seed` seeds the noise padding (numpy SeedSequence entropy), so padding is reproducible. `resample`:
+    NEAREST for masks of class indices, which must never be interpolated.
     """
     size = (img.shape[1], img.shape[0]) if isinstance(img, np.ndarray) else img.size
     if geo.resize_mode is ResizeMode.squash:
@@ -182,9 +188,7 @@ def resize(img: Image.Image | np.ndarray, geo: Geometry, noise_seed: object = No
         scale = _scale(size, geo)
         scaled_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
     if size != scaled_size:
-        img = (Image.fromarray(img) if isinstance(img, np.ndarray) else img).resize(
-            scaled_size, Image.Resampling.BILINEAR
-        )
+        img = (Image.fromarray(img) if isinstance(img, np.ndarray) else img).resize(scaled_size, resample)
     arr = np.asarray(img)
     if arr.ndim == 2:
         arr = arr[:, :, None]

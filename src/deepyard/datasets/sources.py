@@ -54,6 +54,8 @@ class Listing:
     splits: dict[str, list[Item]]
     skipped: list[Skipped] = field(default_factory=list)
     dropped_classes: list[dict[str, object]] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)  # kept files with a problem (a JPEG mask)
+    stats: dict[str, Any] = field(default_factory=dict)  # what the task found while listing, for the manifest
 
 
 def list_source(spec: DatasetSpec, readable: Readable | None = None) -> Listing:

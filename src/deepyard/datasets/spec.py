@@ -97,7 +97,21 @@ class CsvSource(_Frozen):
     target_columns: tuple[Annotated[str, Field(max_length=200)], ...] | None = Field(None, max_length=1000)
 
 
-Source = Annotated[FolderSource | ListSource | IdxSource | CsvSource, Field(discriminator="kind")]
+class MaskSource(_Frozen):
+    """Images and their masks (segmentation): a folder with `images/` and `masks/` sub-folders, pairs matched by
+    file stem, or a list file of `image mask` lines; `classes` is a file of `name` or `name r g b` lines."""
+
+    kind: Literal["masks"] = "masks"
+    train: Path
+    masks: Path | None = None  # the masks folder when `train` is a folder of images (default: train/masks)
+    classes: Path | None = None  # line i names class i; `name r g b` lines map an RGB mask's colours
+    val: Path | None = None  # a folder with images/ and masks/, or a list file
+    test: Path | None = None
+    base: Path | None = None  # relative paths in list files start here (default: the list's folder)
+    resize_masks: bool = False  # a mask of another size than its image: resized (nearest) instead of skipped
+
+
+Source = Annotated[FolderSource | ListSource | IdxSource | CsvSource | MaskSource, Field(discriminator="kind")]
 
 
 class DatasetSpec(_Frozen):

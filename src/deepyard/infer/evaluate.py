@@ -66,6 +66,8 @@ def split_data(settings: Settings, clf: TrainedModel, dataset: str, split: str =
 
 def _reorder(clf: TrainedModel, targets: np.ndarray, mapping: np.ndarray) -> np.ndarray:
     """Targets of a dataset whose output names are the model's in another order, in the model's order."""
+    if np.array_equal(mapping, np.arange(len(mapping))):  # the same order (a dense mask has no column per output)
+        return targets
     if targets.ndim == 1:  # class indices
         return mapping[targets.astype(np.int64)]
     out = np.zeros_like(targets)

@@ -26,6 +26,7 @@ from torch import nn
 
 from deepyard.config import Settings
 from deepyard.errors import DeepyardError, InvalidValueError, NotFoundError, SpecError
+from deepyard.networks.dense import build_torchvision_segmentation, build_unet, segmentation_models
 from deepyard.networks.graph import build_spec
 from deepyard.networks.layers import Shape
 from deepyard.networks.ref import NetworkRef, parse_ref
@@ -40,6 +41,8 @@ class NetworkEntry:
     input: Shape  # intended (C, H, W)
     description: str
     spec: Callable[[], NetworkSpec] | None = None  # spec networks only
+    build: Callable[[Shape, int], nn.Module] | None = None  # "module" networks (written in code, e.g. unet)
+    output: str = "class"  # "class": (B, K) logits; "pixel": (B, K, H, W) per-pixel logits (segmentation)
 
 
 _TORCHVISION = {
@@ -50,6 +53,14 @@ _TORCHVISION = {
     "efficientnet_b0": ((3, 224, 224), "EfficientNet-B0 (Tan and Le, 2019)"),
     "convnext_tiny": ((3, 224, 224), "ConvNeXt-Tiny (Liu et al., 2022)"),
     "vit_b_16": ((3, 224, 224), "ViT-B/16, vision transformer (Dosovitskiy et al., 2020)"),
+    "fcn_resnet50": ((3, 224, 224), "FCN with a ResNet-50 backbone, segmentation (Long et al., 2015)"),
+    "fcn_resnet101": ((3, 224, 224), "FCN with a ResNet-101 backbone, segmentation (Long et al., 2015)"),
+    "deeplabv3_resnet50": ((3, 224, 224), "DeepLabV3, ResNet-50 backbone, segmentation (Chen et al., 2017)"),
+    "deeplabv3_mobilenet_v3_large": ((3, 224, 224), "DeepLabV3, MobileNetV3-Large backbone, segmentation"),
+    "lraspp_mobilenet_v3_large": ((3, 224, 224), "LR-ASPP, MobileNetV3-Large backbone, segmentation"),
+}
+_MODULES: dict[str, tuple[Shape, str, Callable[[Shape, int], nn.Module]]] = {
+    "unet": ((3, 64, 64), "small U-Net, segmentation (Ronneberger et al., 2015); widths 16-128", build_unet),
 }
 
 
@@ -60,7 +71,10 @@ def _entries() -> dict[str, NetworkEntry]:
         assert spec.input is not None
         entries[name] = NetworkEntry(name, "spec", spec.input, spec.description, make)
     for name, (shape, description) in _TORCHVISION.items():
-        entries[name] = NetworkEntry(name, "torchvision", shape, description + ", from torchvision")
+        output = "pixel" if name in segmentation_models() else "class"
+        entries[name] = NetworkEntry(name, "torchvision", shape, description + ", from torchvision", output=output)
+    for name, (intended, description, build) in _MODULES.items():
+        entries[name] = NetworkEntry(name, "module", intended, description, build=build, output="pixel")
     return entries
 
 
@@ -68,10 +82,11 @@ REGISTRY = _entries()
 
 
 def is_torchvision(ref: str | NetworkRef) -> bool:
-    """True for `torchvision:NAME` and for the torchvision families in the registry."""
+    """True for `torchvision:NAME` and for the registry's networks built by code by name, without a spec (the
+    torchvision families and the "module" ones such as unet)."""
     parsed = parse_ref(ref)
     standard = parsed.kind == "standard" and parsed.name in REGISTRY
-    return parsed.kind == "torchvision" or (standard and REGISTRY[parsed.name].family == "torchvision")
+    return parsed.kind == "torchvision" or (standard and REGISTRY[parsed.name].family in ("torchvision", "module"))
 
 
 def is_library(ref: str | NetworkRef) -> bool:
@@ -136,6 +151,9 @@ def build_network(
     parsed = parse_ref(ref)
     if parsed.kind == "python" and parsed.path is not None:
         return _build_python(parsed.path, input_shape, num_classes, settings)
+    entry = REGISTRY.get(parsed.name) if parsed.kind == "standard" else None
+    if entry is not None and entry.build is not None:
+        return entry.build(input_shape, num_classes)
     if is_torchvision(parsed):
         return build_torchvision(parsed.name, input_shape, num_classes)
     if parsed.kind == "timm":
@@ -168,6 +186,10 @@ def build_timm(name: str, input_shape: Shape, num_classes: int) -> nn.Module:
 
 def build_torchvision(name: str, input_shape: Shape, num_classes: int) -> nn.Module:
     """A torchvision classifier, untrained, with its first convolution adapted to the input channels."""
+    if name in segmentation_models():
+        with torch.device("meta"):
+            _check_forward(build_torchvision_segmentation(name, input_shape, num_classes), input_shape, name)
+        return build_torchvision_segmentation(name, input_shape, num_classes)
     classifiers = torchvision.models.list_models(module=torchvision.models)
     if name not in classifiers:
         raise NotFoundError(f"torchvision has no classification model {name!r}; valid: {', '.join(classifiers)}")

@@ -6,7 +6,7 @@ lists them; `get_input_kind(name)` the input kinds (images today).
 
 from __future__ import annotations
 
-from deepyard.tasks import classification, multilabel, regression
+from deepyard.tasks import classification, multilabel, regression, segmentation
 from deepyard.tasks.base import (
     DEFAULT_TASK,
     EvalContext,
@@ -35,5 +35,6 @@ __all__ = [
     "multilabel",
     "register_task",
     "regression",
+    "segmentation",
     "task_names",
 ]

@@ -119,6 +119,11 @@ class Task:
         """Boolean mask of the examples whose target has output `output` (the gallery's class filter)."""
         raise NotImplementedError
 
+    def store_targets(self, folder: Path, targets: Sequence[Any], names: Sequence[str], spec: DatasetSpec) -> None:
+        """Write one split's targets (the kept items', in order) into its folder: by default `target_array` as
+        one .npy. A task whose targets are images (masks) decodes and resizes them here, with the spec's size."""
+        np.save(folder / self.targets_file, self.target_array(targets, names))
+
     def load_targets(self, folder: Path) -> np.ndarray:
         targets: np.ndarray = np.load(folder / self.targets_file, allow_pickle=False)
         return targets
