@@ -51,6 +51,7 @@ KINDS: dict[str, JobKind] = {
     ),
     "evaluate": JobKind("deepyard.infer.jobs:run_evaluate", "deepyard.infer.jobs:check_evaluate", exclusive=False),
     "export": JobKind("deepyard.infer.jobs:run_export", "deepyard.infer.jobs:check_export", exclusive=False),
+    "find": JobKind("deepyard.jobs.finders:run_find", "deepyard.jobs.finders:check_find", exclusive=False),
 }
 
 

@@ -5,7 +5,7 @@ abort and resume a run, the queue, a job's log. The work itself runs in the sche
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import Field
@@ -173,6 +173,36 @@ def create_runs(body: TrainRequest, settings: SettingsDep, user: UserDep) -> dic
         check_params(settings, "train", p)
     owner = user.name if user else None  # a bad group is refused by the first submit, before anything is queued
     return {"jobs": [job_json(jobs.submit(settings, "train", p, owner=owner, group=body.group)) for p in params]}
+
+
+class FindRequest(RequestModel):
+    what: Literal["lr", "batch_size"] = Field(description="lr: the LR range test; batch_size: the batch-size finder.")
+    steps: int = Field(100, ge=10, le=1000, description="Steps of the LR sweep.")
+    dataset: Name
+    network: Name | None = Field(None, description="As for POST /runs: a standard name, or `spec`, or none.")
+    spec: str | None = Field(None, max_length=SPEC_TEXT_MAX, description="A network spec as YAML text.")
+    source: str | None = Field(None, max_length=4096, description="The run's starting weights (its network).")
+    config: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields (nested sections).")
+    preset: Name | None = Field(None, description="Settings under `config` (GET /presets).")
+
+
+@router.post("/runs/find", status_code=202)
+def find(body: FindRequest, settings: SettingsDep, user: UserDep) -> dict[str, Any]:
+    """The LR range test or the batch-size finder for the run these settings describe, as a "find" job (it trains,
+    so it runs in a worker, never in the request): its result has `suggestion` (a learning rate, with the `lrs`
+    and `losses` swept) or `batch_size`. Checked as POST /runs is, before it is queued."""
+    if body.network is not None and body.spec is not None:
+        raise InvalidValueError("give one of 'network' (a standard name) or 'spec' (YAML text), not both")
+    network: Any = parse_spec(body.spec).to_data() if body.spec is not None else body.network
+    params = {
+        "what": body.what,
+        "steps": body.steps,
+        "dataset": body.dataset,
+        "network": network,
+        "config": with_preset(body.preset, body.config),
+        **({"source": body.source} if body.source else {}),
+    }
+    return {"job": job_json(jobs.submit(settings, "find", params, owner=user.name if user else None))}
 
 
 def run_job(settings: Any, run_id: str) -> jobs.Job | None:

@@ -152,6 +152,31 @@ const NewRun = (() => {
     document.getElementById("preset-note").textContent = preset.description;
   }
 
+  // The LR range test or the batch-size finder (POST /api/v1/runs/find): a job on this form's data, network and
+  // settings; its result fills the field (the request only queues it, so the server never waits on training).
+  async function find(button) {
+    const what = button.dataset.what, field = document.getElementById(what === "lr" ? "lr-values" : "bs-values");
+    const note = document.getElementById(what === "lr" ? "find-lr-note" : "find-bs-note");
+    button.disabled = true; note.className = "muted"; note.textContent = "queued…";
+    try {
+      const cfg = config();
+      const { job } = await DY.api("POST", "/api/v1/runs/find", { what, dataset: form().elements.dataset.value, ...network(), config: cfg });
+      let j = job;
+      while (!["done", "failed", "aborted", "interrupted"].includes(j.status)) {
+        await new Promise((ok) => setTimeout(ok, 500));
+        j = await DY.api("GET", `/api/v1/jobs/${job.id}`);
+        note.textContent = j.status === "running" ? (j.message || "running…") : j.status + "…";
+      }
+      if (j.status !== "done") throw new Error(j.error || j.message || j.status);
+      const value = what === "lr" ? Number(j.result.suggestion.toPrecision(2)) : j.result.batch_size;
+      field.value = String(value);
+      note.className = "ok-box";
+      note.textContent = what === "lr" ? `suggested ${value} (loss falls fastest; ${j.result.lrs.length} steps swept)` : `${value} fits in memory`;
+      field.dispatchEvent(new Event("input", { bubbles: true }));
+    } catch (err) { note.className = "bad"; note.textContent = err.message; }
+    finally { button.disabled = false; }
+  }
+
   let lrChart = null;
   async function schedule() {
     try {
@@ -187,6 +212,7 @@ const NewRun = (() => {
     document.getElementById("source-kind").addEventListener("change", showSource);
     form().elements["schedule.policy"].addEventListener("change", showPolicyFields);
     document.querySelectorAll("button.preset").forEach((b) => b.addEventListener("click", () => applyPreset(b.dataset.preset)));
+    document.querySelectorAll("button.finder").forEach((b) => b.addEventListener("click", () => find(b)));
     showPolicyFields();
     form().addEventListener("input", DY.debounce((e) => { if (e.target.id !== "spec-editor") schedule(); }, 300));
     form().addEventListener("submit", async (e) => {
