@@ -19,7 +19,7 @@ from deepyard.config import Settings
 from deepyard.errors import DeepyardError
 from deepyard.uploads import sweep_uploads
 from deepyard.web import pages
-from deepyard.web.api import compare, datasets, infer, live, networks, runs, system
+from deepyard.web.api import compare, datasets, infer, live, models, networks, runs, system
 from deepyard.web.api import groups as groups_api
 from deepyard.web.api import jobs as jobs_api
 from deepyard.web.api import sweeps as sweeps_api
@@ -89,7 +89,8 @@ def create_app(
     app.state.guard = Guard(settings, Signer(load_secret(settings)), is_loopback(host), https)
     app.state.features = {"jobs": True, "infer": True}
     api = APIRouter(prefix="/api/v1")
-    for module in (system, jobs_api, datasets, networks, runs, infer, compare, live, groups_api, sweeps_api):
+    for module in (system, jobs_api, datasets, networks, runs, infer, compare, live, groups_api, sweeps_api,
+                   models):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(pages.router)

@@ -30,6 +30,9 @@ from deepyard.files import new_id
 from deepyard.uploads import uploads_dir
 from deepyard.web.errors import TooLarge
 
+# weights files and model archives, which the New run page's starting weights pick (deepyard.transfer.weights)
+MODEL_FILES = (".safetensors", ".pt", ".pth", ".zip")
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -56,14 +59,15 @@ def resolve_readable(settings: Settings, raw: str) -> Path:
 
 
 def list_folder(settings: Settings, raw: str | None) -> dict[str, object]:
-    """The picker: with no path the roots; else the sub-folders of `raw` and how many images it holds directly."""
+    """The picker: with no path the roots; else the sub-folders of `raw`, how many images it holds directly, and
+    its weights files and model archives (`files`: name, path, bytes)."""
     if not raw:
         entries = [{"name": str(r), "path": str(r)} for r in roots(settings) if r.is_dir()]
         return {"path": None, "parent": None, "folders": entries, "images": 0}
     folder = resolve_readable(settings, raw)
     if not folder.is_dir():
         raise NotFoundError(f"folder {raw!r} does not exist")
-    folders, images = [], 0
+    folders, images, files = [], 0, []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
@@ -71,8 +75,11 @@ def list_folder(settings: Settings, raw: str | None) -> dict[str, object]:
             folders.append({"name": entry.name, "path": str(Path(entry.path).resolve())})
         elif Path(entry.name).suffix.lower() in EXTENSIONS:
             images += 1
+        elif Path(entry.name).suffix.lower() in MODEL_FILES and settings.is_readable(Path(entry.path)):
+            files.append({"name": entry.name, "path": str(Path(entry.path).resolve()), "bytes": entry.stat().st_size})
     parent = folder.parent if folder.parent != folder and settings.is_readable(folder.parent) else None
-    return {"path": str(folder), "parent": str(parent) if parent else None, "folders": folders, "images": images}
+    return {"path": str(folder), "parent": str(parent) if parent else None, "folders": folders, "images": images,
+            "files": files}  # fmt: skip
 
 
 async def save_stream(chunks: AsyncIterator[bytes], target: Path, limit: int) -> int:

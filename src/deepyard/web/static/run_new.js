@@ -49,6 +49,7 @@ const NewRun = (() => {
       return `run:${document.getElementById("source-run").value}${snap ? "@" + snap : ""}`;
     }
     if (kind === "store") return `store:${document.getElementById("source-store").value}`;
+    if (kind === "file") return document.getElementById("source-file").value.trim() || null;
     if (kind === "pretrained") {
       const name = document.getElementById("source-pretrained").value.trim();
       return name.startsWith("timm:") ? name : `pretrained:${name}`;
@@ -66,7 +67,14 @@ const NewRun = (() => {
   // The network to send: none for "task default" (the server lets the dataset's task pick, as `deepyard train`
   // does); `visual` names that default instead, for Visualize.
   function network(visual = false) {
-    if (source()) return { source: source() };
+    const kind = document.getElementById("source-kind").value;
+    if (source() && kind !== "file") return { source: source() };
+    const from = kind === "file" && source() ? { source: source() } : {};  // weights only: the network is chosen here
+    const chosen = chooseNetwork(visual);
+    return { ...chosen, ...from };
+  }
+
+  function chooseNetwork(visual) {
     if (netTab === "custom") return { spec: document.getElementById("spec-editor").value };
     const checked = form().querySelector('input[name="standard"]:checked');
     if (checked && checked.value) return { network: checked.value };
@@ -177,6 +185,52 @@ const NewRun = (() => {
     finally { button.disabled = false; }
   }
 
+  // Weights files: browse the data roots (GET /api/v1/folders lists their weights files and archives), upload
+  // one (POST /api/v1/uploads/weights), or import a model archive into the store (POST /api/v1/models/import).
+  async function browseWeights(path) {
+    const r = await DY.api("GET", "/api/v1/folders" + (path ? "?path=" + encodeURIComponent(path) : ""));
+    document.getElementById("wpick-path").textContent = r.path || "allowed folders";
+    const up = document.getElementById("wpick-up");
+    up.disabled = !r.parent && !r.path; up.onclick = () => browseWeights(r.parent);
+    const item = (text, onclick) => { const li = document.createElement("li"), a = document.createElement("a");
+      a.href = "#"; a.textContent = text; a.addEventListener("click", (e) => { e.preventDefault(); onclick(); }); li.append(a); return li; };
+    const weights = (r.files || []).filter((f) => !f.name.toLowerCase().endsWith(".zip"));
+    document.getElementById("wpick-list").replaceChildren(
+      ...r.folders.map((f) => item(f.name + "/", () => browseWeights(f.path))),
+      ...weights.map((f) => item(`${f.name} (${(f.bytes / 1048576).toFixed(1)} MiB)`, () => {
+        document.getElementById("source-file").value = f.path; document.getElementById("weights-picker").close(); })));
+  }
+
+  async function upload(input, url, note) {
+    const file = input.files[0];
+    if (!file) return null;
+    note.className = "muted"; note.textContent = `uploading ${file.name}…`;
+    try {
+      const body = await DY.api("POST", url(file), file);
+      note.className = "ok-box"; return body;
+    } catch (err) { note.className = "bad"; note.textContent = err.message; return null; }
+    finally { input.value = ""; }
+  }
+
+  async function uploadWeights() {
+    const note = document.getElementById("weights-note");
+    const r = await upload(document.getElementById("weights-upload"), (f) => `/api/v1/uploads/weights?name=${encodeURIComponent(f.name)}`, note);
+    if (!r) return;
+    document.getElementById("source-file").value = r.path;
+    note.textContent = `uploaded: ${r.tensors} tensors, ${(r.bytes / 1048576).toFixed(1)} MiB`;
+  }
+
+  async function importArchive() {
+    const note = document.getElementById("archive-note");
+    const r = await upload(document.getElementById("archive-upload"), (f) => `/api/v1/models/import?name=${encodeURIComponent(f.name.replace(/\.zip$/i, ""))}`, note);
+    if (!r) return;
+    const select = document.getElementById("source-store");
+    [...select.options].forEach((o) => { if (!o.value || o.value === r.name) o.remove(); });
+    select.append(Object.assign(document.createElement("option"), { value: r.name, textContent: `${r.name} (${r.network}, ${r.classes} classes)` }));
+    select.value = r.name;
+    note.textContent = `imported as store:${r.name}`;
+  }
+
   let lrChart = null;
   async function schedule() {
     try {
@@ -210,6 +264,14 @@ const NewRun = (() => {
       if (c.spec) setSpec(c.spec); else { const r = document.getElementById("net-" + c.network); if (r) { r.checked = true; document.querySelector('.tab[data-tab="standard"]').click(); } }
     });
     document.getElementById("source-kind").addEventListener("change", showSource);
+    document.getElementById("browse-weights").addEventListener("click", async () => {
+      const here = document.getElementById("source-file").value.trim();
+      await browseWeights(here ? here.replace(/\/[^/]*$/, "") : null).catch(() => browseWeights(null));
+      document.getElementById("weights-picker").showModal();
+    });
+    document.getElementById("wpick-cancel").addEventListener("click", () => document.getElementById("weights-picker").close());
+    document.getElementById("weights-upload").addEventListener("change", uploadWeights);
+    document.getElementById("archive-upload").addEventListener("change", importArchive);
     form().elements["schedule.policy"].addEventListener("change", showPolicyFields);
     document.querySelectorAll("button.preset").forEach((b) => b.addEventListener("click", () => applyPreset(b.dataset.preset)));
     document.querySelectorAll("button.finder").forEach((b) => b.addEventListener("click", () => find(b)));
