@@ -18,6 +18,7 @@ from tests.cli.test_datasets_cli import run
 from tests.sweeps.conftest import FIXED, sweep_data, wait_sweep
 
 
+@pytest.mark.slow  # about 30 s here; the browser test runs a sweep in the fast suite
 def test_trials_run_as_train_jobs_two_at_a_time_and_the_best_is_a_run(
     settings: Settings, tiny: str, tiny_net: NetworkSpec, two_slots: Scheduler
 ) -> None:

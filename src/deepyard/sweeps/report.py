@@ -61,6 +61,13 @@ def best_run(settings: Settings, sweep_id: str) -> str:
     return run
 
 
+def sweep_runs(settings: Settings, sweep_id: str) -> list[str]:
+    """The runs of a sweep's trials, in trial order (the compare page takes them)."""
+    studies.load_study(settings, sweep_id)  # an unknown sweep raises NotFoundError
+    jobs = trial_jobs(settings, sweep_id)
+    return [str(jobs[n].target) for n in sorted(jobs) if jobs[n].target]
+
+
 def _best(study: Any) -> Any:
     try:
         return study.best_trial
@@ -97,7 +104,7 @@ def _trials(settings: Settings, study: Any, higher: bool) -> list[dict[str, Any]
 def sweep_plots(settings: Settings, sweep_id: str) -> dict[str, Any]:
     """The plots' data. history: [number, value, best so far] of finished trials; parallel: the keys and one row
     per finished trial (a choice as its index in the values, with `labels`); importance: {key: share} by fANOVA
-    (two finished trials at least); slices: {key: [[value, objective], ...]}."""
+    (two finished trials at least; `importance_note` says why there is none); slices: {key: [[value, objective]]}."""
     from optuna.trial import TrialState
 
     study = studies.load_study(settings, sweep_id)
@@ -112,10 +119,11 @@ def sweep_plots(settings: Settings, sweep_id: str) -> dict[str, Any]:
         history.append([trial.number, trial.value, best])
     rows = [[_axis(t.params.get(k), labels.get(k)) for k in keys] + [t.value] for t in done]
     slices = {k: [[_axis(t.params.get(k), labels.get(k)), t.value] for t in done if k in t.params] for k in keys}
+    importance, note = _importance(study, done)
     return {"objective": spec.objective, "direction": spec.direction, "history": history,
             "parallel": {"keys": [*keys, spec.objective], "rows": rows, "labels": labels,
                          "log": [k for k in keys if spec.space[k].get("log")]},
-            "importance": _importance(study, len(done)), "slices": slices}  # fmt: skip
+            "importance": importance, "importance_note": note, "slices": slices}  # fmt: skip
 
 
 def _axis(value: Any, labels: list[str] | None) -> Any:
@@ -128,18 +136,20 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _importance(study: Any, finished: int) -> dict[str, float]:
-    """Optuna's fANOVA importance (a random forest over the finished trials); empty with fewer than two, or when
-    no setting varied among them."""
+def _importance(study: Any, done: list[Any]) -> tuple[dict[str, float], str]:
+    """Optuna's fANOVA importance (a random forest over the finished trials) and, when there is none, why: fewer
+    than two finished trials, or all of them scored the same."""
     import optuna
 
-    if finished < 2:
-        return {}
+    if len(done) < 2:
+        return {}, "needs two finished trials"
+    if len({t.value for t in done}) < 2:
+        return {}, "the finished trials all scored the same: nothing to attribute yet"
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             found = optuna.importance.get_param_importances(study, evaluator=evaluator)
-    except (ValueError, RuntimeError):
-        return {}
-    return {k: round(float(v), 4) for k, v in found.items()}
+    except (ValueError, RuntimeError) as exc:
+        return {}, f"fANOVA could not rank the settings: {exc}"
+    return {k: round(float(v), 4) for k, v in found.items() if math.isfinite(v)}, ""

@@ -18,7 +18,7 @@ from deepyard import __version__, db, jobs, servers
 from deepyard.config import Settings
 from deepyard.errors import DeepyardError
 from deepyard.uploads import sweep_uploads
-from deepyard.web import pages
+from deepyard.web import pages, sweep_pages
 from deepyard.web.api import compare, datasets, infer, live, models, networks, runs, system
 from deepyard.web.api import groups as groups_api
 from deepyard.web.api import jobs as jobs_api
@@ -94,6 +94,7 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(pages.router)
+    app.include_router(sweep_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.middleware("http")(make_middleware(app.state.guard))
     install_error_handlers(app)

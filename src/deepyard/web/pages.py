@@ -21,6 +21,7 @@ from deepyard import groups, users
 from deepyard.datasets import find_dataset
 from deepyard.datasets.spec import DatasetSpec
 from deepyard.jobs import get_job
+from deepyard.sweeps import sweep_runs
 from deepyard.tasks import get_task
 from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
 from deepyard.train.config import FinetuneConfig
@@ -155,8 +156,10 @@ def favicon() -> FileResponse:
 
 
 @router.get("/compare", response_class=HTMLResponse)
-def compare(request: Request, settings: SettingsDep, conn: ConnDep, runs: str = "") -> HTMLResponse:
+def compare(request: Request, settings: SettingsDep, conn: ConnDep, runs: str = "", sweep: str = "") -> HTMLResponse:
     chosen = [r for r in runs.split(",") if r]
+    if sweep:  # a sweep's runs (deepyard.sweeps): its trials' runs, in trial order
+        chosen += [r for r in sweep_runs(settings, sweep) if r not in chosen]
     infos = [get_run(settings, r) for r in chosen]
     return render(
         request,
