@@ -18,7 +18,10 @@ from deepyard.limits import check_data, shown
 Solver = Literal["sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"]
 Policy = Literal["fixed", "step", "multistep", "exp", "inv", "poly", "sigmoid", "cosine", "onecycle"]
 # every task's losses (deepyard.tasks); a run's task says which apply to it, and "auto" takes its default
-Loss = Literal["auto", "cross_entropy", "hinge", "mse", "bce", "focal", "l1", "smooth_l1"]
+Loss = Literal[
+    "auto", "cross_entropy", "hinge", "mse", "bce", "focal", "l1", "smooth_l1", "weighted_cross_entropy", "dice",
+    "ce_dice",
+]  # fmt: skip
 
 
 MAX_EPOCHS = 100_000  # epochs of one run (and of every interval counted in epochs)
@@ -41,6 +44,9 @@ class SolverConfig(_Frozen):
     beta1: float = Field(0.9, ge=0, lt=1, description="Adam/AdamW first-moment decay.")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam/AdamW second-moment decay.")
     eps: float = Field(1e-8, gt=0, le=1, description="Numerical stabiliser of adaptive solvers.")
+    clip_grad_norm: float | None = Field(
+        None, gt=0, le=1e6, description="Clip the gradients' global L2 norm to this before each step (RNNs: 1-5)."
+    )
 
 
 class ScheduleConfig(_Frozen):
