@@ -110,6 +110,7 @@ def load_run_model(
     model = runs.build_run_model(record.raw, pre.input_shape, task.outputs(manifest.classes), settings)
     data = load_checkpoint(path)
     model.load_state_dict(data["model"])
+    model = task.inference_model(model)
     state = data.get("state", {})
     details = {
         "run": record.id, "run_name": record.name, "snapshot": _snapshot_name(path), "step": state.get("step"),

@@ -28,6 +28,7 @@ from deepyard.errors import InvalidValueError, NotFoundError, choices
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
     from deepyard.datasets.sources import Listing, Readable
     from deepyard.datasets.spec import DatasetSpec
@@ -147,6 +148,28 @@ class Task:
 
     def criterion(self, loss: str, names: Sequence[str], stats: dict[str, Any], config: Any) -> Criterion:
         raise NotImplementedError
+
+    def training_terms(self, model: nn.Module, x: Any, y: Any, criterion: Criterion) -> dict[str, torch.Tensor]:
+        """The named loss terms of one training batch (inside the run's autocast). By default the criterion of the
+        model's outputs; a task whose models compute their loss from the targets (torchvision's detectors in
+        training mode) calls the model with them."""
+        return criterion(model(x), y)
+
+    def validation_batch(
+        self, model: nn.Module, x: Any, y: Any, criterion: Criterion, autocast: Callable[[], Any]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(float outputs for the meter, the batch's loss) of one validation batch, the model in eval mode."""
+        import torch
+
+        with autocast():
+            outputs = model(x)
+        terms = list(criterion(outputs, y).values())
+        return outputs.float(), terms[0] if len(terms) == 1 else torch.stack(terms).sum()
+
+    def inference_model(self, model: nn.Module) -> nn.Module:
+        """The trained model as inference uses it (evaluate, predict, export): a tensor in, a tensor out. By
+        default the model itself; a detector is wrapped so that it returns padded boxes."""
+        return model
 
     def meter(self, names: Sequence[str], stats: dict[str, Any]) -> Meter:
         raise NotImplementedError

@@ -66,9 +66,9 @@ def recompute_batchnorm(run: Run, max_images: int = MAX_IMAGES, across_ranks: bo
         m.train()
     seen = 0
     try:
-        for pixels, _ in run.train_data.batches(0):
+        for pixels, targets in run.train_data.batches(0):
             with run.autocast():
-                model(run.preprocess(pixels, train=False))
+                model(run.task.transform(run.preprocess, pixels, targets, train=False)[0])
             seen += len(pixels)
             if seen >= max_images:
                 break

@@ -76,8 +76,7 @@ def _forward_backward(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     x, y = run.task.transform(run.preprocess, pixels, targets, train=True)
     with run.autocast():
-        outputs = run.model(x)
-        terms = run.criterion(outputs, y)
+        terms = run.task.training_terms(run.model, x, y, run.criterion)
         loss = total_loss(terms)
         penalty = l1_penalty(run.model, run.config.l1)
         if penalty is not None:
@@ -104,9 +103,8 @@ def evaluate(run: Run) -> dict[str, float]:
     meter = run.task.meter(run.manifest.classes, run.manifest.target_stats)
     for pixels, targets in run.val_data.batches(0):
         x, y = run.task.transform(run.preprocess, pixels, targets, train=False)
-        with run.autocast():
-            outputs = run.model(x)
-        meter.update(outputs.float(), y, total_loss(run.criterion(outputs, y)))
+        outputs, loss = run.task.validation_batch(run.model, x, y, run.criterion, run.autocast)
+        meter.update(outputs, y, loss)
     sums = meter.sums().to(run.device)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(sums)
