@@ -28,7 +28,7 @@ def scene(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, np.ndar
     mask = np.zeros((size, size), np.uint8)
     for _ in range(rng.integers(1, 4)):
         cls = int(rng.integers(1, len(CLASSES)))
-        r = rng.uniform(size * 0.1, size * 0.22)
+        r = rng.uniform(size * 0.14, size * 0.28)
         cx, cy = rng.uniform(r, size - r, 2)
         inside = _shape(cls, xx - cx, yy - cy, r, rng.uniform(0, 2 * np.pi))
         colour = rng.uniform(0, 255, 3)

@@ -24,6 +24,7 @@ from deepyard.cli.infer import (
     evaluate_command,
     export_command,
     inspect_command,
+    predict_command,
 )
 from deepyard.cli.jobs import jobs_app
 from deepyard.cli.models import model_app
@@ -31,6 +32,7 @@ from deepyard.cli.networks import network_app
 from deepyard.cli.serve import serve_command, user_app
 from deepyard.cli.sweeps import sweep_app
 from deepyard.cli.tasks import task_app
+from deepyard.cli.text import generate_command
 from deepyard.cli.train import run_app, train_command
 from deepyard.config import load_settings
 from deepyard.errors import DeepyardError, disk_full
@@ -50,8 +52,10 @@ run_app.command("compare-predictions")(compare_predictions_command)
 app.add_typer(run_app, name="run")
 app.add_typer(model_app, name="model")
 app.command("classify")(classify_command)
+app.command("predict")(predict_command)
 app.command("evaluate")(evaluate_command)
 app.command("inspect")(inspect_command)
+app.command("generate")(generate_command)
 app.command("export")(export_command)
 app.command("serve")(serve_command)
 app.add_typer(user_app, name="user")

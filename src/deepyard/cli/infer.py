@@ -66,6 +66,29 @@ def classify_command(
     _print_predictions(rows)
 
 
+def predict_command(
+    ctx: typer.Context,
+    model: str = ModelArg,
+    inputs: Path = typer.Argument(..., help="An image file or a folder of images."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the masks and overlays (default: the run's)."),
+    opacity: float = typer.Option(0.5, "--opacity", help="How strongly the class colours cover the overlay, 0..1."),
+    snapshot: str | None = SnapshotOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Segment images: a class-index mask PNG at each image's original size and an overlay, with class areas."""
+    doc = importlib.import_module("deepyard.infer.segment").segment_images(
+        ctx.obj, model, inputs, out, snapshot, opacity
+    )
+    if json:
+        print_json(doc)
+        return
+    table = Table("image", "mask", "areas", box=None)
+    for row in doc["predictions"]:
+        table.add_row(row["source"], row.get("mask") or f"[red]{row['error']}[/]", row.get("summary", ""))
+    console.print(table)
+    console.print(f"masks and overlays in {doc['folder']}", highlight=False)
+
+
 def _print_predictions(rows: list[Any]) -> None:
     table = Table("image", "prediction", "true", box=None)
     for row in rows:
@@ -145,7 +168,12 @@ def evaluate_command(
     json: bool = JsonOpt,
 ) -> None:
     """The task's metrics and pictures: accuracy, confusion matrix, per-class F1 ... (classification); per-label
-    AP and F1 (multi-label); MAE, RMSE, R² and scatter plots (regression)."""
+    AP and F1 (multi-label); MAE, RMSE, R² and scatter plots (regression); loss, perplexity and bits per
+    character (language models)."""
+    from deepyard.cli.text import language_model_evaluation
+
+    if images is None and dataset is None and language_model_evaluation(ctx.obj, model, split, json):
+        return
     with progress_bar() as update:
         doc = _tasks().evaluate_model(ctx.obj, model, dataset, split, images, top_n, out, snapshot,
                                       lambda d, t: update("evaluating", d, t))  # fmt: skip

@@ -165,7 +165,7 @@ def _map_colours(rgb: np.ndarray, classes: ClassMap) -> np.ndarray:
 def resize_mask(indices: np.ndarray, geo: Geometry) -> np.ndarray:
     """(h, w) class indices to the dataset's (H, W) with its resize mode: nearest neighbour, padding is ignore."""
     geometry = replace(geo, channels=1, fill=Fill.constant, fill_value=IGNORE)
-    out: np.ndarray = resize(indices, geometry, resample=Image.Resampling.NEAREST)[:, :, 0]
+    out: np.ndarray = np.array(resize(indices, geometry, resample=Image.Resampling.NEAREST)[:, :, 0])
     return out
 
 
