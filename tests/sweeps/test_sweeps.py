@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from deepyard.cli import main
 from deepyard.config import Settings
 from deepyard.errors import InvalidValueError, NotFoundError
 from deepyard.jobs import Scheduler, list_jobs
@@ -46,7 +47,7 @@ def test_trials_run_as_train_jobs_two_at_a_time_and_the_best_is_a_run(
 
 
 def test_the_console_script_refuses_a_bad_space_before_anything_is_queued(
-    settings: Settings, tiny: str, tmp_path: Path
+    settings: Settings, tiny: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     space = tmp_path / "space.yaml"
     space.write_text("solver.lr: {type: float, low: 0.001, high: 0.3, log: true}\nbatchsize: {type: int, low: 8, "
@@ -57,10 +58,11 @@ def test_the_console_script_refuses_a_bad_space_before_anything_is_queued(
         bad.stderr)  # fmt: skip
     assert list_jobs(settings) == [] and list_sweeps(settings) == []
     space.write_text("solver.lr: {type: float, low: 0.001, high: 0.3, log: true}\n")
-    made = run(settings.home, "sweep", "create", "--dataset", "bars", "--space", str(space), "--trials", "3",
-               "--objective", "val_top1", "--set", "epochs=2", "--set", "solver.type=sgd", "--json")  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    sweep = json.loads(made.stdout)
+    with pytest.raises(SystemExit) as made:  # the same verb in this process (torch is imported already)
+        main(["--home", str(settings.home), "sweep", "create", "--dataset", "bars", "--space", str(space), "--trials",
+              "3", "--objective", "val_top1", "--set", "epochs=2", "--set", "solver.type=sgd", "--json"])  # fmt: skip
+    assert made.value.code == 0
+    sweep = json.loads(capsys.readouterr().out)
     assert sweep["config"] == {"epochs": 2, "solver.type": "sgd"} and sweep["direction"] == "maximize"
     stop_sweep(settings, sweep["id"])  # no scheduler here: nothing ran; stop and resume are bookkeeping
     assert get_sweep(settings, sweep["id"])["status"] == "stopped"

@@ -85,10 +85,10 @@ def advance(settings: Settings, capacity: int) -> list[str]:
     if capacity < 1 or not studies.store_path(settings).is_file():
         return []  # no sweep was ever made here: Optuna is not even imported
     touched: list[str] = []
-    for sweep_id in studies.sweep_ids(settings):
-        study = studies.load_study(settings, sweep_id)
-        if study.user_attrs.get("status") != "running":
+    for frozen in studies.storage(settings).get_all_studies():  # one query for all; only running ones load
+        if frozen.user_attrs.get("status") != "running":
             continue
+        study = studies.load_study(settings, frozen.study_name)
         try:
             touched += _advance_one(settings, study, capacity)
         except DeepyardError as exc:  # e.g. its dataset was deleted: the sweep stops with the reason
