@@ -51,6 +51,9 @@ def create(
     masks: Path | None = typer.Option(None, help="Segmentation: the masks folder (default: SOURCE/masks)."),
     classes: Path | None = typer.Option(None, help="Segmentation: class names, or `name r g b` colour-map lines."),
     resize_masks: bool = typer.Option(False, help="Segmentation: resize a mask of another size (nearest)."),
+    box_format: str = typer.Option(
+        "auto", "--format", help="Detection: auto, coco, voc, yolo or kitti (auto: told from the files)."
+    ),
     channels: int = typer.Option(_F["channels"].default, help=_help("channels")),
     size: str = typer.Option("256x256", help="Image size WxH, e.g. 28x28."),
     resize_mode: ResizeMode = typer.Option(_F["resize_mode"].default, help=_help("resize_mode")),
@@ -72,11 +75,15 @@ def create(
 ) -> None:
     """Build a dataset of any task from class (label) folders, a CSV file or list files; bad files are reported."""
     options = {k: v for k, v in locals().items() if k in _F and k not in ("name", "source")}
+    if task == "detection" and getattr(ctx.get_parameter_source("resize_mode"), "name", "DEFAULT") == "DEFAULT":
+        options["resize_mode"] = ResizeMode.fill  # boxes letterbox (fit the long side, pad) unless asked otherwise
     width, height = parse_size(size)
     spec = datasets.make_spec(
         name=name or source.resolve().name,
         source=mask_source_fields(source, masks, classes, base, val, test, resize_masks)
         if task == "segmentation"
+        else _detection_source(source, box_format, base, val, test)
+        if task == "detection"
         else source_fields(source, labels, base, val, test),
         **options,
         width=width,
@@ -85,6 +92,22 @@ def create(
     with progress_bar() as report:
         manifest = datasets.create_dataset(ctx.obj, spec, progress=report, workers=workers, reuse=reuse)
     _show(ctx.obj, manifest, json)
+
+
+def _detection_source(
+    source: Path, fmt: str, base: Path | None, val: Path | None, test: Path | None
+) -> dict[str, object]:
+    """A detection source; the format auto picks is said on stderr."""
+    from deepyard.datasets.boxformats import detect_format
+
+    if fmt == "auto":
+        err_console.print(f"annotation format: {detect_format(source)} (told from the files)")
+    return {"kind": "detection", "train": source, "format": fmt, "base": base, "val": val, "test": test}
+
+
+def _text_source(source: Path, tokenizer: str, vocab_size: int, context: int) -> dict[str, object]:
+    """A language model's corpus and tokenizer (deepyard.datasets.spec.TextSource)."""
+    return {"kind": "text", "train": source, "tokenizer": tokenizer, "vocab_size": vocab_size, "context": context}
 
 
 @import_app.command("mnist")

@@ -111,7 +111,21 @@ class MaskSource(_Frozen):
     resize_masks: bool = False  # a mask of another size than its image: resized (nearest) instead of skipped
 
 
-Source = Annotated[FolderSource | ListSource | IdxSource | CsvSource | MaskSource, Field(discriminator="kind")]
+class DetectionSource(_Frozen):
+    """Images with boxes in one of the common annotation formats (deepyard.datasets.boxformats): a COCO JSON
+    file, a Pascal VOC folder (or folder of XML files), a YOLO folder (images/ + labels/), a KITTI folder."""
+
+    kind: Literal["detection"] = "detection"
+    train: Path
+    format: Literal["auto", "coco", "voc", "yolo", "kitti"] = "auto"  # auto: told from the files
+    val: Path | None = None  # a separate validation source in the same format
+    test: Path | None = None
+    base: Path | None = None  # COCO: the folder image file names start from (default: the JSON's folder)
+
+
+Source = Annotated[
+    FolderSource | ListSource | IdxSource | CsvSource | DetectionSource | MaskSource, Field(discriminator="kind")
+]
 
 
 class DatasetSpec(_Frozen):

@@ -6,7 +6,7 @@ lists them; `get_input_kind(name)` the input kinds (images today).
 
 from __future__ import annotations
 
-from deepyard.tasks import classification, multilabel, regression, segmentation
+from deepyard.tasks import classification, detection, multilabel, regression, segmentation
 from deepyard.tasks.base import (
     DEFAULT_TASK,
     EvalContext,
@@ -29,6 +29,7 @@ __all__ = [
     "Report",
     "Task",
     "classification",
+    "detection",
     "get_input_kind",
     "get_task",
     "list_tasks",

@@ -1,0 +1,333 @@
+"""Object detection: boxes with a class each, any number per image (none: a negative image).
+
+Targets: (N, M, 6) float32 per split, rows (x1, y1, x2, y2, class, iscrowd) in the stored image's pixels, unused
+rows of class -1 (see `deepyard.datasets.boxes`, which also reads COCO, VOC, YOLO and KITTI sources and moves the
+boxes through the resize). Networks: torchvision's detectors (`deepyard.networks.detection`); the model computes
+its own losses from the targets in training mode (`training_terms`), each logged as `train_<term>`
+(`train_classifier`, `train_box_reg`, `train_objectness`, `train_rpn_box_reg` for Faster R-CNN). Augmentation
+moves the boxes with the pixels (torchvision.transforms.v2 on `tv_tensors.BoundingBoxes`): `augment.flip`,
+`augment.scale` (zoom and shift), `augment.contrast` and `augment.hsv_*` (photometric). The run's mean
+subtraction and scale apply before the model's own normalisation, in training and in inference alike.
+
+Outputs, everywhere outside training (validation, `evaluate`, `predict`, exports): (B, D, 6) float, rows
+(x1, y1, x2, y2, score, class) in the stored image's pixels, best first, unused rows of class -1 (`DetectionOutputs`).
+Validation metrics: val_loss (the model's losses on the validation batch, computed in training mode with batch
+norm in evaluation mode), COCO mAP@[.5:.95] (`val_map`, the headline) and mAP@.5 (`val_map50`), in %, through
+torchmetrics' MeanAveragePrecision with the pycocotools backend. Under DDP, mAP is rank 0's shard's (the loss is
+reduced across ranks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from deepyard.errors import InvalidValueError, SourceError, choices
+from deepyard.tasks.base import Criterion, EvalContext, Meter, MetricInfo, Report, Task, register_task
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from deepyard.datasets.sources import Listing, Readable
+    from deepyard.datasets.spec import DatasetSpec
+
+MAX_DETECTIONS = 100  # rows of the padded outputs (torchvision's detections_per_img default)
+
+
+def pad_detections(found: list[dict[str, torch.Tensor]], rows: int = MAX_DETECTIONS) -> torch.Tensor:
+    """torchvision's per-image `{boxes, scores, labels}` (labels from 1) -> (B, rows, 6) padded outputs."""
+    import torch
+
+    out = torch.zeros(len(found), rows, 6)
+    out[:, :, 5] = -1
+    for i, det in enumerate(found):
+        k = min(rows, len(det["scores"]))
+        out[i, :k, :4] = det["boxes"][:k].float()
+        out[i, :k, 4] = det["scores"][:k].float()
+        out[i, :k, 5] = det["labels"][:k].float() - 1
+    return out
+
+
+def _detector_module() -> type:
+    from torch import nn
+
+    class DetectionOutputs(nn.Module):
+        """A torchvision detector in evaluation mode as a tensor function: (B, C, H, W) input -> (B, D, 6)."""
+
+        def __init__(self, detector: nn.Module) -> None:
+            super().__init__()
+            self.detector = detector
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return pad_detections(self.detector(_three(list(x))))
+
+    return DetectionOutputs
+
+
+def _three(images: list[torch.Tensor]) -> list[torch.Tensor]:
+    """torchvision's detectors normalise three channels: a grey image is repeated."""
+    return [im.expand(3, -1, -1) if im.shape[0] == 1 else im for im in images]
+
+
+def _targets(targets: torch.Tensor, train: bool) -> list[dict[str, torch.Tensor]]:
+    """(B, M, 6) stored targets -> torchvision's per-image `{boxes, labels}` (labels from 1); crowd boxes are
+    left out of training, as torchvision's references do, and kept (marked) for the metrics."""
+    out = []
+    for t in targets:
+        rows = t[t[:, 4] >= 0]
+        if train:
+            rows = rows[rows[:, 5] == 0]
+        out.append({"boxes": rows[:, :4].float(), "labels": rows[:, 4].long() + 1, "iscrowd": rows[:, 5].long()})
+    return out
+
+
+class DetectionMeter(Meter):
+    """Validation loss sums plus torchmetrics' MeanAveragePrecision over the batches seen."""
+
+    def __init__(self, class_metrics: bool = False) -> None:
+        from torchmetrics.detection import MeanAveragePrecision
+
+        self.map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools",
+                                        class_metrics=class_metrics)  # fmt: skip
+        self.loss = 0.0
+        self.counted = 0
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
+        outputs, targets = outputs.detach().float().cpu(), targets.detach().float().cpu()
+        preds = []
+        for det in outputs:
+            rows = det[det[:, 5] >= 0]
+            preds.append({"boxes": rows[:, :4], "scores": rows[:, 4], "labels": rows[:, 5].long()})
+        truth = [{"boxes": t["boxes"], "labels": t["labels"] - 1, "iscrowd": t["iscrowd"]}
+                 for t in _targets(targets, train=False)]  # fmt: skip
+        self.map.update(preds, truth)
+        if bool(loss.isfinite()):
+            self.loss += float(loss) * len(outputs)
+            self.counted += len(outputs)
+
+    def sums(self) -> torch.Tensor:
+        import torch
+
+        return torch.tensor([self.loss, float(self.counted)], dtype=torch.float64)
+
+    def compute(self, sums: torch.Tensor) -> dict[str, float]:
+        found = self.results()
+        out = {"val_map": 100 * max(float(found["map"]), 0.0), "val_map50": 100 * max(float(found["map_50"]), 0.0)}
+        if sums[1] > 0:
+            out = {"val_loss": float(sums[0] / sums[1]), **out}
+        return out
+
+    def results(self) -> dict[str, Any]:
+        import warnings
+
+        with warnings.catch_warnings():  # torchmetrics warns when a class has no box at all
+            warnings.simplefilter("ignore", UserWarning)
+            found: dict[str, Any] = self.map.compute()
+        return found
+
+
+class Detection(Task):
+    name = "detection"
+    title = "Object detection"
+    target_format = "boxes (x1 y1 x2 y2) with a class each, any number per image"
+    sources = (
+        "COCO JSON; Pascal VOC (Annotations/ + JPEGImages/); YOLO (images/ + labels/); KITTI (image_2/ + label_2/)"
+    )
+    targets_file = "boxes.npy"
+    losses = ("model",)  # the detector's own losses
+    metrics = (
+        MetricInfo("val_loss", "val loss", higher_is_better=False),
+        MetricInfo("val_map", "val mAP", "%"),
+        MetricInfo("val_map50", "val mAP@.5", "%"),
+    )
+    exact = False
+    label_tokens = None
+
+    # ---- datasets
+
+    def list_source(self, spec: DatasetSpec, readable: Readable | None) -> Listing:
+        from deepyard.datasets.boxes import list_detection
+
+        return list_detection(spec, readable)
+
+    def check_source(self, spec: DatasetSpec) -> None:
+        from deepyard.datasets.boxformats import detect_format
+        from deepyard.datasets.spec import DetectionSource
+
+        src = spec.source
+        if not isinstance(src, DetectionSource):
+            raise SourceError(f"a {src.kind} source has no boxes; give a COCO JSON file or a VOC, YOLO or KITTI folder")
+        for path in (src.train, src.val, src.test):
+            if path is not None:
+                detect_format(path)  # missing, or a layout of no known format
+
+    def target_array(self, targets: Sequence[Any], names: Sequence[str]) -> np.ndarray:
+        from deepyard.datasets.boxes import target_array
+
+        return target_array(targets)
+
+    def per_output(self, targets: np.ndarray, names: Sequence[str]) -> list[int]:
+        """Boxes per class."""
+        classes = targets[:, :, 4].astype(np.int64).ravel()
+        counts: list[int] = np.bincount(classes[classes >= 0], minlength=len(names)).tolist()
+        return counts
+
+    def caption(self, target: np.ndarray, names: Sequence[str]) -> str:
+        classes = target[:, 4][target[:, 4] >= 0].astype(int)
+        if not len(classes):
+            return "(no object)"
+        counts = np.bincount(classes, minlength=len(names))
+        return ", ".join(f"{n} {names[i]}" for i, n in enumerate(counts) if n)
+
+    def having(self, targets: np.ndarray, output: int) -> np.ndarray:
+        mask: np.ndarray = (targets[:, :, 4] == output).any(axis=1)
+        return mask
+
+    def load_targets(self, folder: Any) -> np.ndarray:
+        targets: np.ndarray = np.load(folder / self.targets_file, allow_pickle=False)
+        return targets
+
+    def transform(
+        self, preprocess: Callable[..., torch.Tensor], pixels: torch.Tensor, targets: torch.Tensor, train: bool
+    ) -> tuple[Any, Any]:
+        """(list of (C, H, W) inputs, list of torchvision targets); in training, box-aware augmentation first."""
+        x = pixels.float()
+        if train:
+            x, targets = _augment(x, targets, getattr(preprocess, "aug", None))
+        return _three(list(preprocess(x, train=False))), targets
+
+    # ---- networks and training
+
+    def outputs(self, names: Sequence[str]) -> int:
+        return len(names) + 1  # the background is class 0
+
+    def default_network(self, shape: tuple[int, int, int]) -> tuple[str, str]:
+        from deepyard.networks.detection import DEFAULT_DETECTOR
+
+        return DEFAULT_DETECTOR, "the fastest torchvision detector on a CPU"
+
+    def criterion(self, loss: str, names: Sequence[str], stats: dict[str, Any], config: Any) -> Criterion:
+        if loss != "model":
+            raise InvalidValueError(f"loss {loss!r} does not apply to detection; use {choices(self.losses)}")
+
+        def criterion(outputs: Any, targets: Any) -> dict[str, torch.Tensor]:
+            import torch
+
+            if isinstance(outputs, dict):  # the detector's named losses
+                return {k.removeprefix("loss_"): v for k, v in outputs.items()}
+            return {"loss": torch.tensor(float("nan"))}  # detections carry no loss (evaluate: not reported)
+
+        return criterion
+
+    def training_terms(self, model: nn.Module, x: Any, y: Any, criterion: Criterion) -> dict[str, torch.Tensor]:
+        return criterion(model(x, _targets(y, train=True)), y)
+
+    def validation_batch(
+        self, model: nn.Module, x: Any, y: Any, criterion: Criterion, autocast: Callable[[], Any]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Detections (padded) and the losses of the same batch, computed in training mode with batch norm in
+        evaluation mode (torchvision's detectors give losses only in training mode)."""
+        import torch
+
+        with autocast():
+            outputs = pad_detections(model(x))
+            model.train()
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+            try:
+                terms = criterion(model(x, _targets(y, train=True)), y)
+            finally:
+                model.eval()
+        return outputs.to(y.device), torch.stack(list(terms.values())).sum().float()
+
+    def meter(self, names: Sequence[str], stats: dict[str, Any]) -> Meter:
+        return DetectionMeter()
+
+    def inference_model(self, model: nn.Module) -> nn.Module:
+        module: nn.Module = _detector_module()(model)
+        return module
+
+    # ---- inference
+
+    def predict(
+        self, outputs: torch.Tensor, names: Sequence[str], stats: dict[str, Any], k: int
+    ) -> list[dict[str, Any]]:
+        threshold = float(stats.get("threshold", 0.5))
+        rows = []
+        for det in outputs.float().numpy():
+            boxes = [{"box": [round(float(v), 2) for v in r[:4]], "class": names[int(r[5])], "score": float(r[4])}
+                     for r in det if r[5] >= 0 and r[4] >= threshold]  # fmt: skip
+            counts: dict[str, int] = {}
+            for b in boxes:
+                counts[str(b["class"])] = counts.get(str(b["class"]), 0) + 1
+            summary = ", ".join(f"{n} {c}" for c, n in counts.items()) or f"no object above {threshold:g}"
+            rows.append({"predicted": summary, "boxes": boxes, "threshold": threshold, "summary": summary})
+        return rows
+
+    def confidence(self, predicted: dict[str, Any]) -> float | None:
+        return None
+
+    def target_of(self, text: str, names: Sequence[str]) -> Any:
+        raise InvalidValueError("detection targets are boxes; evaluate a detection dataset split, not a list")
+
+    def agreement(self, expected: np.ndarray, exported: np.ndarray, stats: dict[str, Any]) -> tuple[str, float]:
+        from deepyard.tasks.boxmetrics import matching_boxes
+
+        return "boxes matched (IoU >= 0.9, same class)", matching_boxes(expected, exported, float(
+            stats.get("threshold", 0.5)))  # fmt: skip
+
+    def evaluate(self, outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext) -> Report:
+        from deepyard.tasks.boxmetrics import detection_report
+
+        return detection_report(outputs, targets, ctx)
+
+
+def _augment(x: torch.Tensor, targets: torch.Tensor, aug: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Box-aware augmentation of a (B, C, H, W) float batch in pixel units and its (B, M, 6) targets."""
+    if aug is None:
+        return x, targets
+    ops = _ops(aug, x.shape[1])
+    if not ops:
+        return x, targets
+    import torch
+    from torchvision import tv_tensors  # type: ignore[import-untyped]
+    from torchvision.transforms import v2  # type: ignore[import-untyped]
+
+    pipeline = v2.Compose(ops)
+    size = (x.shape[2], x.shape[3])
+    out_x, out_t = torch.empty_like(x), torch.zeros_like(targets)
+    out_t[:, :, 4] = -1
+    for i in range(len(x)):
+        t = targets[i]
+        keep = t[:, 4] >= 0
+        boxes = tv_tensors.BoundingBoxes(t[keep, :4], format="XYXY", canvas_size=size)
+        image, boxes = pipeline(tv_tensors.Image(x[i] / 255.0), boxes)
+        boxes = v2.functional.clamp_bounding_boxes(boxes)
+        rows = torch.cat([boxes.as_subclass(torch.Tensor), t[keep, 4:]], dim=1)
+        rows = rows[(rows[:, 2] - rows[:, 0] >= 1) & (rows[:, 3] - rows[:, 1] >= 1)]
+        out_x[i] = image.as_subclass(torch.Tensor).clamp(0, 1) * 255.0
+        out_t[i, : len(rows)] = rows
+    return out_x, out_t
+
+
+def _ops(aug: Any, channels: int) -> list[Any]:
+    from torchvision.transforms import v2
+
+    ops: list[Any] = []
+    if aug.flip in ("lr", "lrud"):
+        ops.append(v2.RandomHorizontalFlip(0.5))
+    if aug.flip in ("ud", "lrud"):
+        ops.append(v2.RandomVerticalFlip(0.5))
+    if aug.scale:
+        ops.append(v2.RandomAffine(degrees=0.0, translate=(0.1, 0.1), scale=(1 - 2 * aug.scale, 1 + 2 * aug.scale)))
+    if aug.contrast or (channels == 3 and (aug.hsv_s or aug.hsv_v or aug.hsv_h)):
+        ops.append(v2.ColorJitter(brightness=min(1.0, 4 * aug.hsv_v), contrast=min(1.0, aug.contrast),
+                                  saturation=min(1.0, 4 * aug.hsv_s), hue=min(0.5, 4 * aug.hsv_h)))  # fmt: skip
+    return ops
+
+
+DETECTION = register_task(Detection())
