@@ -220,3 +220,21 @@ def test_predicted_masks_map_back_to_the_original_size(mode: str) -> None:
     seen_part = {"crop": 0.5, "half_crop": 2 / 3}.get(mode, 1.0)  # the sides a crop cut off are ignore
     assert valid.mean() == pytest.approx(seen_part, abs=0.02)
     assert (back[valid] == truth[valid]).mean() > 0.95
+
+
+def test_run_page_partials_show_areas_and_per_class_iou_with_na() -> None:
+    from deepyard.tasks.base import EvalContext
+    from deepyard.web.templating import task_partial
+
+    logits = torch.zeros(1, 4, 4, 4)
+    logits[0, 1, :2] = 5  # half circle, half background
+    (row,) = SEGMENTATION.predict(logits, list(CLASSES), {}, 1)
+    html = task_partial(SEGMENTATION, "predict.html", p=row, names=list(CLASSES))
+    assert "circle" in html and "50.0%" in html and "triangle" not in html
+    true = np.zeros((2, 4, 4), np.uint8)
+    true[:, :2] = 1
+    ctx = EvalContext(list(CLASSES), {}, ["a.png", "b.png"], lambda idx: np.zeros((len(idx), 4, 4, 3), np.uint8), 2)
+    report = SEGMENTATION.evaluate(logits.repeat(2, 1, 1, 1).numpy(), true, ctx)
+    assert report.doc["miou"] == pytest.approx(100.0) and report.doc["per_class"][3]["iou"] is None
+    html = task_partial(SEGMENTATION, "evaluate.html", r={**report.doc, "count": 2}, base="/f/", suffix="")
+    assert "mIoU 100.00%" in html and html.count("n/a") == 4 and "/f/lowest_iou.png" in html
