@@ -64,4 +64,6 @@ def test_new_sweep_then_its_page_with_plots_then_the_best_run(
     ids = json.loads(page.locator("#compare-runs").text_content() or "[]")
     assert ids == [t["run"] for t in summary["trials"]]
     expect(page.locator("#compare-table thead th")).to_have_count(3)
+    expect(page.locator("#cmp-time-to-best td")).to_have_count(2)
+    assert " s · " in (page.locator("#cmp-time-to-best td").first.text_content() or "")
     shot(page, "sweep-compare")

@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from deepyard import groups, users
 from deepyard.datasets import find_dataset
 from deepyard.datasets.spec import DatasetSpec
+from deepyard.errors import DeepyardError
 from deepyard.jobs import get_job
 from deepyard.sweeps import sweep_runs
 from deepyard.tasks import get_task
@@ -169,7 +170,23 @@ def compare(request: Request, settings: SettingsDep, conn: ConnDep, runs: str = 
         infos=infos,
         rows=_settings_rows(infos),
         summaries=[views.get_run_detail(settings, conn, r)["summary"] for r in chosen],
+        reached=[_time_to_best(settings, info) for info in infos],
     )
+
+
+def _time_to_best(settings: Any, info: dict[str, Any]) -> dict[str, Any] | None:
+    """When the run first reached its best monitored value (deepyard.train.milestones): wall time, images seen."""
+    from deepyard.train.milestones import run_milestones
+    from deepyard.train.runs import run_dir
+    from deepyard.train.tasking import metric_info
+
+    task = get_task(info.get("task"))
+    try:
+        higher = metric_info(task, str(info["config"].get("monitor", "val_loss"))).higher_is_better
+    except DeepyardError:
+        return None
+    found = run_milestones(run_dir(settings, info["id"]), info, higher)
+    return found[-1].to_json() if found else None
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
