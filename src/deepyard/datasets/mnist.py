@@ -22,7 +22,7 @@ from deepyard.config import Settings
 from deepyard.datasets.build import ProgressFn, create_dataset
 from deepyard.datasets.catalog import Manifest
 from deepyard.datasets.idx import read_idx_pair
-from deepyard.datasets.spec import IdxSource, make_spec
+from deepyard.datasets.spec import DatasetSpec, IdxSource, make_spec
 from deepyard.errors import IntegrityError, NotFoundError, SourceError
 from deepyard.files import write_bytes_atomic
 
@@ -98,6 +98,12 @@ def import_mnist(
     files = download_mnist(folder) if download else find_mnist_files(folder)
     if export_to is not None:
         export_class_folders(files, export_to, progress)
+    return create_dataset(settings, mnist_spec(files, **options), progress=progress, workers=workers, reuse=reuse)
+
+
+def mnist_spec(files: dict[str, Path], **options: object) -> DatasetSpec:
+    """MNIST's DatasetSpec from its four files (`find_mnist_files`; train → train, t10k → val): 28x28 grey, raw
+    encoding, unless `options` (DatasetSpec fields) say otherwise. The web's import builds it as a dataset job."""
     fields: dict[str, object] = {"name": "mnist", "channels": 1, "width": 28, "height": 28, "encoding": "raw"}
     fields.update(options)
     fields["source"] = IdxSource(
@@ -106,7 +112,7 @@ def import_mnist(
         val_images=files["test_images"],
         val_labels=files["test_labels"],
     )
-    return create_dataset(settings, make_spec(**fields), progress=progress, workers=workers, reuse=reuse)
+    return make_spec(**fields)
 
 
 def export_class_folders(files: dict[str, Path], target: Path, progress: ProgressFn | None = None) -> Path:

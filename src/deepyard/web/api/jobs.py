@@ -5,13 +5,14 @@ abort and resume a run, the queue, a job's log. The work itself runs in the sche
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import Field
 
 from deepyard import jobs
-from deepyard.errors import Conflict, Forbidden, InvalidValueError
+from deepyard.errors import Conflict, Forbidden, InvalidValueError, NotFoundError
 from deepyard.jobs.kinds import check_params
 from deepyard.limits import NAME_MAX, check_name, check_sweep
 from deepyard.networks import parse_spec
@@ -112,6 +113,32 @@ class DatasetRequest(RequestModel):
 def create_dataset(body: DatasetRequest, settings: SettingsDep, user: UserDep) -> dict[str, Any]:
     """Build a dataset as a job; its source folders must lie in the data roots (or the home: uploads)."""
     params = body.model_dump(exclude={"group"})
+    job = jobs.submit(settings, "dataset", params, owner=user.name if user else None, group=body.group)
+    return {"job": job_json(job)}
+
+
+class MnistRequest(RequestModel):
+    folder: str = Field(max_length=4096, description="A folder in the data roots holding MNIST's four IDX files.")
+    spec: dict[str, Any] = Field(default_factory=dict, description="DatasetSpec fields but source (default: mnist, "
+                                 "28x28 grey, raw); e.g. max_per_class, val_max_per_class.")  # fmt: skip
+    workers: int | None = Field(None, ge=1, le=256, description="Build processes (default: the CPU count).")
+    group: Name | None = Field(None, description="The group the new dataset joins (home page).")
+
+
+@router.post("/datasets/mnist", status_code=202)
+def import_mnist(body: MnistRequest, settings: SettingsDep, user: UserDep) -> dict[str, Any]:
+    """Import MNIST from its IDX files (`deepyard dataset import mnist --from FOLDER`, train -> train, t10k -> val)
+    as a dataset job; the folder must lie in the data roots and hold the four files, else 422 naming them."""
+    from deepyard.datasets.mnist import find_mnist_files, mnist_spec
+
+    if "source" in body.spec:
+        raise InvalidValueError("an MNIST import takes its source from 'folder'; leave 'source' out of 'spec'")
+    settings.check_readable(body.folder, "MNIST folder")
+    try:
+        files = find_mnist_files(Path(body.folder))
+    except NotFoundError as exc:
+        raise InvalidValueError(str(exc).replace(" (or pass --download)", "")) from None
+    params = {"spec": mnist_spec(files, **body.spec).model_dump(mode="json"), "workers": body.workers}
     job = jobs.submit(settings, "dataset", params, owner=user.name if user else None, group=body.group)
     return {"job": job_json(job)}
 

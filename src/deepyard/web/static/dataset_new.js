@@ -66,6 +66,19 @@ const NewDataset = (() => {
     }));
   }
 
+  // MNIST from its IDX files (POST /api/v1/datasets/mnist): the folder, and the Images settings as the spec.
+  function importMnist(group) {
+    const { source: _, ...fields } = spec();
+    return DY.api("POST", "/api/v1/datasets/mnist", { folder: val("mnist.folder"), spec: fields, group });
+  }
+
+  // MNIST's own geometry when its tab is chosen: 28x28 grey.
+  function mnistDefaults() {
+    const set = (name, v) => { const el = form().elements[name]; if (el) el.value = v; };
+    set("width", "28"); set("height", "28"); set("channels", "1");
+    if (!form().elements.name.value.trim()) form().elements.name.value = "mnist";
+  }
+
   async function upload() {
     const file = document.getElementById("zip-file").files[0], status = document.getElementById("zip-status");
     if (!file) { status.textContent = "choose a .zip first"; return; }
@@ -80,7 +93,10 @@ const NewDataset = (() => {
   }
 
   document.addEventListener("DOMContentLoaded", () => {
-    document.querySelector(".tabs").addEventListener("tabchange", (e) => { if (e.detail !== "upload") { source = e.detail; preview(); } });
+    document.querySelector(".tabs").addEventListener("tabchange", (e) => {
+      if (e.detail === "mnist") mnistDefaults();
+      if (e.detail !== "upload") { source = e.detail; preview(); }
+    });
     document.getElementById("ds-task").addEventListener("change", showTask);
     document.querySelectorAll(".pick-folder").forEach((b) => b.addEventListener("click", async () => {
       pickTarget = document.getElementById(b.dataset.target);
@@ -99,7 +115,9 @@ const NewDataset = (() => {
     form().addEventListener("submit", async (e) => {
       e.preventDefault();
       try {
-        const r = await DY.api("POST", "/api/v1/datasets", { spec: spec(), group: form().elements.group.value.trim() || null });
+        const group = form().elements.group.value.trim() || null;
+        const r = source === "mnist" ? await importMnist(group)
+          : await DY.api("POST", "/api/v1/datasets", { spec: spec(), group });
         window.location = `/jobs/${r.job.id}/dataset`;  // the dataset's page at once: the build's progress, then the dataset
       } catch (err) { DY.showError("form-error", err); }
     });
