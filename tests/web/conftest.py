@@ -20,6 +20,7 @@ from deepyard.datasets import create_dataset, make_spec
 from deepyard.networks import spec_from_data
 from deepyard.train import make_config, train
 from deepyard.web import create_app
+from deepyard.web.app import JobOptions
 from deepyard.web.files import Limits
 from tests.conftest import REPO
 from tests.train.conftest import write_bars
@@ -50,13 +51,14 @@ class Server:
         self.thread.join()
 
 
-def start_server(settings: Settings, host: str = "127.0.0.1", limits: Limits | None = None) -> Server:
+def start_server(settings: Settings, host: str = "127.0.0.1", limits: Limits | None = None,
+                 job_options: JobOptions | None = None) -> Server:  # fmt: skip
     """Serve `create_app(settings)` on a free port; returns once the server accepts connections."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    app = create_app(settings, host=host, limits=limits)
+    app = create_app(settings, host=host, limits=limits, job_options=job_options)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1, lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -5,6 +5,7 @@ compare page with the sweep's runs. Screenshots: sweep-new-error, sweep-page, sw
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from playwright.sync_api import Page, expect
 
@@ -12,14 +13,16 @@ from deepyard.config import Settings
 from deepyard.jobs import list_jobs
 from deepyard.networks import dump_yaml, spec_from_data
 from deepyard.sweeps import get_sweep
+from deepyard.web.app import JobOptions
 from tests.web.conftest import TINY_NET, Server, shot
 
 SPACE = "solver.lr: {type: float, low: 0.005, high: 0.3, log: true}\nbatch_size: {type: choice, values: [8, 16]}\n"
 
 
 def test_new_sweep_then_its_page_with_plots_then_the_best_run(
-    server: Server, page: Page, web_settings: Settings, dataset_id: str
+    make_server: Callable[..., Server], page: Page, web_settings: Settings, dataset_id: str
 ) -> None:
+    server = make_server(web_settings, job_options=JobOptions(cpu_slots=2, gpus=[], poll_s=0.05))  # trials at once
     page.goto(f"{server.url}/sweeps/new")
     page.select_option("#sw-network", "spec")
     page.fill("#sw-spec", dump_yaml(spec_from_data(TINY_NET)))

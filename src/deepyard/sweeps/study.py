@@ -97,8 +97,8 @@ def sampler_for(spec: SweepSpec, asked: int) -> Any:
     from deepyard.sweeps.space import grid_of
 
     seed = spec.seed * 100_003 + asked
-    if spec.sampler == "grid":
-        return optuna.samplers.GridSampler(grid_of(spec.parsed_space()), seed=seed)
+    if spec.sampler == "grid":  # one seed: it shuffles the grid, and trial N takes the shuffled grid's point N
+        return optuna.samplers.GridSampler(grid_of(spec.parsed_space()), seed=spec.seed)
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     with warnings.catch_warnings():  # constant_liar is marked experimental
