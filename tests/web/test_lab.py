@@ -1,10 +1,12 @@
 """The lab (shared/LAB.md), walked in real headless Chromium against a real server with real job processes: build an
 MNIST subset → train a one-epoch LeNet and watch its chart fill → classify an uploaded digit with visualizations
 → evaluate it and export it (both jobs) → clone with the invert augmentation → a modified network from the editor
-→ compare the runs in one table. Screenshots of every step go to test-artifacts/web/lab-*.png."""
+→ compare the runs in one table → the table of test images x runs (predicted class and confidence), as CSV.
+Screenshots of every step go to test-artifacts/web/lab-*.png."""
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -42,6 +44,7 @@ def train_from_form(page: Page, server: Server, name: str) -> str:
     fill_recipe(page, name, epochs="1", lr="0.05", batch_size="16", solver="momentum")
     page.click("#create-run")  # the new run's page at once (queued, then training)
     page.wait_for_url(re.compile(r"/runs/\d{8}-\d{6}-[0-9a-f]{4}$"), timeout=TRAINING)
+    expect(page.locator("#run-log")).to_contain_text("epoch", timeout=TRAINING)  # the job's log, live
     page.goto(server.url + "/")
     row = page.locator("#runs tbody tr", has_text=name)
     expect(row).to_have_count(1, timeout=TRAINING)
@@ -71,7 +74,7 @@ def test_the_lab_in_the_browser(server: Server, page: Page, tmp_path: Path, mnis
     shot(page, "1-dataset")
 
     # 2. Model: LeNet, one epoch (38 steps of 16); the chart fills live while it trains.
-    page.click("text=Train on it")
+    page.click("text=Train on it", timeout=TRAINING)  # the first New run page builds the networks table
     expect(page.locator("#net-auto")).to_be_checked()  # the task's default network for the images: LeNet
     expect(page.locator("#net-auto-why")).to_contain_text("lenet")
     first = train_from_form(page, server, "lenet small")
@@ -139,3 +142,21 @@ def test_the_lab_in_the_browser(server: Server, page: Page, tmp_path: Path, mnis
     expect(table.locator("tr.differs", has_text="network spec")).to_have_count(1)
     expect(page.locator("#cmp-val-top1 canvas")).to_have_count(1)
     shot(page, "7-compare")
+
+    # 8. The lab's last table: test images x runs, each run's class and confidence; an inverted digit among them.
+    inverted = tmp_path / "inverted-7.png"
+    Image.fromarray(255 - np.asarray(Image.open(digit))).save(inverted)
+    panel = page.locator("#cmp-predictions")
+    panel.locator("#cmp-files").set_input_files([str(digit), str(inverted)])
+    panel.locator("#cmp-count").fill("4")
+    panel.locator("#cmp-predict").click()
+    predictions = panel.locator("#cmp-pred-table")
+    expect(predictions.locator("tbody tr")).to_have_count(6)  # two uploads, then the val split's first 4
+    expect(predictions.locator("thead th")).to_have_count(5)  # image, label, the three runs
+    expect(predictions.locator("tbody tr").nth(1)).to_contain_text("inverted-7.png")
+    shot(page, "8-predictions")
+    with page.expect_download() as table_csv:
+        panel.locator("#cmp-csv").click()
+    rows = list(csv.DictReader(Path(table_csv.value.path()).read_text().splitlines()))
+    assert [r["image"] for r in rows[:2]] == [digit.name, "inverted-7.png"] and len(rows) == 6
+    assert all(0 <= float(r["lenet inverted confidence"]) <= 1 for r in rows)

@@ -111,7 +111,7 @@ def new_run(
         request,
         "run_new.html",
         datasets=views.list_dataset_choices(settings),
-        networks=views.list_standard_networks(),
+        networks=views.list_standard_networks(settings),
         previous=[
             {"id": r["id"], "name": r["name"], "network": r["network"]["ref"]} for r in reversed(list_runs(settings))
         ],

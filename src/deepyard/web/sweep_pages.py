@@ -26,7 +26,7 @@ def sweep_list(request: Request, settings: SettingsDep) -> HTMLResponse:
 @router.get("/sweeps/new", response_class=HTMLResponse)
 def new_sweep(request: Request, settings: SettingsDep, conn: ConnDep) -> HTMLResponse:
     return render(request, "sweep_new.html", datasets=views.list_dataset_choices(settings),
-                  networks=views.list_standard_networks(), example=EXAMPLE_SPACE, keys=sweeps.config_keys(),
+                  networks=views.list_standard_networks(settings), example=EXAMPLE_SPACE, keys=sweeps.config_keys(),
                   group_names=groups.group_names(conn))  # fmt: skip
 
 

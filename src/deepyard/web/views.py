@@ -7,14 +7,16 @@ Not here: request parsing, owner checks, and anything that changes state (the ro
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
-from functools import lru_cache
+import threading
 from typing import Any
 
-from deepyard import groups, jobs, users
+from deepyard import __version__, groups, jobs, users
 from deepyard.config import Settings
 from deepyard.datasets import Manifest, find_dataset, get_dataset, list_datasets
 from deepyard.datasets.catalog import dataset_dir, load_dataset, read_report, scan_datasets
+from deepyard.files import read_json, write_json_atomic
 from deepyard.jobs import Job
 from deepyard.networks import dump_yaml, list_networks, spec_from_data, summarize
 from deepyard.stored import Damaged
@@ -192,9 +194,32 @@ def build_run_prefill(settings: Settings, run_id: str) -> Row:
     }
 
 
-@lru_cache(maxsize=1)
-def list_standard_networks() -> list[Row]:
-    """The standard networks with intended input, parameters and MACs (at 1000 classes); computed once."""
+_NETWORK_ROWS: dict[str, list[Row]] = {}
+_NETWORK_LOCK = threading.Lock()
+
+
+def list_standard_networks(settings: Settings) -> list[Row]:
+    """The standard networks with intended input, parameters and MACs (at 1000 classes). Building and tracing
+    each one takes seconds, so the table is computed once per version of Deepyard, torch and torchvision and kept
+    in `<home>/cache/` (written atomically; a damaged copy is computed again)."""
+    import torch
+    import torchvision  # type: ignore[import-untyped]
+
+    names = sorted(e.name for e in list_networks())
+    key = hashlib.sha256(repr((__version__, torch.__version__, torchvision.__version__, names)).encode()).hexdigest()
+    path = settings.home / "cache" / f"networks-{key[:16]}.json"
+    with _NETWORK_LOCK:
+        if key not in _NETWORK_ROWS:
+            try:
+                _NETWORK_ROWS[key] = read_json(path)
+            except (OSError, ValueError):
+                _NETWORK_ROWS[key] = _network_rows()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(path, _NETWORK_ROWS[key])
+        return _NETWORK_ROWS[key]
+
+
+def _network_rows() -> list[Row]:
     rows = []
     for e in list_networks():
         s = summarize(e.name, e.input, num_classes=1000)

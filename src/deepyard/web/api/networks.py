@@ -31,9 +31,9 @@ SVG = "image/svg+xml"
 
 
 @router.get("")
-def list_() -> list[dict[str, Any]]:
+def list_(settings: SettingsDep) -> list[dict[str, Any]]:
     """The standard networks with intended input, parameters and MACs (at 1000 classes)."""
-    return views.list_standard_networks()
+    return views.list_standard_networks(settings)
 
 
 @router.get("/{name}/spec")
