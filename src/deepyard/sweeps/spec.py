@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deepyard.config import Settings
 from deepyard.errors import InvalidValueError, choices
-from deepyard.limits import shown
+from deepyard.limits import check_name, shown
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("none", "median", "halving")
@@ -60,6 +60,7 @@ def check_sweep(settings: Settings, data: dict[str, Any]) -> SweepSpec:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"])) or "sweep"
         raise InvalidValueError(f"sweep {where}: {first['msg']} (got {shown(first.get('input'))})") from None
+    check_name(spec.name, "sweep name")  # trials are named '<name> #N': a run name's limits
     if spec.trials is None and spec.max_seconds is None:
         raise InvalidValueError("a sweep needs a budget: trials, max_seconds, or both")
     space = parse_space(spec.space)
