@@ -54,6 +54,9 @@ def create(
     box_format: str = typer.Option(
         "auto", "--format", help="Detection: auto, coco, voc, yolo or kitti (auto: told from the files)."
     ),
+    tokenizer: str = typer.Option("char", help="Language model: char (a character vocabulary) or bpe (byte-level)."),
+    vocab_size: int = typer.Option(1024, help="Language model: the BPE vocabulary size (257 to 65536)."),
+    context: int = typer.Option(128, help="Language model: tokens per training block (the model's context)."),
     channels: int = typer.Option(_F["channels"].default, help=_help("channels")),
     size: str = typer.Option("256x256", help="Image size WxH, e.g. 28x28."),
     resize_mode: ResizeMode = typer.Option(_F["resize_mode"].default, help=_help("resize_mode")),
@@ -77,6 +80,8 @@ def create(
     options = {k: v for k, v in locals().items() if k in _F and k not in ("name", "source")}
     if task == "detection" and getattr(ctx.get_parameter_source("resize_mode"), "name", "DEFAULT") == "DEFAULT":
         options["resize_mode"] = ResizeMode.fill  # boxes letterbox (fit the long side, pad) unless asked otherwise
+    if task == "language-model" and getattr(ctx.get_parameter_source("val_pct"), "name", "") == "DEFAULT":
+        options["val_pct"] = 10.0  # a corpus keeps 90% for training (nanoGPT's split) unless asked otherwise
     width, height = parse_size(size)
     spec = datasets.make_spec(
         name=name or source.resolve().name,
@@ -84,6 +89,8 @@ def create(
         if task == "segmentation"
         else _detection_source(source, box_format, base, val, test)
         if task == "detection"
+        else _text_source(source, tokenizer, vocab_size, context)
+        if task == "language-model"
         else source_fields(source, labels, base, val, test),
         **options,
         width=width,

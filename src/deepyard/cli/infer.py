@@ -72,10 +72,16 @@ def predict_command(
     inputs: Path = typer.Argument(..., help="An image file or a folder of images."),
     out: Path | None = typer.Option(None, "--out", help="Folder for the masks and overlays (default: the run's)."),
     opacity: float = typer.Option(0.5, "--opacity", help="How strongly the class colours cover the overlay, 0..1."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Detection: the score a box needs to be shown, 0..1."),
     snapshot: str | None = SnapshotOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Segment images: a class-index mask PNG at each image's original size and an overlay, with class areas."""
+    """Segment images (a class-index mask PNG at each image's original size and an overlay, with class areas), or
+    detect objects (boxes in each image's original pixels with class and score, and an overlay)."""
+    detect = importlib.import_module("deepyard.infer.detect")
+    if detect.model_task(ctx.obj, model) == "detection":
+        _print_detections(detect.detect_images(ctx.obj, model, inputs, out, snapshot, threshold), json)
+        return
     doc = importlib.import_module("deepyard.infer.segment").segment_images(
         ctx.obj, model, inputs, out, snapshot, opacity
     )
@@ -87,6 +93,16 @@ def predict_command(
         table.add_row(row["source"], row.get("mask") or f"[red]{row['error']}[/]", row.get("summary", ""))
     console.print(table)
     console.print(f"masks and overlays in {doc['folder']}", highlight=False)
+
+
+def _print_detections(doc: dict[str, Any], json: bool) -> None:
+    if json:
+        print_json(doc)
+        return
+    table = Table("image", "boxes", "overlay", box=None)
+    for row in doc["predictions"]:
+        table.add_row(row["source"], row.get("summary") or f"[red]{row['error']}[/]", row.get("overlay", ""))
+    console.print(table)
 
 
 def _print_predictions(rows: list[Any]) -> None:

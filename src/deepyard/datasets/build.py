@@ -68,7 +68,10 @@ def create_dataset(
     if workers != 1 and _cpus() > 1 and not _can_fork():
         _start_forkserver()  # its interpreter starts and imports while the source is listed
     task = get_task(spec.task)
-    listing = task.list_source(spec, settings.readable() if confine else None)  # source errors are raised here
+    readable = settings.readable() if confine else None
+    if task.own_build:  # text: the task reads its source and writes its store (deepyard.tasks.base.build_dataset)
+        task.check_source(spec)
+    listing = None if task.own_build else task.list_source(spec, readable)  # source errors are raised here
     report = progress or (lambda stage, done, total: None)
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     catalog.remove_stale_builds(settings)
@@ -78,7 +81,8 @@ def create_dataset(
     try:
         (work / ".pid").write_text(str(os.getpid()))
         started = time.perf_counter()
-        manifest = _build(task, spec, listing, work, dataset_id, report, workers, started)
+        manifest = (task.build_dataset(spec, readable, work, dataset_id, report) if listing is None
+                    else _build(task, spec, listing, work, dataset_id, report, workers, started))  # fmt: skip
         os.unlink(work / ".pid")
         _fsync_tree(work)
         os.rename(work, catalog.dataset_dir(settings, dataset_id))

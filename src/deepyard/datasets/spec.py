@@ -123,8 +123,20 @@ class DetectionSource(_Frozen):
     base: Path | None = None  # COCO: the folder image file names start from (default: the JSON's folder)
 
 
+class TextSource(_Frozen):
+    """A text corpus for a language model: a text file, a folder of text files, or JSONL with a `text` field
+    (deepyard.text.corpus), and the tokenizer the build trains on its training split."""
+
+    kind: Literal["text"] = "text"
+    train: Path
+    tokenizer: Literal["char", "bpe"] = "char"  # a character vocabulary, or byte-level BPE (Hugging Face tokenizers)
+    vocab_size: int = Field(1024, ge=257, le=65536, description="BPE vocabulary size (bytes are the first 256).")
+    context: int = Field(128, ge=2, le=8192, description="Tokens per training block (the language model's context).")
+
+
 Source = Annotated[
-    FolderSource | ListSource | IdxSource | CsvSource | DetectionSource | MaskSource, Field(discriminator="kind")
+    FolderSource | ListSource | IdxSource | CsvSource | DetectionSource | MaskSource | TextSource,
+    Field(discriminator="kind"),
 ]
 
 

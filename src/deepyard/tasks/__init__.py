@@ -1,12 +1,12 @@
 """Task types: one module per task, each a `Task` registered by name (see `base` for the hooks).
 
 `get_task(name)` returns a task (None: classification, what everything made before tasks is); `list_tasks()`
-lists them; `get_input_kind(name)` the input kinds (images today).
+lists them; `get_input_kind(name)` the input kinds (images, tokens).
 """
 
 from __future__ import annotations
 
-from deepyard.tasks import classification, detection, multilabel, regression, segmentation
+from deepyard.tasks import classification, detection, languagemodel, multilabel, regression, segmentation
 from deepyard.tasks.base import (
     DEFAULT_TASK,
     EvalContext,
@@ -32,6 +32,7 @@ __all__ = [
     "detection",
     "get_input_kind",
     "get_task",
+    "languagemodel",
     "list_tasks",
     "multilabel",
     "register_task",

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from deepyard.datasets.catalog import Manifest
     from deepyard.datasets.sources import Listing, Readable
     from deepyard.datasets.spec import DatasetSpec
 
@@ -89,6 +90,7 @@ class Task:
     calibrated: ClassVar[bool] = False  # whether a trained model is calibrated on validation before use
     exact: ClassVar[bool] = True  # whether a prediction can be right or wrong (false for values)
     label_tokens: ClassVar[int | None] = 1  # words of a target after a path in a labelled list (None: all the rest)
+    own_build: ClassVar[bool] = False  # True: `build_dataset` builds the whole store (inputs other than images)
 
     # ---- datasets
 
@@ -125,6 +127,14 @@ class Task:
         one .npy. A task whose targets are images (masks) decodes and resizes them here, with the spec's size."""
         np.save(folder / self.targets_file, self.target_array(targets, names))
 
+    def build_dataset(
+        self, spec: DatasetSpec, readable: Readable | None, work: Path, dataset_id: str,
+        progress: Callable[[str, int, int], None],
+    ) -> Manifest:  # fmt: skip
+        """A task with `own_build` writes its whole dataset into `work` (the build's folder, committed by the
+        caller) and returns the manifest; image tasks are built by `deepyard.datasets.build` from `list_source`."""
+        raise NotImplementedError
+
     def load_targets(self, folder: Path) -> np.ndarray:
         targets: np.ndarray = np.load(folder / self.targets_file, allow_pickle=False)
         return targets
@@ -141,6 +151,21 @@ class Task:
         return preprocess(pixels, train=train), targets
 
     # ---- networks and training
+
+    def split_batches(
+        self, store: Any, batch_size: int, device: torch.device, seed: int, train: bool, shard: Any, in_memory: bool,
+        workers: int,
+    ) -> Any:  # fmt: skip
+        """The trainer's batches of one split (`batches(epoch, start)`, `batches_per_epoch`, `count`): by default
+        deepyard.train.data.SplitBatches over the image store, with this task's `collate`."""
+        from deepyard.train.data import SplitBatches
+
+        return SplitBatches(store, batch_size, device, seed, train, shard, in_memory, workers, self.collate)
+
+    def train_callbacks(self) -> list[Any]:
+        """deepyard.train.callbacks.Callback objects the trainer adds to every run of this task (after the
+        built-ins): a language model's validation sample."""
+        return []
 
     def outputs(self, names: Sequence[str]) -> int:
         """The network's output size for a dataset with these output names."""

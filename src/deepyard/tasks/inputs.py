@@ -1,6 +1,6 @@
 """The input-kind seam: what the examples of a dataset are, beside the task that says what their targets are.
 
-Images are the one input kind today (token sequences come with text models). The store reader, the training
+Images, and token sequences (language models: deepyard.text). The store reader, the training
 data path and inference preprocessing ask the input kind for the example shape and the store, never
 `manifest.shape` directly. Registered by name, like tasks.
 """
@@ -39,7 +39,23 @@ class Images(InputKind):
         return ImageStore(folder, stored[2], in_memory=in_memory, targets=targets)
 
 
-_KINDS: dict[str, InputKind] = {"image": Images()}
+class Tokens(InputKind):
+    """Token ids back to back in one memory-mapped array per split; the manifest's stored shape is
+    (context, 1, 1), so a network sees (1, context, 1): one block of `context` tokens."""
+
+    name = "tokens"
+    description = "token sequences (text), stored as uint16/uint32 token ids, read in blocks of the context"
+
+    def example_shape(self, stored: tuple[int, ...]) -> tuple[int, int, int]:
+        return (1, stored[0], 1)
+
+    def open_store(self, folder: Path, stored: tuple[int, ...], targets: Any, in_memory: bool) -> Any:
+        from deepyard.text.store import TokenStore
+
+        return TokenStore(folder, stored[0], targets)
+
+
+_KINDS: dict[str, InputKind] = {"image": Images(), "tokens": Tokens()}
 
 
 def get_input_kind(name: str) -> InputKind:

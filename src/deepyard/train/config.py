@@ -44,6 +44,9 @@ class SolverConfig(_Frozen):
     beta1: float = Field(0.9, ge=0, lt=1, description="Adam/AdamW first-moment decay.")
     beta2: float = Field(0.999, ge=0, lt=1, description="Adam/AdamW second-moment decay.")
     eps: float = Field(1e-8, gt=0, le=1, description="Numerical stabiliser of adaptive solvers.")
+    clip_grad_norm: float | None = Field(
+        None, gt=0, le=1e6, description="Clip the gradients' global L2 norm to this before each step (RNNs: 1-5)."
+    )
 
 
 class ScheduleConfig(_Frozen):

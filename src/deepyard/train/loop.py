@@ -58,11 +58,21 @@ def train_one_epoch(run: Run, epoch: int) -> None:
             total += loss
             terms = {k: terms.get(k, 0) + v for k, v in parts.items()}
             images += len(pixels)
+        clip_gradients(run)
         run.scaler.step(run.optimizer)
         run.scaler.update()
         run.optimizer.zero_grad(set_to_none=True)
         run.state.step += 1
         run.callbacks.on_step_end(run, StepInfo(total, images, time.perf_counter() - started, wait, lr, terms))
+
+
+def clip_gradients(run: Run) -> None:
+    """`solver.clip_grad_norm`: scale the gradients so that their global L2 norm is at most the limit (Caffe's
+    clip_gradients); gradients of a scaled fp16 loss are unscaled first. Nothing when it is not set."""
+    limit = run.config.solver.clip_grad_norm
+    if limit is not None:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), limit)
 
 
 def total_loss(terms: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -56,10 +56,11 @@ def _network_record(network: str | NetworkSpec) -> dict[str, Any]:
     """A spec is stored whole (the run stays reproducible if the file changes); other networks by name."""
     from deepyard.networks import NetworkSpec, load_spec
     from deepyard.networks.registry import has_spec
+    from deepyard.text.networks import is_text_network
 
     if isinstance(network, NetworkSpec):
         return {"ref": network.name, "spec": network.to_data()}
-    if not has_spec(network):
+    if is_text_network(network) or not has_spec(network):  # language models are built by name (deepyard.text)
         return {"ref": network, "spec": None}
     return {"ref": network, "spec": load_spec(network).to_data()}
 
@@ -283,8 +284,11 @@ def build_run_model(
     info: dict[str, Any], input_shape: tuple[int, ...], num_classes: int, settings: Settings
 ) -> nn.Module:
     from deepyard.networks import build_network, spec_from_data
+    from deepyard.text.networks import build_text_network, is_text_network
 
     record = info["network"]
+    if record["spec"] is None and is_text_network(record["ref"]):
+        return build_text_network(record["ref"], input_shape, num_classes)
     ref: str | NetworkSpec = spec_from_data(record["spec"]) if record["spec"] is not None else record["ref"]
     return build_network(ref, input_shape, num_classes, settings)
 

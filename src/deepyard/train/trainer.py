@@ -240,7 +240,8 @@ def _execute(
         raise
     event = stop or threading.Event()
     run.metrics = MetricsWriter(folder, run.state.step, run.state.wall)
-    builtins: list[Callback] = [run.metrics, BatchNormStatistics(), Validator(), Checkpointer(), Advice(settings)]
+    builtins: list[Callback] = [run.metrics, BatchNormStatistics(), Validator(), Checkpointer(), Advice(settings),
+                                *run.task.train_callbacks()]  # fmt: skip
     if config.early_stopping:
         builtins.append(EarlyStopping(config.early_stopping))
     if start is not None:
@@ -322,14 +323,13 @@ def assemble(
     shard = Sharding(placement.rank, placement.world)
     train_store = open_split(settings, manifest, "train")
     in_memory = fits_in_memory(train_store, shape, config.in_memory)
-    train_data = SplitBatches(train_store, config.batch_size, placement.device, config.seed, True, shard, in_memory,
-                              config.workers, task.collate)  # fmt: skip
+    train_data = task.split_batches(train_store, config.batch_size, placement.device, config.seed, True, shard,
+                                    in_memory, config.workers)  # fmt: skip
     val_data = None
     if "val" in manifest.splits:
         val_store = open_split(settings, manifest, "val")
-        val_data = SplitBatches(val_store, config.batch_size * 2, placement.device, config.seed, False, shard,
-                                fits_in_memory(val_store, shape, config.in_memory), config.workers,
-                                task.collate)  # fmt: skip
+        val_data = task.split_batches(val_store, config.batch_size * 2, placement.device, config.seed, False, shard,
+                                      fits_in_memory(val_store, shape, config.in_memory), config.workers)  # fmt: skip
     generator = torch.Generator(device=placement.device).manual_seed(config.seed + 1 + placement.rank)
     preprocess = Preprocessor(_mean(settings, manifest, config, placement.device), config.crop_size, config.augment,
                               generator, placement.channels_last, _std(config, shape[0], placement.device))  # fmt: skip
@@ -345,7 +345,7 @@ def assemble(
 def _mean(settings: Settings, manifest: Manifest, config: TrainConfig, device: torch.device) -> torch.Tensor | None:
     if config.input_mean is not None:
         return (_per_channel(config.input_mean, manifest.shape[2], "input_mean") * 255).to(device)
-    if config.mean == "none":
+    if config.mean == "none" or get_task(manifest.task).input_kind != "image":  # tokens have no mean image
         return None
     import numpy as np
 

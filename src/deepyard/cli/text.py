@@ -1,0 +1,67 @@
+"""`deepyard generate RUN`: text from a language model; and `deepyard evaluate` of a language model.
+
+torch is imported inside the verbs, so the other verbs start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import typer
+
+from deepyard.cli.common import console, print_json
+
+
+def _use() -> Any:
+    return importlib.import_module("deepyard.text.use")
+
+
+def generate_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="A language model's run id (ID, run:ID, ID@best, ID@last, ID@STEP)."),
+    prompt: str | None = typer.Option(None, "--prompt", help="Text to continue (default: the validation start)."),
+    length: int = typer.Option(500, "--length", help="Tokens to generate (characters, for a char model)."),
+    temperature: float = typer.Option(0.8, "--temperature", help="0 is greedy; higher is more random."),
+    top_k: int | None = typer.Option(None, "--top-k", help="Sample only among the K likeliest tokens."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling: the same seed gives the same text."),
+    json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """Generate text from a trained language model, printed as it is made."""
+    use = _use()
+    if json:
+        print_json(use.generate_text(ctx.obj, model, prompt, length, temperature, top_k, seed))
+        return
+    lm = use.open_language_model(ctx.obj, model)
+    prompt = lm.default_prompt(ctx.obj) if prompt is None else prompt
+    sys.stdout.write(prompt)
+    for piece in use.stream_text(lm, prompt, length, temperature, top_k, seed):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+def language_model_evaluation(settings: Any, model: str, split: str, json: bool) -> bool:
+    """`deepyard evaluate` of a language-model run: val loss, perplexity, bits per character. False when `model`
+    is not a language-model run (the image evaluation goes on)."""
+    if model.endswith(".zip"):
+        return False
+    from deepyard.datasets import get_dataset
+    from deepyard.errors import DeepyardError
+    from deepyard.infer.model import parse_model_ref
+    from deepyard.train import runs
+
+    try:
+        info = runs.get_run(settings, parse_model_ref(model)[0])
+        if get_dataset(settings, info["dataset"]).task != "language-model":
+            return False
+    except DeepyardError:
+        return False
+    doc = _use().evaluate_language_model(settings, model, split)
+    if json:
+        print_json(doc)
+    else:
+        console.print(f"[bold]{doc['split']}[/]: {doc['tokens']:,} tokens, loss {doc['val_loss']:.4f} nats/token, "
+                      f"perplexity {doc['val_perplexity']:.3f}, {doc['val_bpc']:.4f} bits/char")  # fmt: skip
+    return True
