@@ -29,8 +29,10 @@ DETECTORS: dict[str, str] = {
     "fcos_resnet50_fpn": "FCOS, ResNet-50 FPN, anchor-free (Tian et al., 2019)",
     "ssdlite320_mobilenet_v3_large": "SSDlite, MobileNetV3-Large (Sandler et al., 2018)",
     "ssd300_vgg16": "SSD300, VGG-16 (Liu et al., 2016)",
+    "fasterrcnn_small": "Faster R-CNN on a 4-block 64-channel backbone (stride 8), for small images on a CPU",
 }
 DEFAULT_DETECTOR = "fasterrcnn_mobilenet_v3_large_320_fpn"
+OWN = ("fasterrcnn_small",)  # built here from torchvision's FasterRCNN class, not in torchvision's registry
 
 
 def detector_names() -> list[str]:
@@ -51,6 +53,8 @@ def build_detector(name: str, input_shape: tuple[int, ...], num_classes: int, we
     if not is_detector(name):
         raise NotFoundError(f"torchvision has no detection model {name!r}; valid: {', '.join(detector_names())}")
     _, height, width = input_shape
+    if name == "fasterrcnn_small":
+        return _small_faster_rcnn(height, width, num_classes)
     kwargs: dict[str, Any] = {}
     if not name.startswith("ssd"):
         kwargs.update(min_size=min(height, width), max_size=max(height, width))
@@ -70,9 +74,36 @@ def build_detector(name: str, input_shape: tuple[int, ...], num_classes: int, we
     return model
 
 
+def _small_faster_rcnn(height: int, width: int, num_classes: int) -> nn.Module:
+    """torchvision's Faster R-CNN with a small backbone: 4 conv-BN-ReLU blocks (32, 64, 64, 64 channels; stride 8),
+    one feature map, anchors of 16-64 px at 3 aspects, and a 256-wide box head: about 1 M parameters."""
+    from torchvision.models.detection import FasterRCNN  # type: ignore[import-untyped]
+    from torchvision.models.detection.anchor_utils import AnchorGenerator  # type: ignore[import-untyped]
+    from torchvision.models.detection.faster_rcnn import (  # type: ignore[import-untyped]
+        FastRCNNPredictor,
+        TwoMLPHead,
+    )
+    from torchvision.ops import MultiScaleRoIAlign  # type: ignore[import-untyped]
+
+    def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    backbone = nn.Sequential(*block(3, 32, 2), *block(32, 64, 2), *block(64, 64, 2), *block(64, 64, 1))
+    backbone.out_channels = 64  # type: ignore[assignment]
+    anchors = AnchorGenerator(sizes=((16, 32, 64),), aspect_ratios=((0.5, 1.0, 2.0),))
+    model: nn.Module = FasterRCNN(
+        backbone, None, min_size=min(height, width), max_size=max(height, width), rpn_anchor_generator=anchors,
+        box_roi_pool=MultiScaleRoIAlign(["0"], 7, 2), box_head=TwoMLPHead(64 * 7 * 7, 256),
+        box_predictor=FastRCNNPredictor(256, num_classes), rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300,
+        rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=150, rpn_batch_size_per_image=128,
+        box_batch_size_per_image=128, box_score_thresh=0.001,
+    )  # fmt: skip
+    return model
+
+
 def replace_head(model: nn.Module, num_classes: int) -> None:
     """Rebuild the class-predicting layers of a pretrained detector for `num_classes` (background included)."""
-    from torchvision.models.detection import faster_rcnn, fcos, retinanet  # type: ignore[import-untyped]
+    from torchvision.models.detection import faster_rcnn, fcos, retinanet
 
     roi = getattr(model, "roi_heads", None)
     if roi is not None:

@@ -89,9 +89,17 @@ def is_torchvision(ref: str | NetworkRef) -> bool:
     return parsed.kind == "torchvision" or (standard and REGISTRY[parsed.name].family in ("torchvision", "module"))
 
 
+def is_detection(ref: str | NetworkRef) -> bool:
+    """True for torchvision's object detectors, by name or as `torchvision:NAME` (deepyard.networks.detection)."""
+    from deepyard.networks.detection import is_detector
+
+    parsed = parse_ref(ref)
+    return parsed.kind in ("standard", "torchvision") and parsed.name not in REGISTRY and is_detector(parsed.name)
+
+
 def is_library(ref: str | NetworkRef) -> bool:
     """True for networks a library builds (torchvision, timm): recorded by name, with no editable spec."""
-    return is_torchvision(ref) or parse_ref(ref).kind == "timm"
+    return is_torchvision(ref) or parse_ref(ref).kind == "timm" or is_detection(ref)
 
 
 def has_spec(ref: str | NetworkRef) -> bool:
@@ -154,6 +162,10 @@ def build_network(
     entry = REGISTRY.get(parsed.name) if parsed.kind == "standard" else None
     if entry is not None and entry.build is not None:
         return entry.build(input_shape, num_classes)
+    if is_detection(parsed):
+        from deepyard.networks.detection import build_detector
+
+        return build_detector(parsed.name, input_shape, num_classes)
     if is_torchvision(parsed):
         return build_torchvision(parsed.name, input_shape, num_classes)
     if parsed.kind == "timm":
