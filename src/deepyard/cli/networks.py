@@ -72,9 +72,10 @@ def list_(
     """The standard networks with their intended input, parameters and multiply-accumulates (MACs)."""
     networks = _networks()
     rows = [(e, networks.summarize(e.name, e.input, num_classes=1000)) for e in networks.list_networks()]
+    detectors = _detectors() if not markdown else []
     if json:
         print_json([{"name": e.name, "family": e.family, "input": list(e.input), "params": s.params,
-                     "macs": s.macs, "description": e.description} for e, s in rows])  # fmt: skip
+                     "macs": s.macs, "description": e.description} for e, s in rows] + detectors)  # fmt: skip
         return
     cells = [(e.name, "x".join(map(str, e.input)), _si(s.params), _si(s.macs), e.description) for e, s in rows]
     if markdown:
@@ -85,6 +86,25 @@ def list_(
     for c in cells:
         table.add_row(*c)
     console.print(table)
+    boxes = Table("network", "params", "what", title="object detectors (--task detection datasets; at 91 classes)")
+    for d in detectors:
+        boxes.add_row(d["name"], _si(d["params"]), d["description"])
+    console.print(boxes)
+
+
+def _detectors() -> list[dict[str, Any]]:
+    """torchvision's detection families (deepyard.networks.detection), counted on the meta device (no weights)."""
+    import torch
+
+    from deepyard.networks.detection import DETECTORS, build_detector
+
+    found = []
+    for name, description in DETECTORS.items():
+        with torch.device("meta"):
+            params = sum(p.numel() for p in build_detector(name, (3, 320, 320), 91).parameters())
+        found.append({"name": name, "family": "detection", "task": "detection", "input": [3, 320, 320],
+                      "params": params, "macs": None, "description": description})  # fmt: skip
+    return found
 
 
 @network_app.command("show")
