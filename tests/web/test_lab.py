@@ -39,6 +39,13 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"lab-{name}.png"), full_page=True)
 
 
+def set_invert(page: Page, value: str) -> None:
+    """The augmentation card is folded until opened, as a user opens it."""
+    if not page.locator("#grp-augment details").evaluate("d => d.open"):
+        page.click("#grp-augment summary")
+    page.fill('input[name="augment.invert"]', value)
+
+
 def train_from_form(page: Page, server: Server, name: str) -> str:
     """Submit the new-run form (the run's page comes at once), then wait on the home page until it is done."""
     fill_recipe(page, name, epochs="1", lr="0.05", batch_size="16", solver="momentum")
@@ -115,7 +122,7 @@ def test_the_lab_in_the_browser(server: Server, page: Page, tmp_path: Path, mnis
     # 5. Clone the run and turn on the invert augmentation.
     page.click("#clone-run")
     expect(page.locator("#run-name")).to_have_value("lenet small (clone)")
-    page.fill('input[name="augment.invert"]', "0.5")
+    set_invert(page, "0.5")
     second = train_from_form(page, server, "lenet inverted")
 
     # 6. Modify the network as text: conv1 20 -> 75 filters, conv2 50 -> 100, a ReLU after pool1.
@@ -131,7 +138,7 @@ def test_the_lab_in_the_browser(server: Server, page: Page, tmp_path: Path, mnis
     page.click("#visualize")
     expect(page.locator("#network-svg")).to_be_visible()
     shot(page, "6-modified-network")
-    page.fill('input[name="augment.invert"]', "0.5")
+    set_invert(page, "0.5")
     third = train_from_form(page, server, "lenet modified")
 
     # 7. Compare the three runs in one table with overlaid curves.
