@@ -73,9 +73,10 @@ def list_(
     networks = _networks()
     rows = [(e, networks.summarize(e.name, e.input, num_classes=1000)) for e in networks.list_networks()]
     detectors = _detectors() if not markdown else []
+    text = [] if markdown else _text_networks()  # the README's table is the image networks'
     if json:
         print_json([{"name": e.name, "family": e.family, "input": list(e.input), "params": s.params,
-                     "macs": s.macs, "description": e.description} for e, s in rows] + detectors)  # fmt: skip
+                     "macs": s.macs, "description": e.description} for e, s in rows] + text + detectors)  # fmt: skip
         return
     cells = [(e.name, "x".join(map(str, e.input)), _si(s.params), _si(s.macs), e.description) for e, s in rows]
     if markdown:
@@ -90,6 +91,17 @@ def list_(
     for d in detectors:
         boxes.add_row(d["name"], _si(d["params"]), d["description"])
     console.print(boxes)
+    lm = Table("network", "params", "MACs", "what", title="language models (65 tokens, per 128-token block)")
+    for r in text:
+        lm.add_row(r["name"], _si(r["params"]), _si(r["macs"]), r["description"])
+    console.print(lm)
+
+
+def _text_networks() -> list[dict[str, Any]]:
+    """The language-model networks (deepyard.text.networks) at a 65-token vocabulary and a 128-token context."""
+    from deepyard.text.summary import text_network_rows
+
+    return text_network_rows()
 
 
 def _detectors() -> list[dict[str, Any]]:
@@ -129,9 +141,7 @@ def check(
     json: bool = JsonOpt,
 ) -> None:
     """Check a network for an input shape: every layer's output shape, or the first problem."""
-    networks = _networks()
-    shape = _input_for(ref, input)
-    summary = networks.summarize(ref, shape, classes, ctx.obj)
+    shape, summary = _summary(ctx, ref, input, classes)
     if json:
         output = list(summary.rows[-1].output_shape)
         print_json({"ok": True, "network": summary.network, "input": list(shape), "output": output,
@@ -140,6 +150,21 @@ def check(
     out = "x".join(map(str, summary.rows[-1].output_shape))
     console.print(f"[green]ok[/]: {summary.network} takes {'x'.join(map(str, shape))} -> {out}, "
                   f"{summary.params:,} parameters, {summary.macs:,} MACs per image")  # fmt: skip
+
+
+def _summary(ctx: typer.Context, ref: str, given: str | None, classes: int) -> tuple[Shape, Any]:
+    """(input shape, summary) of a network; a language model's input is its context (`--input 256`, default
+    128) and `--classes` its vocabulary size."""
+    from deepyard.text.networks import is_text_network
+
+    if is_text_network(ref):
+        from deepyard.text.summary import LIST_CONTEXT, summarize_text_network
+
+        if given is not None and not given.isdigit():
+            raise InvalidValueError(f"input {given!r} of a language model is its context, a number of tokens")
+        return (int(given or LIST_CONTEXT),), summarize_text_network(ref, int(given or LIST_CONTEXT), classes)
+    shape = _input_for(ref, given)
+    return shape, _networks().summarize(ref, shape, classes, ctx.obj)
 
 
 @network_app.command("view")
@@ -153,8 +178,7 @@ def view(
 ) -> None:
     """Draw the network as an SVG graph and print its summary table (layer, output, params, MACs)."""
     networks = _networks()
-    shape = _input_for(ref, input)
-    summary = networks.summarize(ref, shape, classes, ctx.obj)
+    shape, summary = _summary(ctx, ref, input, classes)
     target = out or Path(f"{Path(summary.network).stem}.svg")
     write_bytes_atomic(target.absolute(), networks.render_svg(summary).encode("utf-8"))
     if json:
