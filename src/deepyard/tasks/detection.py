@@ -186,10 +186,6 @@ class Detection(Task):
         mask: np.ndarray = (targets[:, :, 4] == output).any(axis=1)
         return mask
 
-    def load_targets(self, folder: Any) -> np.ndarray:
-        targets: np.ndarray = np.load(folder / self.targets_file, allow_pickle=False)
-        return targets
-
     def transform(
         self, preprocess: Callable[..., torch.Tensor], pixels: torch.Tensor, targets: torch.Tensor, train: bool
     ) -> tuple[Any, Any]:
@@ -317,6 +313,9 @@ def _augment(x: torch.Tensor, targets: torch.Tensor, aug: Any) -> tuple[torch.Te
 def _ops(aug: Any, channels: int) -> list[Any]:
     from torchvision.transforms import v2
 
+    refused = [k for k in ("rot90", "rotation", "invert", "noise") if getattr(aug, k) not in (0, "none")]
+    if refused:
+        raise InvalidValueError(f"augment.{refused[0]} does not apply to detection; use flip, scale, contrast, hsv_*")
     ops: list[Any] = []
     if aug.flip in ("lr", "lrud"):
         ops.append(v2.RandomHorizontalFlip(0.5))
