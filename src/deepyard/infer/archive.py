@@ -85,7 +85,7 @@ def read_archive(path: Path, device: str | torch.device = "cpu") -> TrainedModel
         raise IntegrityError(f"{str(path)!r} is not a {FORMAT} archive (format {info.get('format')!r})")
     pre = Preprocessing.from_json(pre_data, mean)
     ref = spec_from_data(network["spec"]) if network.get("spec") is not None else network["ref"]
-    model = build_network(ref, pre.input_shape, task.outputs(labels))
+    model = task.inference_model(build_network(ref, pre.input_shape, task.outputs(labels)))  # as it was written
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
