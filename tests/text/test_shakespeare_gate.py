@@ -3,8 +3,8 @@ of at most 2.0 nats per character within 4 minutes on this project's 2-core CPU 
 
 Measured (shared 2-core machine, load average 8-18 from other work, one torch thread): 441 steps of 32 blocks of
 64 characters (0.9 epoch of the 90% training split), validation loss 1.829 nats/char (2.64 bits/char), 230 s
-of training. One thread: on the loaded machine two torch threads made each step about 10 times slower
-(oversubscription); on an idle machine leave torch's default.
+of training (64 s on a quieter run of the same machine, the same figure: training is deterministic). One
+thread: on the loaded machine two torch threads made each step about 10 times slower (oversubscription).
 """
 
 from __future__ import annotations
@@ -43,4 +43,5 @@ def test_char_lstm_on_tiny_shakespeare_reaches_2_nats_per_char(settings: Setting
     assert result.last_val["val_loss"] <= 2.0
     assert result.seconds <= 240
     text = generate_text(settings, result.run_id, "ROMEO:\n", length=200, temperature=0.8, seed=0)["text"]
-    assert text.count(" ") > 20 and ":" in text  # words and speakers, not noise
+    letters = sum(c.isalpha() or c.isspace() for c in text) / len(text)
+    assert text.count(" ") > 20 and letters > 0.85  # words, not noise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from deepyard.config import Settings
@@ -25,6 +26,7 @@ def lm_run(settings: Settings, tmp_path: Path) -> str:
     return train(settings, dataset, "gpt-mini", config).run_id
 
 
+@pytest.mark.slow  # trains a run first: about a minute on the shared 2-core machine, over the fast budget
 def test_samples_and_generate_over_http_and_in_the_browser(
     web_settings: Settings, tmp_path: Path, server: Server, page: Page
 ) -> None:

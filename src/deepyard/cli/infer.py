@@ -273,7 +273,11 @@ def export_command(
     json: bool = JsonOpt,
 ) -> None:
     """Export, then check each export against PyTorch (max |Δoutput|, the task's agreement, latency). Exit code 3 when a
-    check fails."""
+    check fails; a language model exports archive and onnx, its parity also compares greedy generation."""
+    from deepyard.cli.text import language_model_export
+
+    if language_model_export(ctx.obj, model, formats, out, json):
+        return
     doc = _tasks().export_model(ctx.obj, model, formats, out, samples, snapshot)
     if json:
         print_json(doc)

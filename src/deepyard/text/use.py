@@ -38,6 +38,7 @@ class LanguageModelRun:
     context: int
     manifest: Manifest
     info: dict[str, Any] = field(default_factory=dict)  # run, snapshot, step
+    network: str = ""  # the network's registered name
 
     def default_prompt(self, settings: Settings) -> str:
         split = "val" if "val" in self.manifest.splits else "train"
@@ -62,7 +63,7 @@ def open_language_model(settings: Settings, ref: str) -> LanguageModelRun:
     state = data.get("state", {})
     details = {"run": info["id"], "snapshot": path.stem.removeprefix("step-").lstrip("0") or path.stem,
                "step": state.get("step"), "dataset": manifest.id}  # fmt: skip
-    return LanguageModelRun(model, tokenizer, context, manifest, details)
+    return LanguageModelRun(model, tokenizer, context, manifest, details, str(info["network"]["ref"]))
 
 
 def stream_text(
