@@ -84,6 +84,8 @@ def test_console_script_builds_trains_evaluates_and_predicts(tmp_path: Path) -> 
         assert 0 <= x1 <= x2 <= row["size"][0] and 0 <= y1 <= y2 <= row["size"][1] and 0 <= b["score"] <= 1
     with Image.open(row["overlay"]) as overlay:
         assert overlay.size[0] in (row["size"][0], 2 * row["size"][0])
+    refused = run(home, "export", doc["run"], "--samples", "3")  # the default: archive, onnx, torchscript
+    assert refused.returncode == 2 and "does not export as onnx yet; use --format archive" in refused.stderr
     exported = run(home, "export", doc["run"], "--format", "archive", "--samples", "3", "--json")
     assert exported.returncode == 0, exported.stderr
     (report,) = json.loads(exported.stdout)["reports"]

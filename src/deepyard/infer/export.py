@@ -183,6 +183,10 @@ def export_all(
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise InvalidValueError(f"export format {bad[0]!r} is not one of {choices(FORMATS)}")
+    unfit = [f for f in formats if f not in clf.task.export_formats]
+    if unfit:
+        raise InvalidValueError(f"a {clf.task.name} model does not export as {unfit[0]} yet; use --format "
+                                f"{' or '.join(clf.task.export_formats)}")  # fmt: skip
     reports = [export(clf, fmt, folder / f"{stem}{SUFFIX[fmt]}", sample) for fmt in formats]
     write_json_atomic(folder / "parity.json", [r.to_json() for r in reports])
     return reports

@@ -87,6 +87,7 @@ class Task:
     losses: ClassVar[tuple[str, ...]]  # the first is the default
     metrics: ClassVar[tuple[MetricInfo, ...]]  # val_loss first; the second is the headline figure
     template_names: ClassVar[tuple[str, ...]] = ("predict.html", "evaluate.html")
+    export_formats: ClassVar[tuple[str, ...]] = ("archive", "onnx", "torchscript")  # what `deepyard export` writes
     calibrated: ClassVar[bool] = False  # whether a trained model is calibrated on validation before use
     exact: ClassVar[bool] = True  # whether a prediction can be right or wrong (false for values)
     label_tokens: ClassVar[int | None] = 1  # words of a target after a path in a labelled list (None: all the rest)

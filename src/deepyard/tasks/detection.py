@@ -145,6 +145,7 @@ class Detection(Task):
     )
     exact = False
     label_tokens = None
+    export_formats = ("archive",)  # the padded-box wrapper is not traceable yet (ONNX, TorchScript: see the report)
 
     # ---- datasets
 
