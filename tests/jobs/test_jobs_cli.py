@@ -49,7 +49,7 @@ def test_bad_submissions_are_one_line_errors(settings: Settings) -> None:
     kind = cli(settings, "submit", "bake", "{}")
     assert (
         kind.returncode == 2
-        and "unknown job kind 'bake'; valid: 'dataset', 'train', 'evaluate' or 'export'" in kind.stderr
+        and "unknown job kind 'bake'; valid: 'dataset', 'train', 'evaluate', 'export' or 'find'" in kind.stderr
     )
     slots = cli(settings, "submit", "dataset", json.dumps(bars_spec(settings)), "--slots", '{"tpu": 1}')
     assert slots.returncode == 2 and "slot type 'tpu'" in slots.stderr

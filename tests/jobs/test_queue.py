@@ -35,7 +35,7 @@ def test_jobs_migration_is_applied_once_and_recorded(settings: Settings) -> None
 
 
 def test_unknown_kind_lists_the_valid_ones(settings: Settings) -> None:
-    valid = "'dataset', 'train', 'evaluate' or 'export'"
+    valid = "'dataset', 'train', 'evaluate', 'export' or 'find'"
     with pytest.raises(NotFoundError, match=f"unknown job kind 'bake'; valid: {valid}"):
         submit(settings, "bake", {})
 
