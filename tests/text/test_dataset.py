@@ -81,3 +81,16 @@ def test_console_script_reports_a_short_corpus_and_builds_a_good_one(tmp_path: P
     doc = json.loads(done.stdout)
     assert doc["manifest"]["spec"]["val_pct"] == 10.0  # the language model's default split
     assert doc["manifest"]["shape"] == [32, 1, 1]
+
+
+def test_a_train_job_for_a_language_model_is_accepted_at_submit(settings: Settings, tmp_path: Path) -> None:
+    from deepyard.errors import InvalidValueError
+    from deepyard.jobs.runners import check_train
+
+    (tmp_path / "c.txt").write_text(TEXT, encoding="utf-8")
+    m = create_dataset(settings, lm_spec(tmp_path / "c.txt"))  # type: ignore[arg-type]
+    checked = check_train(settings, {"dataset": m.id, "network": "gpt-mini", "config": {"epochs": 1}})
+    assert checked is not None
+    check_train(settings, {"dataset": m.id, "config": {"solver": {"clip_grad_norm": 1}}})  # the task's default
+    with pytest.raises(InvalidValueError, match="val_top1"):
+        check_train(settings, {"dataset": m.id, "network": "char-lstm", "config": {"monitor": "val_top1"}})

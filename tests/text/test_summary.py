@@ -41,6 +41,8 @@ def test_network_view_and_check_draw_language_models(tmp_path: Path) -> None:
     doc = json.loads(view.stdout)
     assert doc["input"] == [64] and [r["name"] for r in doc["layers"]] == ["embed", "rnn", "head"]
     assert out.read_text().lstrip().startswith("<?xml") and "rnn" in out.read_text()
-    bad = subprocess.run([*cmd, "check", "gpt-mini", "--input", "3x28x28"], capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
-    assert bad.returncode == 2 and "a number of tokens" in bad.stderr
+    from deepyard.cli.networks import _summary
+    from deepyard.errors import InvalidValueError
+
+    with pytest.raises(InvalidValueError, match="a number of tokens"):
+        _summary(None, "gpt-mini", "3x28x28", 65)  # type: ignore[arg-type]

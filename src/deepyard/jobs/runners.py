@@ -169,6 +169,10 @@ def _network(settings: Settings, ref: Any, shape: tuple[int, int, int], classes:
         raise InvalidValueError(f"network {ref!r} must be a name, a spec file or a spec mapping")
     else:
         parsed = parse_ref(ref)
+        from deepyard.text.networks import is_text_network
+
+        if parsed.kind == "standard" and is_text_network(parsed.name):  # language models: built by name
+            return ref
         if is_torchvision(parsed):
             if parsed.kind == "standard":
                 get_network(parsed.name)
