@@ -81,6 +81,9 @@ def test_console_script_reports_a_short_corpus_and_builds_a_good_one(tmp_path: P
     doc = json.loads(done.stdout)
     assert doc["manifest"]["spec"]["val_pct"] == 10.0  # the language model's default split
     assert doc["manifest"]["shape"] == [32, 1, 1]
+    shown = subprocess.run([*cmd[:-2], "dataset", "show", doc["manifest"]["id"]], capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    assert shown.returncode == 0 and "language-model" in shown.stdout, shown.stderr
 
 
 def test_a_train_job_for_a_language_model_is_accepted_at_submit(settings: Settings, tmp_path: Path) -> None:

@@ -67,7 +67,8 @@ def build_text_dataset(
         task="language-model", target_stats=stats, encoding="tokens", shape=(source.context, 1, 1),
         classes=tokenizer.names(),
         splits={n: catalog.SplitInfo(count=len(t), per_class=[]) for n, t in splits.items() if len(t)},
-        skipped=len(corpus.skipped), dropped_classes=[], duplicates={},
+        skipped=len(corpus.skipped), dropped_classes=[],
+        duplicates={"within": {n: 0 for n in splits}, "across": {}},  # the image build's shape; not counted for text
         content_hash=_hash(work, splits), size_bytes=sum(p.stat().st_size for p in work.rglob("*") if p.is_file()),
     )  # fmt: skip
     write_json_atomic(work / catalog.MANIFEST, manifest.model_dump(mode="json"))
