@@ -164,12 +164,12 @@ def test_segmentation_networks_give_per_pixel_logits(name: str) -> None:
     out.mean().backward()
 
 
-GATE = ["--epochs", "10", "--batch-size", "16", "--set", "loss=ce_dice", "--set", "augment.flip=lr"]  # default recipe
+GATE = ["--epochs", "6", "--batch-size", "16", "--set", "loss=ce_dice", "--set", "augment.flip=lr"]  # default recipe
 
 
 @pytest.mark.slow
 def test_quality_gate_unet_reaches_miou_60_and_predicts_and_exports(tmp_path: Path) -> None:
-    """The default network (unet) on 640 generated 40x40 scenes, 160 more for validation: mIoU >= 60% (README)."""
+    """The default network (unet) on 640 generated 40x40 scenes, 6 epochs, 160 more for validation: mIoU >= 60%."""
     home = tmp_path / "home"
     write_scenes(tmp_path / "train", 640, "palette", seed=0, size=40)
     write_scenes(tmp_path / "val", 160, "palette", seed=1, size=40)
@@ -182,13 +182,14 @@ def test_quality_gate_unet_reaches_miou_60_and_predicts_and_exports(tmp_path: Pa
     out = json.loads(trained.stdout)
     assert set(out["last_val"]) == {"val_loss", "val_miou", "val_pixel_acc", "val_dice"}
     assert out["last_val"]["val_miou"] >= 60, out["last_val"]
+    print(f"segmentation gate: {out['last_val']}, {out['seconds']} s of training")
     doc = json.loads(run(home, "evaluate", out["run"], "--snapshot", "last", "--json").stdout)
     assert doc["miou"] == pytest.approx(out["last_val"]["val_miou"], abs=0.5)  # the trainer's meter, the same figure
     assert len(doc["per_class"]) == 4 and len(doc["lowest_iou"]) == 9
     folder = Path(doc["files"]["json"]).parent
     for picture in ("confusion.png", "lowest_iou.png"):
         with Image.open(folder / picture) as img:
-            assert img.width > 100 and len(set(img.convert("RGB").getdata())) > 4
+            assert img.width > 100 and len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 4
     image, mask = scene(np.random.default_rng(7), 80)  # twice the dataset's size: masks come back at 80x80
     Image.fromarray(image).save(tmp_path / "new.png")
     predicted = json.loads(run(home, "predict", out["run"], str(tmp_path / "new.png"), "--json").stdout)
