@@ -17,13 +17,15 @@ from deepyard.networks.detection import DETECTORS
 from deepyard.tasks import get_task
 
 FAST = {"fasterrcnn_small"}  # the others take 5-30 s each on 2 cores: make test-slow
+SIZE = {"ssd300_vgg16": (300, 300)}  # VGG-16's extra layers need their design size; the others take small images
 
 
 @pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in DETECTORS])
 def test_every_detector_trains_a_step_and_predicts_padded_boxes(name: str) -> None:
     torch.manual_seed(0)
-    model = build_network(name, (3, 64, 80), 3)  # two classes and the background
-    images = [torch.rand(3, 64, 80) for _ in range(2)]
+    height, width = SIZE.get(name, (64, 80))
+    model = build_network(name, (3, height, width), 3)  # two classes and the background
+    images = [torch.rand(3, height, width) for _ in range(2)]
     targets = [{"boxes": torch.tensor([[5.0, 6, 30, 40]]), "labels": torch.tensor([1])},
                {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]  # fmt: skip
     model.train()
