@@ -110,4 +110,4 @@ def test_sign_in_backs_off_per_user_and_per_address(server: Server) -> None:
         assert other.status_code == 429
         time.sleep(wait)  # wait as told (the first back-off is 1 s)
         assert _login(c).status_code == 303
-        assert c.get("/api/v1/me").json() == {"user": "ada", "auth": True}
+        assert c.get("/api/v1/me").json() == {"user": "ada", "admin": False, "auth": True}

@@ -10,7 +10,8 @@ from deepyard.train import make_config, train
 from tests.train.conftest import tiny, tiny_net  # noqa: F401  (fixtures)
 
 # keep_last 0: every snapshot is kept (the tests look at early ones)
-BASE = {"epochs": 2, "batch_size": 8, "solver.type": "momentum", "solver.lr": 0.05, "snapshot_interval": 0.5,
+BASE = {"epochs": 2, "batch_size": 8, "solver.type": "momentum", "solver.lr": 0.05, "schedule.policy": "fixed",
+        "solver.weight_decay": 0, "snapshot_interval": 0.5,
         "precision": "fp32", "augment.noise": 0.02, "keep_last": 0}  # fmt: skip
 
 

@@ -179,7 +179,7 @@ def test_the_new_run_form_is_grouped_and_short(server: Server, page: Page, datas
     for group in ("data", "network", "solver", "schedule", "validation", "augment", "device"):
         expect(page.locator(f"#grp-{group}")).to_be_visible()
     height = page.eval_on_selector("#run-form", "e => e.getBoundingClientRect().height")
-    assert height <= 2100, height  # 2,810 px before it was grouped
+    assert height <= 2300, height  # 2,810 px before it was grouped; one-cycle (the default) shows its 3 settings
     expect(page.locator('input[name="finetune.freeze"]')).to_be_hidden()
     expect(page.locator('input[name="schedule.gamma"]')).to_be_hidden()
     page.select_option('select[name="schedule.policy"]', "step")
