@@ -1,13 +1,14 @@
 """The lab (shared/LAB.md), walked in real headless Chromium against a real server with real job processes: build an
 MNIST subset → train a one-epoch LeNet and watch its chart fill → classify an uploaded digit with visualizations
 → evaluate it and export it (both jobs) → clone with the invert augmentation → a modified network from the editor
-→ compare the runs in one table → the table of test images x runs (predicted class and confidence), as CSV.
-Screenshots of every step go to test-artifacts/web/lab-*.png."""
+→ compare the runs in one table → the table of test images x runs (predicted class and confidence), as CSV
+→ MNIST from its IDX files and the LR finder, from the browser. Screenshots: test-artifacts/web/lab-*.png."""
 
 from __future__ import annotations
 
 import csv
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,27 @@ def test_the_lab_in_the_browser(server: Server, page: Page, tmp_path: Path, mnis
     rows = list(csv.DictReader(Path(table_csv.value.path()).read_text().splitlines()))
     assert [r["image"] for r in rows[:2]] == [digit.name, "inverted-7.png"] and len(rows) == 6
     assert all(0 <= float(r["lenet inverted confidence"]) <= 1 for r in rows)
+
+    # 9. Offline, from the browser: MNIST imported from its IDX files (the four files in a data root), then the
+    #    LR range test's button fills the learning rate for LeNet on it.
+    idx = tmp_path / "data" / "mnist-idx"
+    idx.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):  # fmt: skip
+        shutil.copy(mnist_dir / name, idx / name)  # a copy: a symlink out of the data roots is refused
+    page.goto(server.url + "/datasets/new")
+    page.click('.tab[data-tab="mnist"]')
+    page.fill("#mnist-folder", str(idx))
+    page.fill('input[name="max_per_class"]', "30")
+    page.fill('input[name="val_max_per_class"]', "5")
+    page.fill("#ds-name", "mnist idx")
+    page.click("#create-dataset")
+    expect(page.locator("#count-train")).to_have_text("300", timeout=TRAINING)
+    expect(page.locator("#count-val")).to_have_text("50")
+    page.click("text=Train on it", timeout=TRAINING)
+    page.check("#net-lenet")
+    page.fill('input[name="device"]', "cpu")
+    page.click("#find-lr")
+    expect(page.locator("#find-lr-note")).to_contain_text("suggested", timeout=TRAINING)
+    assert 1e-6 <= float(page.locator("#lr-values").input_value()) <= 10
+    shot(page, "9-offline-mnist-lr-find")
