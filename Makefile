@@ -48,7 +48,7 @@ demo: $(VENV)/.installed $(VENV)/.sysdeps
 	$(BIN)/deepyard serve
 
 test: $(VENV)/.installed-test $(VENV)/.sysdeps-test
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n auto
 
 test-slow: $(VENV)/.installed-test $(VENV)/.sysdeps-test
 	$(BIN)/pytest -m slow

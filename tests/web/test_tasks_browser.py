@@ -50,7 +50,9 @@ def train_from_form(page: Page, server: Server, name: str, losses: list[str], mo
     the task. Submits a short recipe, waits on the home page until the run is done; returns its id."""
     page.click("text=Train on it")
     expect(page.locator("#net-auto")).to_be_checked()
-    offered = page.locator('select[name="loss"] option:not([disabled])').evaluate_all("os => os.map((o) => o.value)")
+    options = page.locator('select[name="loss"] option:not([disabled])')
+    expect(options).to_have_count(len(losses))  # the task's choices replace the others once the page has read it
+    offered = options.evaluate_all("os => os.map((o) => o.value)")
     assert offered == losses
     page.select_option("#run-monitor", monitor)
     fill_recipe(page, name, epochs="3", lr="0.002", batch_size="32", solver="adam")
