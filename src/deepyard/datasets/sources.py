@@ -18,44 +18,20 @@ import errno
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from deepyard.datasets.idx import read_idx_pair
 from deepyard.datasets.images import EXTENSIONS
+from deepyard.datasets.listing import Item as Item
+from deepyard.datasets.listing import Listing as Listing
+from deepyard.datasets.listing import Skipped as Skipped
 from deepyard.datasets.spec import SPLITS, DatasetSpec, FolderSource, IdxSource, ListSource
 from deepyard.errors import SourceError
 
 Readable = Callable[[str], bool]  # True when a path (symlinks resolved) may be read
 OUTSIDE = "outside the data roots"
-
-
-@dataclass(slots=True)
-class Item:
-    """One image to decode: a file path, or pixels already in memory (IDX)."""
-
-    source: str | np.ndarray
-    target: Any  # what the task stores for it: a class index (classification), label indices, values
-    name: str  # what reports show: the path, or `file#index`
-
-
-@dataclass
-class Skipped:
-    path: str
-    reason: str
-
-
-@dataclass
-class Listing:
-    classes: list[str]
-    splits: dict[str, list[Item]]
-    skipped: list[Skipped] = field(default_factory=list)
-    dropped_classes: list[dict[str, object]] = field(default_factory=list)
-    warnings: list[Skipped] = field(default_factory=list)  # kept files with a problem (a JPEG mask)
-    stats: dict[str, Any] = field(default_factory=dict)  # what the task found while listing, for the manifest
 
 
 def list_source(spec: DatasetSpec, readable: Readable | None = None) -> Listing:
