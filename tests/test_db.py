@@ -193,3 +193,56 @@ def test_restore_refuses_a_file_that_is_not_a_deepyard_database(settings: Settin
         dbadmin.restore(settings, other)
     assert db.db_path(settings).read_bytes() == current
     assert sorted(p.name for p in settings.home.iterdir()) == ["deepyard.db"]
+
+
+def _studies(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        return [name for (name,) in conn.execute("SELECT study_name FROM studies ORDER BY study_id")]
+
+
+def _sweeps_store(settings: Settings, *names: str) -> Path:
+    """The home's real sweeps store (Optuna's RDB storage, as deepyard.sweeps opens it) holding studies `names`."""
+    import optuna
+
+    from deepyard.sweeps.study import storage, store_path
+
+    for name in names:
+        optuna.create_study(storage=storage(settings), study_name=name)
+    return store_path(settings)
+
+
+def test_backup_takes_the_sweeps_store_with_it_and_restore_puts_it_back(settings: Settings) -> None:
+    _used_db(settings)
+    live = _sweeps_store(settings, "first")
+    backup = dbadmin.backup(settings)
+    copy = db.sweeps_copy_of(backup)
+    assert copy.name == backup.name.removesuffix(".db") + ".sweeps.db" and _studies(copy) == ["first"]
+    assert db.newest_backup(settings) == backup  # the sweeps copy is never taken for a database backup
+    _sweeps_store(settings, "second")
+    assert _studies(live) == ["first", "second"]
+    dbadmin.restore(settings, backup)
+    assert _studies(live) == ["first"]
+    (aside,) = [p for p in settings.home.iterdir() if p.name.startswith("sweeps.db.damaged-")]
+    assert _studies(aside) == ["first", "second"]  # the replaced store is kept, never deleted
+
+
+def test_restore_of_a_backup_without_sweeps_leaves_the_sweeps_store_alone(settings: Settings) -> None:
+    _used_db(settings)
+    backup = dbadmin.backup(settings)  # taken before any sweep
+    assert not db.sweeps_copy_of(backup).exists()
+    live = _sweeps_store(settings, "kept")
+    dbadmin.restore(settings, backup)
+    assert _studies(live) == ["kept"]
+
+
+def test_a_damaged_sweeps_copy_refuses_the_restore_and_changes_nothing(settings: Settings) -> None:
+    _used_db(settings)
+    _sweeps_store(settings, "first")
+    backup = dbadmin.backup(settings)
+    db.sweeps_copy_of(backup).write_bytes(b"not a database" * 100)
+    before = sorted(p.name for p in settings.home.iterdir())
+    current = db.db_path(settings).read_bytes()
+    with pytest.raises(DatabaseError, match=r"sweeps copy .* cannot be read"):
+        dbadmin.restore(settings, backup)
+    assert db.db_path(settings).read_bytes() == current
+    assert sorted(p.name for p in settings.home.iterdir()) == before  # nothing staged is left behind

@@ -33,6 +33,8 @@ from deepyard.migrations import MIGRATIONS as MIGRATIONS  # (name, SQL script), 
 
 DB_FILE = "deepyard.db"
 BACKUPS_DIR = "backups"
+SWEEPS_FILE = "sweeps.db"  # Optuna's own SQLite file beside ours (deepyard.sweeps.study); backed up with it
+SWEEPS_SUFFIX = ".sweeps.db"  # a backup X.db has its sweeps copy in X.sweeps.db
 BUSY_TIMEOUT_S = 30.0  # waiting longer than this for another connection's lock fails ("database is locked")
 HEADER_SIZE = 100  # bytes of the SQLite file header
 MAGIC = b"SQLite format 3\x00"
@@ -286,10 +288,20 @@ def file_size(path: Path) -> int:
 def newest_backup(settings: Settings) -> Path | None:
     """The newest `deepyard-<time>*.db` under `<home>/backups/` (names sort by time), if any."""
     try:
-        found = sorted(p for p in backups_dir(settings).glob("deepyard-*.db") if file_size(p) >= HEADER_SIZE)
+        found = sorted(
+            p
+            for p in backups_dir(settings).glob("deepyard-*.db")
+            if not p.name.endswith(SWEEPS_SUFFIX) and file_size(p) >= HEADER_SIZE
+        )
     except OSError:
         return None
     return found[-1] if found else None
+
+
+def sweeps_copy_of(backup: Path) -> Path:
+    """Where the copy of `sweeps.db` taken with the backup `backup` lives: `X.db` -> `X.sweeps.db`."""
+    stem = backup.name[: -len(".db")] if backup.name.endswith(".db") else backup.name
+    return backup.with_name(stem + SWEEPS_SUFFIX)
 
 
 def default_backup_path(settings: Settings, label: str = "") -> Path:

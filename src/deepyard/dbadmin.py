@@ -3,6 +3,8 @@
 `check` runs the cheap checks of `db.connect` and then SQLite's quick or full integrity check (server start-up,
 `deepyard db check`). `backup` and `restore` use SQLite's online backup API, so a backup can be taken while the
 server runs; a restore never deletes anything: the replaced file is kept as `deepyard.db.damaged-<UTC time>`.
+The sweeps' own file (`sweeps.db`, Optuna's storage) travels with the database: a backup `X.db` has its copy in
+`X.sweeps.db`, and restoring `X.db` puts that copy back too (the replaced one kept the same way).
 """
 
 from __future__ import annotations
@@ -90,9 +92,14 @@ def backup(settings: Settings, dest: Path | None = None) -> Path:
         raise InvalidValueError(f"{target} already exists; give a new file name or a folder")
     try:
         with db.translate_errors(settings), closing(db.open_file(path)) as conn:
-            return db.backup_to(conn, target)
+            db.backup_to(conn, target)
+        sweeps = settings.home / db.SWEEPS_FILE
+        if sweeps.is_file():
+            with closing(sqlite3.connect(sweeps, timeout=db.BUSY_TIMEOUT_S)) as conn:
+                db.backup_to(conn, db.sweeps_copy_of(target))
     except OSError as exc:
         raise InvalidValueError(f"cannot write the backup {target}: {exc.strerror}") from exc
+    return target
 
 
 def backup_problem(source: Path) -> str | None:
@@ -131,10 +138,36 @@ def restore(settings: Settings, source: Path) -> Path | None:
             db.backup_to(conn, staged)
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"backup {source} cannot be read ({exc}); nothing was changed") from exc
+    try:
+        sweeps_staged = _stage_sweeps(settings, source)
+    except DatabaseError:
+        staged.unlink(missing_ok=True)
+        raise
     aside = _move_aside(path)
     os.replace(staged, path)
+    if sweeps_staged is not None:
+        sweeps = settings.home / db.SWEEPS_FILE
+        _move_aside(sweeps)
+        os.replace(sweeps_staged, sweeps)
     db.fsync_path(path.parent)
     return aside
+
+
+def _stage_sweeps(settings: Settings, source: Path) -> Path | None:
+    """The backup's copy of sweeps.db staged beside the live one (None: the backup has none; sweeps.db is then
+    left as it is); an unreadable copy refuses the whole restore before anything is replaced."""
+    copy = db.sweeps_copy_of(source)
+    if not copy.is_file():
+        return None
+    staged = settings.home / f".{db.SWEEPS_FILE}.restore-{os.getpid()}.tmp"
+    try:
+        with closing(sqlite3.connect(f"file:{copy}?mode=ro", uri=True, timeout=db.BUSY_TIMEOUT_S)) as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'studies'").fetchone() is None:
+                raise DatabaseError(f"{copy} is not a sweeps store (no Optuna studies table); nothing was changed")
+            db.backup_to(conn, staged)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"the sweeps copy {copy} cannot be read ({exc}); nothing was changed") from exc
+    return staged
 
 
 def _move_aside(path: Path) -> Path | None:

@@ -89,6 +89,7 @@ def test_truncated_database_in_a_used_home_is_refused_not_replaced(web_settings:
     assert f"db restore {backup}" in line  # the way out names the backup
     restored = deepyard(web_settings.home, "db", "restore", backup, "--yes")
     assert restored.returncode == 0, restored.stderr
+    assert "sweeps.db left as it was" in restored.stdout
     assert contents(web_settings) == (["alice"], ["j1"], "alice")
     [aside] = [p for p in web_settings.home.iterdir() if p.name.startswith("deepyard.db.damaged-")]
     assert aside.stat().st_size == 0  # the damaged file is kept, not deleted
@@ -137,6 +138,7 @@ def test_backup_while_the_server_runs_and_restore_round_trip(
     assert made.returncode == 0, made.stderr
     backup = Path(json.loads(made.stdout)["path"])
     assert backup.parent == web_settings.home / "backups"
+    assert json.loads(made.stdout)["sweeps"] is None  # no sweep ever ran in this home: no sweeps.db to copy
     kept = backup.read_bytes()
     refused = deepyard(web_settings.home, "db", "restore", str(backup), "--yes")
     assert refused.returncode == 2 and "stop it, then restore" in refused.stderr  # the scheduler holds the home
@@ -147,6 +149,7 @@ def test_backup_while_the_server_runs_and_restore_round_trip(
     assert contents(web_settings) == ([], [], None)
     restored = deepyard(web_settings.home, "db", "restore", str(backup), "--yes")
     assert restored.returncode == 0, restored.stderr
+    assert "sweeps.db left as it was" in restored.stdout
     assert contents(web_settings) == (["alice"], ["j1"], "alice")
     assert backup.read_bytes() == kept
     checked = deepyard(web_settings.home, "db", "check", "--json")

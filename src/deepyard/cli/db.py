@@ -34,10 +34,13 @@ def backup(
 ) -> None:
     """Copy the database with SQLite's online backup API (safe while the server runs)."""
     path = dbadmin.backup(ctx.obj, to)
+    sweeps = db.sweeps_copy_of(path)
+    sweeps_copy = str(sweeps) if sweeps.is_file() else None
     if json:
-        print_json({"path": str(path), "size": path.stat().st_size})
+        print_json({"path": str(path), "size": path.stat().st_size, "sweeps": sweeps_copy})
     else:
-        console.print(f"backed up {db.db_path(ctx.obj)} to {path}", highlight=False, soft_wrap=True)
+        also = f" (and the sweeps' {db.SWEEPS_FILE} to {sweeps_copy})" if sweeps_copy else ""
+        console.print(f"backed up {db.db_path(ctx.obj)} to {path}{also}", highlight=False, soft_wrap=True)
 
 
 @db_app.command("check")
@@ -74,7 +77,9 @@ def restore(
             typer.confirm(f"Replace {db.db_path(settings)} with {backup}? (the current file is kept)", abort=True)
         aside = dbadmin.restore(settings, backup)
     kept = f"; the previous file is now {aside}" if aside else ""
-    console.print(f"restored {backup} to {db.db_path(settings)}{kept}", highlight=False, soft_wrap=True)
+    sweeps = db.sweeps_copy_of(backup.expanduser().absolute())
+    also = f"; {db.SWEEPS_FILE} from {sweeps}" if sweeps.is_file() else f"; {db.SWEEPS_FILE} left as it was"
+    console.print(f"restored {backup} to {db.db_path(settings)}{kept}{also}", highlight=False, soft_wrap=True)
 
 
 @contextmanager

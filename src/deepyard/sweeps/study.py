@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from deepyard.config import Settings
-from deepyard.db import now
+from deepyard.db import SWEEPS_FILE, now
 from deepyard.errors import NotFoundError
 from deepyard.files import new_id
 from deepyard.sweeps.spec import SweepSpec
 
-STORE = "sweeps.db"
+STORE = SWEEPS_FILE
 BUSY_TIMEOUT_S = 30
 STATUSES = ("running", "stopped", "done")
 _storages: dict[Path, Any] = {}
