@@ -17,6 +17,7 @@ import importlib
 import io
 import json
 import logging
+import re
 import struct
 import threading
 import zipfile
@@ -202,6 +203,24 @@ def _bases(data: Path, dataset: str, run: str) -> dict[str, dict[str, Any]]:
                 "finetune": {},
             },
         },
+        "FindRequest": {
+            "what": "lr",
+            "steps": 10,
+            "dataset": dataset,
+            "spec": json.dumps(TINY_NET),
+            "config": {"device": "cpu", "solver": {"lr": 0.01}},
+        },
+        "MnistRequest": {"folder": str(data), "spec": {"max_per_class": 5}},
+        "SweepRequest": {
+            "dataset": dataset,
+            "networks": [TINY_NET],
+            "trials": 2,
+            "sampler": "random",
+            "space": {"solver.lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}},
+            "config": {"epochs": 1, "device": "cpu"},
+            "objective": "val_loss",
+        },
+        "GenerateRequest": {"prompt": "a", "length": 5, "temperature": 0.8, "top_k": 5, "seed": 1},
         "CheckRequest": {"spec": json.dumps(TINY_NET), "input": [3, 12, 12]},
         "ResizePreview": {"width": 16, "height": 16},
         "RunEdit": {"name": "fuzzed", "notes": "n"},
@@ -331,8 +350,16 @@ def test_no_route_answers_5xx_to_hostile_values(
         doc = c.get(f"{API}/openapi.json").json()
         job = c.post(f"{API}/runs", json=bases["TrainRequest"])
         assert job.status_code == 202, job.text
+        sweep = c.post(f"{API}/sweeps", json=bases["SweepRequest"])
+        assert sweep.status_code == 201, sweep.text
     path_values = {"run_id": run_id, "ref": dataset_id, "job_id": job.json()["jobs"][0]["id"], "split": "val",
-                   "index": "0", "name": "lenet", "path": "evaluations/x.json"}  # fmt: skip
+                   "index": "0", "name": "lenet", "path": "evaluations/x.json",
+                   "sweep_id": sweep.json()["id"]}  # fmt: skip
+    models = {op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+              for item in doc["paths"].values() for op in item.values()
+              if "application/json" in op.get("requestBody", {}).get("content", {})}  # fmt: skip
+    assert models <= set(bases), f"give these request models a valid body in _bases: {sorted(models - set(bases))}"
+    assert set(re.findall(r"{(\w+)}", " ".join(doc["paths"]))) <= set(path_values)  # every path parameter filled
     first, deletes = all_probes(doc, {"doc": doc, "bases": bases, "path_values": path_values})
     assert len(first) + len(deletes) > 2000 and {p.url.split("?")[0] for p in first} >= {f"{API}/runs"}
     prober = Prober(quiet_server)
