@@ -41,11 +41,24 @@ def _transfer() -> Any:
     return importlib.import_module("deepyard.transfer")
 
 
-def build_config(config_file: Path | None, sets: list[str], flags: dict[str, Any], preset: str | None = None) -> Any:
-    """Settings from a preset, then a file, then flags, then --set pairs (later wins)."""
-    from deepyard.train.presets import preset_settings
+def build_config(
+    config_file: Path | None,
+    sets: list[str],
+    flags: dict[str, Any],
+    preset: str | None = None,
+    settings: Any = None,
+    dataset: str | None = None,
+) -> Any:
+    """Settings from the task's recipe (of `dataset`, given with the settings), then a preset, then a file, then
+    flags, then --set pairs (later wins)."""
+    from deepyard.train.presets import base_settings, preset_settings
 
-    updates: dict[str, Any] = preset_settings(preset)
+    if dataset is not None:
+        from deepyard.datasets import get_dataset
+
+        updates: dict[str, Any] = base_settings(get_dataset(settings, dataset).task, preset)
+    else:
+        updates = preset_settings(preset)
     if config_file is not None:
         updates.update(_flatten(load_settings_file(config_file)))
     updates.update({k: v for k, v in flags.items() if v is not None})
@@ -152,8 +165,8 @@ def train_command(
     train_last: int | None = typer.Option(None, help="Train only the last N parametrised layers."),
     head_epochs: float | None = typer.Option(None, help="Train only the new head this many epochs, then all."),
     body_lr_mult: float | None = typer.Option(None, help="Learning-rate multiplier of all but the head."),
-    epochs: float | None = typer.Option(None, help="Epochs (default 30)."),
-    batch_size: int | None = typer.Option(None, help="Batch size (default 64)."),
+    epochs: float | None = typer.Option(None, help="Epochs (default 30, or the task's recipe: `deepyard task list`)."),
+    batch_size: int | None = typer.Option(None, help="Batch size (default 64, or the task's recipe)."),
     lr: float | None = typer.Option(None, "--lr", help="Base learning rate (default 0.003, for adamw)."),
     solver: str | None = typer.Option(None, help="sgd, momentum, nesterov, adagrad, adadelta, rmsprop, adam, adamw."),
     policy: str | None = typer.Option(None, help="fixed, step, multistep, exp, inv, poly, sigmoid, cosine, onecycle."),
@@ -173,7 +186,7 @@ def train_command(
              "schedule.policy": policy, "seed": seed, "device": device, "finetune.freeze": freeze or None,
              "finetune.train_last": train_last, "finetune.head_epochs": head_epochs,
              "finetune.body_lr_mult": body_lr_mult}  # fmt: skip
-    cfg = build_config(config, set_, flags, preset)
+    cfg = build_config(config, set_, flags, preset, ctx.obj, dataset)
     if network is None and source is None:
         from deepyard.datasets import get_dataset
         from deepyard.train.tasking import default_network
@@ -343,7 +356,7 @@ def lr_find(
 ) -> None:
     """LR range test: sweep the learning rate and suggest the one where the loss falls fastest."""
     finders = importlib.import_module("deepyard.train.finders")
-    cfg = build_config(config, set_, {})
+    cfg = build_config(config, set_, {}, None, ctx.obj, dataset)
     start = _transfer().start_new(ctx.obj, None, network, cfg)  # fine-tune settings freeze as in the run
     result = finders.lr_range_test(ctx.obj, dataset, network, cfg, steps=steps, run_start=start)
     if json:
@@ -363,7 +376,7 @@ def batch_size(
 ) -> None:
     """The largest batch size whose training step fits in the device's memory."""
     finders = importlib.import_module("deepyard.train.finders")
-    cfg = build_config(config, set_, {})
+    cfg = build_config(config, set_, {}, None, ctx.obj, dataset)
     start = _transfer().start_new(ctx.obj, None, network, cfg)
     found = finders.find_batch_size(ctx.obj, dataset, network, cfg, run_start=start)
     if json:

@@ -118,7 +118,7 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
 
     manifest = get_dataset(settings, str(params["dataset"]))
     task = get_task(manifest.task)
-    config = _config(params.get("config") or {})
+    config = _config(params.get("config") or {}, manifest.task)  # the task's recipe under it, stored whole
     loss_name(task, config), metric_info(task, config.monitor)  # a loss or monitor of another task is refused now
     shape = (manifest.shape[2], manifest.shape[0], manifest.shape[1])  # (C, H, W)
     if config.crop_size:
@@ -145,12 +145,14 @@ def _check_resume(settings: Settings, params: dict[str, Any]) -> Checked:
     return Checked({"run": info["id"]}, _train_slots(info["config"].get("device", "auto")), target=info["id"])
 
 
-def _config(data: Any) -> Any:
+def _config(data: Any, task: str | None) -> Any:
+    """TrainConfig from a job's config over `task`'s recipe."""
     from deepyard.train import make_config
+    from deepyard.train.presets import with_preset
 
     if not isinstance(data, dict):
         raise InvalidValueError(f"config must be a mapping of training settings, not {data!r}")
-    config = make_config(**_flat(data))
+    config = make_config(**_flat(with_preset(None, data, task)))
     if config.device.startswith("cuda:"):
         raise InvalidValueError(
             f"device {config.device!r}: the scheduler assigns GPUs to jobs; use 'auto', 'cuda' or 'cpu'"

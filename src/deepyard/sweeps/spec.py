@@ -52,6 +52,7 @@ def check_sweep(settings: Settings, data: dict[str, Any]) -> SweepSpec:
     from deepyard.datasets import get_dataset
     from deepyard.sweeps.space import NETWORK, ChoiceParam, grid_of, parse_space, space_to_data
     from deepyard.tasks import get_task
+    from deepyard.train.presets import with_preset
     from deepyard.train.tasking import metric_info
 
     try:
@@ -76,6 +77,7 @@ def check_sweep(settings: Settings, data: dict[str, Any]) -> SweepSpec:
     if "val" not in manifest.splits:
         raise InvalidValueError(f"dataset {manifest.name!r} has no val split; a sweep's objective is measured on it")
     task = get_task(manifest.task)
+    spec = spec.model_copy(update={"config": with_preset(None, spec.config, task.name)})  # the recipe, stored
     try:
         higher = metric_info(task, spec.objective).higher_is_better
     except InvalidValueError:

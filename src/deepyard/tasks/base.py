@@ -88,6 +88,9 @@ class Task:
     metrics: ClassVar[tuple[MetricInfo, ...]]  # val_loss first; the second is the headline figure
     template_names: ClassVar[tuple[str, ...]] = ("predict.html", "evaluate.html")
     export_formats: ClassVar[tuple[str, ...]] = ("archive", "onnx", "torchscript")  # what `deepyard export` writes
+    # The batch an ONNX/TorchScript export is traced at (None: any batch, a dynamic axis). 1: a model whose trace
+    # unrolls a loop over the batch (torchvision's detectors); the export takes one image and is run image by image.
+    export_batch: ClassVar[int | None] = None
     calibrated: ClassVar[bool] = False  # whether a trained model is calibrated on validation before use
     exact: ClassVar[bool] = True  # whether a prediction can be right or wrong (false for values)
     label_tokens: ClassVar[int | None] = 1  # words of a target after a path in a labelled list (None: all the rest)
@@ -237,6 +240,11 @@ class Task:
         """(what agrees, fraction) between two exports' outputs on the same inputs; parity needs 1.0."""
         raise NotImplementedError
 
+    def output_difference(self, expected: np.ndarray, exported: np.ndarray) -> float:
+        """The largest difference between two exports' outputs that parity reports (and bounds). By default the
+        raw largest absolute difference; a task whose outputs may be reordered (tied scores) compares matched rows."""
+        return float(np.abs(expected - exported).max()) if expected.size else 0.0
+
     def target_of(self, text: str, names: Sequence[str]) -> Any:
         """A target as a user writes it after a path in a labelled list, in the form `target_array` takes."""
         raise NotImplementedError
@@ -245,7 +253,7 @@ class Task:
         return {
             "name": self.name, "title": self.title, "input_kind": self.input_kind,
             "target_format": self.target_format, "sources": self.sources, "losses": list(self.losses),
-            "metrics": [m.name for m in self.metrics], "monitor": self.monitors(),
+            "metrics": [m.name for m in self.metrics], "monitor": self.monitors(), "recipe": dict(self.recipe),
         }  # fmt: skip
 
     def format_metrics(self, metrics: dict[str, float], names: Sequence[str] | None = None) -> str:

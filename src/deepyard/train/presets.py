@@ -1,4 +1,8 @@
-"""Named training presets: settings applied under a run's own (a file, flags and --set pairs win over them).
+"""Named training presets: settings applied under a run's own (a file, flags and --set pairs win over them), and
+over the dataset's task's default recipe (`Task.recipe`): a run's settings are the task's recipe, under the
+preset's, under the user's own. Every entry point that builds a training config for a dataset layers them so
+(`deepyard train`, the train and find jobs' checks at submit, sweeps' fixed settings), and the job or run stores
+the result whole, so it trains the same later whatever the recipe becomes.
 
 - `default`: TrainConfig's own defaults, Deepyard's recipe, chosen by measurement (`bench/recipes.py`, the README's
   recipe table).
@@ -60,11 +64,23 @@ def preset_settings(name: str | None) -> dict[str, Any]:
     return dict(PRESETS[name].settings)
 
 
-def with_preset(name: str | None, config: dict[str, Any]) -> dict[str, Any]:
-    """`config` (TrainConfig data, nested sections) over preset `name`'s settings: what a request's config means
-    when it names a preset (its own values win)."""
+def recipe_settings(task: str | None) -> dict[str, Any]:
+    """Task `task`'s default recipe as dotted TrainConfig keys ({} for a task without one; None: classification)."""
+    from deepyard.tasks import get_task
+
+    return dict(get_task(task).recipe)
+
+
+def base_settings(task: str | None, preset: str | None) -> dict[str, Any]:
+    """The settings under a user's own for a dataset of `task`: the task's recipe, then preset `preset`'s."""
+    return {**recipe_settings(task), **preset_settings(preset)}
+
+
+def with_preset(name: str | None, config: dict[str, Any], task: str | None = None) -> dict[str, Any]:
+    """`config` (TrainConfig data, nested sections or dotted keys) over preset `name`'s settings, over `task`'s
+    recipe when given: what a request's config means (its own values win)."""
     out: dict[str, Any] = {}
-    for key, value in preset_settings(name).items():
+    for key, value in (base_settings(task, name) if task is not None else preset_settings(name)).items():
         node = out
         *parents, leaf = key.split(".")
         for part in parents:

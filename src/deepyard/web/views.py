@@ -48,14 +48,15 @@ def dataset_summary(m: Manifest, owner: str | None = None, group: str | None = N
 
 def list_dataset_choices(settings: Settings) -> list[Row]:
     """The datasets the new-run form offers, newest first, each with what its task allows: the losses (`auto`
-    first), the metrics to monitor, the network outputs and the network picked when none is given."""
+    first), the metrics to monitor, the network outputs, the network picked when none is given and the task's
+    recipe (dotted TrainConfig keys: the form shows them in its fields)."""
     rows = []
     for m in reversed(list_datasets(settings)):
         task = get_task(m.task)
         network, why = task.default_network(m.shape)
         rows.append({**dataset_summary(m), "task_title": task.title, "outputs": task.outputs(m.classes),
                      "losses": ["auto", *task.losses], "monitors": task.monitors(),
-                     "default_network": network, "default_why": why})  # fmt: skip
+                     "default_network": network, "default_why": why, "recipe": dict(task.recipe)})  # fmt: skip
     return rows
 
 

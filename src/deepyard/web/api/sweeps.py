@@ -67,9 +67,10 @@ def list_(settings: SettingsDep) -> list[dict[str, Any]]:
 
 @router.post("/sweeps/check")
 def check(body: SweepRequest, settings: SettingsDep) -> dict[str, Any]:
-    """Validate a sweep without creating it: the normalised spec, or 422 naming the bad key and the valid ones."""
+    """Validate a sweep without creating it: the normalised spec (`config`: the fixed settings over the task's
+    recipe), or 422 naming the bad key and the valid ones."""
     spec = sweeps.check_sweep(settings, body.data())
-    return {"ok": True, "space": spec.space, "direction": spec.direction}
+    return {"ok": True, "space": spec.space, "direction": spec.direction, "config": spec.config}
 
 
 @router.post("/sweeps", status_code=201)

@@ -141,23 +141,45 @@ const NewRun = (() => {
     });
   }
 
-  // A preset (GET /api/v1/presets): every field back to its default, then the preset's settings on top.
-  function applyPreset(name) {
-    const data = JSON.parse(document.getElementById("preset-data").textContent);
-    const preset = data.presets.find((p) => p.name === name);
-    const flat = {};
-    const walk = (obj, prefix) => { for (const [k, v] of Object.entries(obj)) {
-      if (v && typeof v === "object" && !Array.isArray(v)) walk(v, prefix + k + "."); else flat[prefix + k] = v; } };
-    walk({ solver: data.defaults.solver, schedule: data.defaults.schedule, epochs: data.defaults.epochs }, "");
-    Object.assign(flat, preset.settings);
+  const presetData = () => JSON.parse(document.getElementById("preset-data").textContent);
+  function flatten(obj, prefix = "", out = {}) {
+    for (const [k, v] of Object.entries(obj)) {
+      if (v && typeof v === "object" && !Array.isArray(v)) flatten(v, prefix + k + ".", out); else out[prefix + k] = v;
+    }
+    return out;
+  }
+  function setFields(flat) {  // dotted TrainConfig keys → the form's fields
     for (const [key, v] of Object.entries(flat)) {
       const el = key === "solver.lr" ? document.getElementById("lr-values") : key === "batch_size"
         ? document.getElementById("bs-values") : form().elements[key];
-      if (!el || v === null || v === undefined) continue;
-      if (el.type === "checkbox") el.checked = Boolean(v); else el.value = Array.isArray(v) ? v.join(", ") : String(v);
+      if (!el || v === undefined) continue;
+      if (el.type === "checkbox") el.checked = Boolean(v);
+      else el.value = v === null ? "" : Array.isArray(v) ? v.join(", ") : String(v);  // null: an optional one unset
     }
     showPolicyFields(); schedule();
+  }
+  const recipe = () => JSON.parse(document.getElementById("run-dataset").selectedOptions[0]?.dataset.recipe || "{}");
+
+  // A preset (GET /api/v1/presets): every field back to its default, then the dataset's task's recipe, then the
+  // preset's settings on top (the order the server layers them in).
+  function applyPreset(name) {
+    const data = presetData(), preset = data.presets.find((p) => p.name === name);
+    setFields({ ...flatten({ solver: data.defaults.solver, schedule: data.defaults.schedule, epochs: data.defaults.epochs }),
+      ...recipe(), ...preset.settings });
     document.getElementById("preset-note").textContent = preset.description;
+  }
+
+  // The chosen dataset's task's recipe (Task.recipe) in the fields: a dataset of another task puts the settings
+  // the previous recipe set back to their defaults first, then shows its own; the fields are what is sent.
+  let shownRecipe = {};
+  function applyRecipe() {
+    const next = recipe(), defaults = flatten(presetData().defaults);
+    if (JSON.stringify(next) === JSON.stringify(shownRecipe)) return;
+    const flat = Object.fromEntries(Object.keys(shownRecipe).map((k) => [k, defaults[k]]));
+    setFields({ ...flat, ...next });
+    shownRecipe = next;
+    const keys = Object.entries(next).map(([k, v]) => `${k} ${v}`).join(", ");
+    document.getElementById("preset-note").textContent = keys ? `the task's recipe: ${keys}` : "";
   }
 
   // The LR range test or the batch-size finder (POST /api/v1/runs/find): a job on this form's data, network and
@@ -254,8 +276,9 @@ const NewRun = (() => {
     if (prefill && prefill.spec) setSpec(prefill.spec);
     const editor = document.getElementById("spec-editor");
     editor.addEventListener("input", DY.debounce(check, 400));
-    document.getElementById("run-dataset").addEventListener("change", () => { taskChoices(); check(); });
+    document.getElementById("run-dataset").addEventListener("change", () => { taskChoices(); applyRecipe(); check(); });
     taskChoices();
+    if (prefill) shownRecipe = recipe(); else applyRecipe();  // a clone's fields are its run's settings already
     document.getElementById("visualize").addEventListener("click", visualize);
     document.querySelectorAll("button.customize").forEach((b) => b.addEventListener("click", () => loadSpec(b.dataset.name)));
     document.getElementById("previous-run").addEventListener("change", async (e) => {

@@ -6,11 +6,14 @@ document.addEventListener("DOMContentLoaded", () => {
   const $ = (id) => document.getElementById(id);
   const dataset = $("sw-dataset"), network = $("sw-network"), objective = $("sw-objective");
 
-  function monitors() {  // the chosen dataset's task decides what can be the objective
+  function monitors() {  // the chosen dataset's task decides what can be the objective, and its recipe
     const opt = dataset.selectedOptions[0], keep = objective.value;
     const names = opt ? JSON.parse(opt.dataset.monitors) : ["val_loss"];
     objective.replaceChildren(...names.map((n) => new Option(n, n)));
     if (names.includes(keep)) objective.value = keep;
+    const recipe = Object.entries(JSON.parse(opt?.dataset.recipe || "{}")).map(([k, v]) => `${k}: ${v}`);
+    $("sw-recipe").textContent = `Under them, the task's recipe: ${recipe.join(", ")} (the fixed settings win)`;
+    $("sw-recipe").hidden = !recipe.length;
   }
 
   function body() {
