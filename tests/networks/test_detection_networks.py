@@ -16,7 +16,7 @@ from deepyard.networks import build_network
 from deepyard.networks.detection import DETECTORS
 from deepyard.tasks import get_task
 
-FAST = {"fasterrcnn_small"}  # the others take 5-30 s each on 2 cores: make test-slow
+FAST = {"fasterrcnn_small", "fcos_small"}  # the others take 5-30 s each on 2 cores: make test-slow
 SIZE = {"ssd300_vgg16": (300, 300)}  # VGG-16's extra layers need their design size; the others take small images
 
 

@@ -30,9 +30,10 @@ DETECTORS: dict[str, str] = {
     "ssdlite320_mobilenet_v3_large": "SSDlite, MobileNetV3-Large (Sandler et al., 2018)",
     "ssd300_vgg16": "SSD300, VGG-16 (Liu et al., 2016)",
     "fasterrcnn_small": "Faster R-CNN on a 4-block 64-channel backbone (stride 8), for small images on a CPU",
+    "fcos_small": "FCOS, anchor-free, on a 5-block 64-channel backbone (stride 4), for small images on a CPU",
 }
 DEFAULT_DETECTOR = "fasterrcnn_mobilenet_v3_large_320_fpn"
-OWN = ("fasterrcnn_small",)  # built here from torchvision's FasterRCNN class, not in torchvision's registry
+OWN = ("fasterrcnn_small", "fcos_small")  # built here from torchvision's classes, not in its registry
 
 
 def detector_names() -> list[str]:
@@ -55,6 +56,8 @@ def build_detector(name: str, input_shape: tuple[int, ...], num_classes: int, we
     _, height, width = input_shape
     if name == "fasterrcnn_small":
         return _small_faster_rcnn(height, width, num_classes)
+    if name == "fcos_small":
+        return _small_fcos(height, width, num_classes)
     kwargs: dict[str, Any] = {}
     if not name.startswith("ssd"):
         kwargs.update(min_size=min(height, width), max_size=max(height, width))
@@ -74,22 +77,47 @@ def build_detector(name: str, input_shape: tuple[int, ...], num_classes: int, we
     return model
 
 
+def _block(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def small_backbone(strides: tuple[int, ...] = (2, 2, 1, 1, 1), width: int = 64) -> nn.Sequential:
+    """Conv-BN-ReLU blocks (32 channels, then `width`), one feature map at the product of `strides`."""
+    chans = [3, 32, *([width] * (len(strides) - 1))]
+    layers = [m for i, s in enumerate(strides) for m in _block(chans[i], chans[i + 1], s)]
+    backbone = nn.Sequential(*layers)
+    backbone.out_channels = width  # type: ignore[assignment]
+    return backbone
+
+
+def _small_fcos(height: int, width: int, num_classes: int) -> nn.Module:
+    """torchvision's FCOS (anchor-free: every feature-map cell near an object's centre predicts its class, its
+    four distances to the box's sides and a centredness) on a small backbone: 5 blocks, one stride-4 map of 64
+    channels (at 64x64 inputs, a 16x16 grid), torchvision's 4-conv heads with group norm; about 0.4 M parameters.
+    One level takes every object size (torchvision's FCOS bounds the first level below and the last above)."""
+    from torchvision.models.detection import FCOS  # type: ignore[import-untyped]
+    from torchvision.models.detection.anchor_utils import AnchorGenerator  # type: ignore[import-untyped]
+
+    model: nn.Module = FCOS(
+        small_backbone(), num_classes, min_size=min(height, width), max_size=max(height, width),
+        anchor_generator=AnchorGenerator(sizes=((4,),), aspect_ratios=((1.0,),)), score_thresh=0.05,
+        topk_candidates=300,
+    )  # fmt: skip
+    return model
+
+
 def _small_faster_rcnn(height: int, width: int, num_classes: int) -> nn.Module:
     """torchvision's Faster R-CNN with a small backbone: 4 conv-BN-ReLU blocks (32, 64, 64, 64 channels; stride 8),
     one feature map, anchors of 16-64 px at 3 aspects, and a 256-wide box head: about 1 M parameters."""
-    from torchvision.models.detection import FasterRCNN  # type: ignore[import-untyped]
-    from torchvision.models.detection.anchor_utils import AnchorGenerator  # type: ignore[import-untyped]
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import (  # type: ignore[import-untyped]
         FastRCNNPredictor,
         TwoMLPHead,
     )
     from torchvision.ops import MultiScaleRoIAlign  # type: ignore[import-untyped]
 
-    def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-    backbone = nn.Sequential(*block(3, 32, 2), *block(32, 64, 2), *block(64, 64, 2), *block(64, 64, 1))
-    backbone.out_channels = 64  # type: ignore[assignment]
+    backbone = small_backbone((2, 2, 2, 1))
     anchors = AnchorGenerator(sizes=((16, 32, 64),), aspect_ratios=((0.5, 1.0, 2.0),))
     model: nn.Module = FasterRCNN(
         backbone, None, min_size=min(height, width), max_size=max(height, width), rpn_anchor_generator=anchors,
