@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from deepyard.config import load_settings
 from deepyard.errors import InvalidValueError
+from deepyard.infer.export import load_exported, validation_sample
+from deepyard.infer.model import load_run_model
+from deepyard.tasks.boxmetrics import matching_boxes, score_difference
 from deepyard.tasks.detection import DetectionMeter, _augment
 from deepyard.train.config import AugmentConfig
 from tests.cli.test_datasets_cli import run
@@ -84,9 +90,27 @@ def test_console_script_builds_trains_evaluates_and_predicts(tmp_path: Path) -> 
         assert 0 <= x1 <= x2 <= row["size"][0] and 0 <= y1 <= y2 <= row["size"][1] and 0 <= b["score"] <= 1
     with Image.open(row["overlay"]) as overlay:
         assert overlay.size[0] in (row["size"][0], 2 * row["size"][0])
-    refused = run(home, "export", doc["run"], "--samples", "3")  # the default: archive, onnx, torchscript
-    assert refused.returncode == 2 and "does not export as onnx yet; use --format archive" in refused.stderr
-    exported = run(home, "export", doc["run"], "--format", "archive", "--samples", "3", "--json")
+    exported = run(home, "export", doc["run"], "--samples", "3", "--json")  # archive, onnx, torchscript
     assert exported.returncode == 0, exported.stderr
-    (report,) = json.loads(exported.stdout)["reports"]
-    assert report["ok"] and report["agreement_of"].startswith("boxes matched") and report["agreement"] == 1.0
+    reports = {r["format"]: r for r in json.loads(exported.stdout)["reports"]}
+    assert set(reports) == {"archive", "onnx", "torchscript"}
+    for report in reports.values():
+        assert report["ok"] and report["agreement_of"].startswith("boxes matched") and report["agreement"] == 1.0
+        assert report["max_abs_diff"] < 1e-3  # the largest score difference of matched boxes
+    assert reports["onnx"]["exporter"].startswith("torchscript")  # the TorchScript-based ONNX exporter
+    check_exports_at_threshold_zero(home, doc["run"], reports)
+
+
+def check_exports_at_threshold_zero(home: Path, run_id: str, reports: dict[str, dict[str, Any]]) -> None:
+    """Every box an untrained detector proposes (threshold 0, so the check is not vacuous), from each export, against
+    PyTorch's on the same validation images, run one image at a time: matched (IoU >= 0.9, same class)."""
+    settings = load_settings(home=home)
+    clf = load_run_model(settings, run_id)
+    sample = validation_sample(settings, clf.info["dataset"]["id"], 4)
+    x = sample.transpose(0, 3, 1, 2).astype(np.float32)
+    expected = clf.outputs(torch.from_numpy(sample).permute(0, 3, 1, 2)).numpy()
+    assert (expected[:, :, 5] >= 0).sum() > 20
+    for fmt in ("onnx", "torchscript"):
+        exported = load_exported(fmt, Path(reports[fmt]["path"]), batch=1)(x)
+        assert matching_boxes(expected, exported, 0.0) == 1.0, fmt
+        assert score_difference(expected, exported) < 1e-3

@@ -6,6 +6,11 @@ parity check runs the same validation sample through the export and through PyTo
 absolute difference in outputs, the task's agreement (classification: top-1; multi-label: label decisions at
 the thresholds; regression: values within 0.001 std) and single-image latency of each; a failed check says so
 loudly.
+
+ONNX: torch's dynamo exporter first; where it fails (torchvision's detectors: pytorch/vision issues 9306, 9462)
+the TorchScript-based exporter (`dynamo=False`, a trace); the report says which one wrote the file. A task whose
+trace unrolls a loop over the batch (`Task.export_batch` = 1: detectors) is exported for one image and run image
+by image.
 """
 
 from __future__ import annotations
@@ -62,14 +67,17 @@ class ParityReport:
     agreement_of: str  # what agrees: "top-1", "label decisions", ...
     latency_ms: dict[str, float]  # median single-image latency: {"pytorch": ..., format: ...}
     ok: bool
+    exporter: str = ""  # what wrote the file: "dynamo", "torchscript (dynamo failed: ...)", "trace", "archive"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
         verdict = "passed" if self.ok else "FAILED"
+        by = f" ({self.exporter.split(' (')[0]} exporter)" if self.format == "onnx" and self.exporter else ""
         return (
-            f"{self.format}: parity {verdict}: max |Δlogit| {self.max_abs_diff:.2e} (tolerance {self.tolerance:.2e}), "
+            f"{self.format}{by}: parity {verdict}: max |Δlogit| {self.max_abs_diff:.2e} "
+            f"(tolerance {self.tolerance:.2e}), "
             f"{self.agreement_of} agreement {self.agreement:.1%} on {self.samples} images"
         )
 
@@ -91,16 +99,26 @@ def export(clf: TrainedModel, fmt: str, path: Path, sample: np.ndarray) -> Parit
     path.parent.mkdir(parents=True, exist_ok=True)
     deployable = Deployable(clf.transform, clf.model).cpu().eval()
     pixels = torch.from_numpy(np.ascontiguousarray(sample)).permute(0, 3, 1, 2).float()
-    {"archive": _write_archive, "onnx": _write_onnx, "torchscript": _write_torchscript}[fmt](
+    exporter = {"archive": _write_archive, "onnx": _write_onnx, "torchscript": _write_torchscript}[fmt](
         clf, deployable, pixels, path
     )
     clf.model.to(clf.device)
     clf.transform.to(clf.device)
-    return check_parity(fmt, path, deployable, load_exported(fmt, path), pixels, clf)
+    report = check_parity(fmt, path, deployable, load_exported(fmt, path, clf.task.export_batch), pixels, clf)
+    report.exporter = exporter
+    return report
 
 
-def load_exported(fmt: str, path: Path) -> Runner:
-    """Open an exported model for inference on the CPU: (B, C, H, W) float32 pixels in 0..255 → logits."""
+def load_exported(fmt: str, path: Path, batch: int | None = None) -> Runner:
+    """Open an exported model for inference on the CPU: (B, C, H, W) float32 pixels in 0..255 → logits.
+    `batch`: the fixed batch the model was traced at (None: any); larger inputs are run in pieces of it."""
+    runner = _open_exported(fmt, path)
+    if batch is None or fmt == "archive":
+        return runner
+    return lambda x: np.concatenate([runner(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+
+def _open_exported(fmt: str, path: Path) -> Runner:
     if fmt == "archive":
         loaded = read_archive(path)
         deployed = Deployable(loaded.transform, loaded.model).eval()
@@ -118,12 +136,38 @@ def load_exported(fmt: str, path: Path) -> Runner:
     raise InvalidValueError(f"export format {fmt!r} is not one of {choices(FORMATS)}")
 
 
-def _write_archive(clf: TrainedModel, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
+def _write_archive(clf: TrainedModel, deployable: Deployable, pixels: torch.Tensor, path: Path) -> str:
     write_archive(clf, path)
+    return "archive"
 
 
-def _write_onnx(clf: TrainedModel, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
-    example = pixels[: min(2, len(pixels))]
+def _example(clf: TrainedModel, pixels: torch.Tensor) -> torch.Tensor:
+    return pixels[: clf.task.export_batch or min(2, len(pixels))]
+
+
+def _write_onnx(clf: TrainedModel, deployable: Deployable, pixels: torch.Tensor, path: Path) -> str:
+    """The dynamo exporter, else the TorchScript-based one; returns which wrote the file."""
+    if clf.task.export_batch is None:
+        try:
+            _write_onnx_dynamo(deployable, _example(clf, pixels), path)
+            return "dynamo"
+        except Exception as exc:  # any failure of the new exporter: the older one may still work
+            failed = f"dynamo failed: {type(exc).__name__}"
+    else:
+        failed = f"dynamo skipped: a {clf.task.name} model's trace is for a fixed batch"
+    example = _example(clf, pixels)
+    dynamic = {"pixels": {0: "batch"}, "logits": {0: "batch"}} if clf.task.export_batch is None else None
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+            file = Path(tmp) / "model.onnx"
+            torch.onnx.export(deployable, (example,), str(file), input_names=["pixels"], output_names=["logits"],
+                              dynamo=False, dynamic_axes=dynamic, opset_version=17)  # fmt: skip
+            write_bytes_atomic(path, file.read_bytes())
+    return f"torchscript ({failed})"
+
+
+def _write_onnx_dynamo(deployable: Deployable, example: torch.Tensor, path: Path) -> None:
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals are not for our users
         program = torch.onnx.export(
@@ -136,14 +180,15 @@ def _write_onnx(clf: TrainedModel, deployable: Deployable, pixels: torch.Tensor,
             write_bytes_atomic(path, (Path(tmp) / "model.onnx").read_bytes())
 
 
-def _write_torchscript(clf: TrainedModel, deployable: Deployable, pixels: torch.Tensor, path: Path) -> None:
-    example = pixels[: min(2, len(pixels))]
+def _write_torchscript(clf: TrainedModel, deployable: Deployable, pixels: torch.Tensor, path: Path) -> str:
+    example = _example(clf, pixels)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TorchScript is in maintenance mode and says so
         traced = torch.jit.trace(deployable, (example,), check_trace=False)  # type: ignore[no-untyped-call]
         buf = io.BytesIO()
         torch.jit.save(traced, buf)
     write_bytes_atomic(path, buf.getvalue())
+    return "trace"
 
 
 def _torch_run(model: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray) -> np.ndarray:
@@ -158,7 +203,7 @@ def check_parity(
     x = pixels.cpu().numpy().astype(np.float32)
     expected = _torch_run(reference, x)
     exported = runner(x)
-    diff = float(np.abs(expected - exported).max())
+    diff = clf.task.output_difference(expected, exported)
     tolerance = RTOL * max(1.0, float(np.abs(expected).max()))
     what, agreement = clf.task.agreement(expected, exported, clf.stats)
     latency = {"pytorch": _latency(lambda a: _torch_run(reference, a), x[:1]), fmt: _latency(runner, x[:1])}

@@ -36,21 +36,28 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def match(pred: np.ndarray, truth: np.ndarray, at: float) -> tuple[int, int, int]:
-    """(true positives, false positives, missed) of one image's predictions (K, 6 rows: box, score, class) against
-    its true boxes (T, 6 rows: box, class, crowd), greedily by score within a class, at IoU `at`."""
+def pairs(pred: np.ndarray, truth: np.ndarray, at: float) -> list[tuple[int, int]]:
+    """(prediction row, truth row) matches of one image's predictions (K, 6 rows: box, score, class) to its true
+    boxes (T, 6 rows: box, class, crowd), greedily by score within a class, at IoU `at`; -1: no match."""
     used = np.zeros(len(truth), bool)
-    tp = fp = 0
+    out = []
     overlaps = iou(pred[:, :4], truth[:, :4])
     for i in np.argsort(-pred[:, 4], kind="stable"):
         same = (truth[:, 4] == pred[i, 5]) & ~used
         best = int(np.argmax(np.where(same, overlaps[i], -1.0))) if len(truth) else -1
         if best >= 0 and same[best] and overlaps[i, best] >= at:
             used[best] = True
-            tp += 1
+            out.append((int(i), best))
         else:
-            fp += 1
-    return tp, fp, int((~used).sum())
+            out.append((int(i), -1))
+    return out
+
+
+def match(pred: np.ndarray, truth: np.ndarray, at: float) -> tuple[int, int, int]:
+    """(true positives, false positives, missed) of one image's predictions against its true boxes (`pairs`)."""
+    found = pairs(pred, truth, at)
+    tp = sum(1 for _, t in found if t >= 0)
+    return tp, len(found) - tp, len(truth) - tp
 
 
 def matching_boxes(expected: np.ndarray, exported: np.ndarray, threshold: float) -> float:
@@ -59,11 +66,26 @@ def matching_boxes(expected: np.ndarray, exported: np.ndarray, threshold: float)
     matched = total = 0
     for a, b in zip(expected, exported, strict=True):
         a, b = a[(a[:, 5] >= 0) & (a[:, 4] >= threshold)], b[(b[:, 5] >= 0) & (b[:, 4] >= threshold)]
-        truth = np.concatenate([b[:, :4], b[:, 5:6], np.zeros((len(b), 1))], axis=1)
-        tp, fp, missed = match(a, truth, 0.9)
+        tp, fp, missed = match(a, as_truth(b), 0.9)
         matched += 2 * tp
         total += 2 * tp + fp + missed
     return matched / total if total else 1.0
+
+
+def as_truth(rows: np.ndarray) -> np.ndarray:
+    """Output rows (box, score, class) -> truth rows (box, class, crowd 0), to match one output against another."""
+    return np.concatenate([rows[:, :4], rows[:, 5:6], np.zeros((len(rows), 1))], axis=1)
+
+
+def score_difference(expected: np.ndarray, exported: np.ndarray) -> float:
+    """The largest score difference between the boxes of two outputs that match (IoU >= 0.9, same class)."""
+    worst = 0.0
+    for a, b in zip(expected, exported, strict=True):
+        a, b = a[a[:, 5] >= 0], b[b[:, 5] >= 0]
+        for i, j in pairs(a, as_truth(b), 0.9):
+            if j >= 0:
+                worst = max(worst, abs(float(a[i, 4]) - float(b[j, 4])))
+    return worst
 
 
 def draw_boxes(pixels: np.ndarray, boxes: Sequence[dict[str, Any]], scale: int = 1) -> Image.Image:

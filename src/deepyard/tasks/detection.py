@@ -38,17 +38,17 @@ MAX_DETECTIONS = 100  # rows of the padded outputs (torchvision's detections_per
 
 
 def pad_detections(found: list[dict[str, torch.Tensor]], rows: int = MAX_DETECTIONS) -> torch.Tensor:
-    """torchvision's per-image `{boxes, scores, labels}` (labels from 1) -> (B, rows, 6) padded outputs."""
+    """torchvision's per-image `{boxes, scores, labels}` (labels from 1) -> (B, rows, 6) padded outputs. Written
+    with tensor operations only (concatenate, then cut), so that a trace keeps the number of detections dynamic."""
     import torch
 
-    out = torch.zeros(len(found), rows, 6)
-    out[:, :, 5] = -1
-    for i, det in enumerate(found):
-        k = min(rows, len(det["scores"]))
-        out[i, :k, :4] = det["boxes"][:k].float()
-        out[i, :k, 4] = det["scores"][:k].float()
-        out[i, :k, 5] = det["labels"][:k].float() - 1
-    return out
+    padding = torch.zeros(rows, 6)
+    padding[:, 5] = -1
+    out = []
+    for det in found:
+        got = torch.cat([det["boxes"].float(), det["scores"].float()[:, None], det["labels"].float()[:, None] - 1], 1)
+        out.append(torch.cat([got, padding.to(got.device)])[:rows])
+    return torch.stack(out) if out else torch.zeros(0, rows, 6)
 
 
 def _detector_module() -> type:
@@ -145,7 +145,7 @@ class Detection(Task):
     )
     exact = False
     label_tokens = None
-    export_formats = ("archive",)  # the padded-box wrapper is not traceable yet (ONNX, TorchScript: see the report)
+    export_batch = 1  # a detector's trace unrolls its loop over the images
 
     # ---- datasets
 
@@ -276,6 +276,12 @@ class Detection(Task):
 
         return "boxes matched (IoU >= 0.9, same class)", matching_boxes(expected, exported, float(
             stats.get("threshold", 0.5)))  # fmt: skip
+
+    def output_difference(self, expected: np.ndarray, exported: np.ndarray) -> float:
+        """The largest score difference of matched boxes (rows may be reordered where scores tie)."""
+        from deepyard.tasks.boxmetrics import score_difference
+
+        return score_difference(expected, exported)
 
     def evaluate(self, outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext) -> Report:
         from deepyard.tasks.boxmetrics import detection_report
