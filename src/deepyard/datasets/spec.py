@@ -134,8 +134,21 @@ class TextSource(_Frozen):
     context: int = Field(128, ge=2, le=8192, description="Tokens per training block (the language model's context).")
 
 
+class LabelledTextSource(_Frozen):
+    """Texts with a class each (text classification, deepyard.text.labelled): a folder with a sub-folder of .txt
+    files per class, or a CSV/JSONL file with `text` and `label` columns; the tokenizer the build trains on the
+    training texts and the stored length (None: the 95th percentile of the training lengths, at most 1024)."""
+
+    kind: Literal["labelled-text"] = "labelled-text"
+    train: Path
+    val: Path | None = None  # a separate validation source in the same layout
+    tokenizer: Literal["char", "bpe"] = "char"
+    vocab_size: int = Field(1024, ge=257, le=65536, description="BPE vocabulary size (bytes are the first 256).")
+    max_length: int | None = Field(None, ge=1, le=16384, description="Tokens kept per text (longer are truncated).")
+
+
 Source = Annotated[
-    FolderSource | ListSource | IdxSource | CsvSource | DetectionSource | MaskSource | TextSource,
+    FolderSource | ListSource | IdxSource | CsvSource | DetectionSource | MaskSource | TextSource | LabelledTextSource,
     Field(discriminator="kind"),
 ]
 

@@ -1,7 +1,7 @@
 """The input-kind seam: what the examples of a dataset are, beside the task that says what their targets are.
 
-Images, and token sequences (language models: deepyard.text). The store reader, the training
-data path and inference preprocessing ask the input kind for the example shape and the store, never
+Images, token sequences (language models: deepyard.text) and rows of token ids (text classification). The store
+reader, the training data path and inference preprocessing ask the input kind for the example shape and the store, never
 `manifest.shape` directly. Registered by name, like tasks.
 """
 
@@ -55,7 +55,23 @@ class Tokens(InputKind):
         return TokenStore(folder, stored[0], targets)
 
 
-_KINDS: dict[str, InputKind] = {"image": Images(), "tokens": Tokens()}
+class Sequences(InputKind):
+    """One row of token ids per example, padded to the dataset's length (text classification:
+    deepyard.text.sequences); the manifest's stored shape is (length, 1, vocabulary)."""
+
+    name = "sequences"
+    description = "texts as rows of token ids (uint16/uint32, padded to the dataset's length), one per example"
+
+    def example_shape(self, stored: tuple[int, ...]) -> tuple[int, int, int]:
+        return (1, stored[0], 1)
+
+    def open_store(self, folder: Path, stored: tuple[int, ...], targets: Any, in_memory: bool) -> Any:
+        from deepyard.text.sequences import SequenceStore
+
+        return SequenceStore(folder, stored[0], targets)
+
+
+_KINDS: dict[str, InputKind] = {"image": Images(), "tokens": Tokens(), "sequences": Sequences()}
 
 
 def get_input_kind(name: str) -> InputKind:

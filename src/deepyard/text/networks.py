@@ -138,11 +138,19 @@ TEXT_NETWORKS: dict[str, tuple[Any, str]] = {
 
 
 def is_text_network(name: str) -> bool:
-    return name in TEXT_NETWORKS
+    """A language model's or a text classifier's network (deepyard.text.classifiers): built by name."""
+    from deepyard.text.classifiers import is_text_classifier
+
+    return name in TEXT_NETWORKS or is_text_classifier(name)
 
 
 def build_text_network(name: str, input_shape: tuple[int, ...], vocab: int) -> nn.Module:
-    """Network `name` for a context of `input_shape[1]` tokens (input shape (1, T, 1)) and `vocab` tokens."""
+    """Network `name` for a context of `input_shape[1]` tokens (input shape (1, T, 1)) and `vocab` tokens; a text
+    classifier for input shape (vocabulary, length, 1) and `vocab` classes."""
+    from deepyard.text.classifiers import build_text_classifier, is_text_classifier
+
+    if is_text_classifier(name):
+        return build_text_classifier(name, input_shape, vocab)
     if name not in TEXT_NETWORKS:
         raise InvalidValueError(f"no language-model network {name!r}; use one of {', '.join(TEXT_NETWORKS)}")
     cfg, _ = TEXT_NETWORKS[name]
