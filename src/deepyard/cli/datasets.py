@@ -57,6 +57,9 @@ def create(
     tokenizer: str = typer.Option("char", help="Language model: char (a character vocabulary) or bpe (byte-level)."),
     vocab_size: int = typer.Option(1024, help="Language model: the BPE vocabulary size (257 to 65536)."),
     context: int = typer.Option(128, help="Language model: tokens per training block (the model's context)."),
+    max_length: int | None = typer.Option(
+        None, help="Text classification: tokens kept per text (default: the 95th percentile, at most 1024)."
+    ),
     channels: int = typer.Option(_F["channels"].default, help=_help("channels")),
     size: str = typer.Option("256x256", help="Image size WxH, e.g. 28x28."),
     resize_mode: ResizeMode = typer.Option(_F["resize_mode"].default, help=_help("resize_mode")),
@@ -91,6 +94,8 @@ def create(
         if task == "detection"
         else _text_source(source, tokenizer, vocab_size, context)
         if task == "language-model"
+        else _labelled_text_source(source, val, tokenizer, vocab_size, max_length)
+        if task == "text-classification"
         else source_fields(source, labels, base, val, test),
         **options,
         width=width,
@@ -115,6 +120,14 @@ def _detection_source(
 def _text_source(source: Path, tokenizer: str, vocab_size: int, context: int) -> dict[str, object]:
     """A language model's corpus and tokenizer (deepyard.datasets.spec.TextSource)."""
     return {"kind": "text", "train": source, "tokenizer": tokenizer, "vocab_size": vocab_size, "context": context}
+
+
+def _labelled_text_source(
+    source: Path, val: Path | None, tokenizer: str, vocab_size: int, max_length: int | None
+) -> dict[str, object]:
+    """Labelled texts (deepyard.datasets.spec.LabelledTextSource)."""
+    return {"kind": "labelled-text", "train": source, "val": val, "tokenizer": tokenizer, "vocab_size": vocab_size,
+            "max_length": max_length}  # fmt: skip
 
 
 @import_app.command("mnist")
@@ -211,6 +224,11 @@ def _show(settings: Settings, m: Manifest, as_json: bool) -> None:
     report = read_report(folder)
     if as_json:
         print_json({"manifest": m.model_dump(mode="json"), "path": str(folder), "report": report})
+        return
+    if m.task == "text-classification":
+        from deepyard.cli.textclass import show_text_dataset
+
+        show_text_dataset(m, report)
         return
     info = Table.grid(padding=(0, 2))
     for key, value in [

@@ -69,21 +69,26 @@ def classify_command(
 def predict_command(
     ctx: typer.Context,
     model: str = ModelArg,
-    inputs: Path = typer.Argument(..., help="An image file or a folder of images."),
+    inputs: str = typer.Argument(..., help="An image file or a folder of images; a text classifier: a text too."),
     out: Path | None = typer.Option(None, "--out", help="Folder for the masks and overlays (default: the run's)."),
     opacity: float = typer.Option(0.5, "--opacity", help="How strongly the class colours cover the overlay, 0..1."),
     threshold: float = typer.Option(0.5, "--threshold", help="Detection: the score a box needs to be shown, 0..1."),
     snapshot: str | None = SnapshotOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Segment images (a class-index mask PNG at each image's original size and an overlay, with class areas), or
-    detect objects (boxes in each image's original pixels with class and score, and an overlay)."""
+    """Segment images (a class-index mask PNG at each image's original size and an overlay, with class areas),
+    detect objects (boxes in each image's original pixels with class and score, and an overlay), or classify texts
+    (a text, a .txt file, a CSV/JSONL file or a folder of .txt files: the top classes with probabilities)."""
+    from deepyard.cli.textclass import text_predict
+
+    if text_predict(ctx.obj, model if snapshot is None else f"{model}@{snapshot}", inputs, 5, json):
+        return
     detect = importlib.import_module("deepyard.infer.detect")
     if detect.model_task(ctx.obj, model) == "detection":
-        _print_detections(detect.detect_images(ctx.obj, model, inputs, out, snapshot, threshold), json)
+        _print_detections(detect.detect_images(ctx.obj, model, Path(inputs), out, snapshot, threshold), json)
         return
     doc = importlib.import_module("deepyard.infer.segment").segment_images(
-        ctx.obj, model, inputs, out, snapshot, opacity
+        ctx.obj, model, Path(inputs), out, snapshot, opacity
     )
     if json:
         print_json(doc)
@@ -190,6 +195,11 @@ def evaluate_command(
 
     if images is None and dataset is None and language_model_evaluation(ctx.obj, model, split, json):
         return
+    from deepyard.cli.textclass import text_evaluate
+
+    ref = model if snapshot is None else f"{model}@{snapshot}"
+    if images is None and dataset is None and text_evaluate(ctx.obj, ref, split, top_n, out, json):
+        return
     with progress_bar() as update:
         doc = _tasks().evaluate_model(ctx.obj, model, dataset, split, images, top_n, out, snapshot,
                                       lambda d, t: update("evaluating", d, t))  # fmt: skip
@@ -277,6 +287,10 @@ def export_command(
     from deepyard.cli.text import language_model_export
 
     if language_model_export(ctx.obj, model, formats, out, json):
+        return
+    from deepyard.cli.textclass import text_export
+
+    if text_export(ctx.obj, model if snapshot is None else f"{model}@{snapshot}", formats, out, samples, json):
         return
     doc = _tasks().export_model(ctx.obj, model, formats, out, samples, snapshot)
     if json:

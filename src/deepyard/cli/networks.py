@@ -93,15 +93,22 @@ def list_(
     console.print(boxes)
     lm = Table("network", "params", "MACs", "what", title="language models (65 tokens, per 128-token block)")
     for r in text:
-        lm.add_row(r["name"], _si(r["params"]), _si(r["macs"]), r["description"])
+        if r.get("task") != "text-classification":
+            lm.add_row(r["name"], _si(r["params"]), _si(r["macs"]), r["description"])
     console.print(lm)
+    tc = Table("network", "params", "MACs", "what", title="text classifiers (1,026 tokens, 256 per text, 4 classes)")
+    for r in text:
+        if r.get("task") == "text-classification":
+            tc.add_row(r["name"], _si(r["params"]), _si(r["macs"]), r["description"])
+    console.print(tc)
 
 
 def _text_networks() -> list[dict[str, Any]]:
     """The language-model networks (deepyard.text.networks) at a 65-token vocabulary and a 128-token context."""
+    from deepyard.text.classifiers import text_classifier_rows
     from deepyard.text.summary import text_network_rows
 
-    return text_network_rows()
+    return text_network_rows() + text_classifier_rows()
 
 
 def _detectors() -> list[dict[str, Any]]:
@@ -155,8 +162,15 @@ def check(
 def _summary(ctx: typer.Context, ref: str, given: str | None, classes: int) -> tuple[Shape, Any]:
     """(input shape, summary) of a network; a language model's input is its context (`--input 256`, default
     128) and `--classes` its vocabulary size."""
+    from deepyard.text.classifiers import is_text_classifier
     from deepyard.text.networks import is_text_network
 
+    if is_text_classifier(ref):  # its input is the tokens per text (`--input 256`), `--classes` its classes
+        from deepyard.text.classifiers import summarize_text_classifier
+
+        if given is not None and not given.isdigit():
+            raise InvalidValueError(f"input {given!r} of a text classifier is its length, a number of tokens")
+        return (int(given or 256),), summarize_text_classifier(ref, int(given or 256), classes)
     if is_text_network(ref):
         from deepyard.text.summary import LIST_CONTEXT, summarize_text_network
 

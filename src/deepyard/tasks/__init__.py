@@ -6,7 +6,15 @@ lists them; `get_input_kind(name)` the input kinds (images, tokens).
 
 from __future__ import annotations
 
-from deepyard.tasks import classification, detection, languagemodel, multilabel, regression, segmentation
+from deepyard.tasks import (
+    classification,
+    detection,
+    languagemodel,
+    multilabel,
+    regression,
+    segmentation,
+    textclassification,
+)
 from deepyard.tasks.base import (
     DEFAULT_TASK,
     EvalContext,
@@ -39,4 +47,5 @@ __all__ = [
     "regression",
     "segmentation",
     "task_names",
+    "textclassification",
 ]
