@@ -4,11 +4,14 @@ A scene is a textured background (a random two-colour gradient with noise) and o
 square, triangle) of random size, position and colour, later shapes drawn over earlier ones. The colour says
 nothing about the class: only the outline does, so a network has to learn shapes. The mask is exact (the same
 boolean pixel sets that painted the image). Written as palette PNGs, grayscale index PNGs or RGB colour masks with
-a `name r g b` classes file, so each reader is tested against the one truth.
+a `name r g b` classes file, or as a COCO JSON file of polygons (or RLE), so each reader is tested against the
+one truth. The COCO polygons follow pixel edges (one rectangle per run of a row's pixels of a class), which
+pycocotools rasterises exactly.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +93,46 @@ def write_classes(path: Path, colours: bool) -> Path:
     lines = [f"{n} {r} {g} {b}" if colours else n for n, (r, g, b) in zip(CLASSES, COLOURS, strict=True)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_coco(root: Path, n: int, seed: int = 0, size: int = 64, rle: bool = False) -> np.ndarray:
+    """`root/images/NNNN.png` and `root/instances.json`, one annotation per class present in each image (polygons,
+    or compressed RLE strings with `rle`); returns the true masks (n, size, size), as `write_scenes`."""
+    from pycocotools import mask as coco
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    images, annotations, truth = [], [], []
+    for i in range(n):
+        image, mask = scene(rng, size)
+        Image.fromarray(image).save(root / "images" / f"{i:04d}.png")
+        images.append({"id": i + 1, "file_name": f"images/{i:04d}.png", "width": size, "height": size})
+        for cls in np.unique(mask[mask > 0]).tolist():
+            region = mask == cls
+            if rle:
+                encoded = coco.encode(np.asfortranarray(region.astype(np.uint8)))
+                seg: object = {"size": [size, size], "counts": encoded["counts"].decode("ascii")}
+            else:
+                seg = run_polygons(region)
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": cls * 10,
+                                "segmentation": seg, "area": int(region.sum()), "iscrowd": 0})  # fmt: skip
+        truth.append(mask)
+    categories = [{"id": k * 10, "name": name} for k, name in enumerate(CLASSES) if k]  # sparse ids, as COCO's
+    doc = {"images": images, "annotations": annotations, "categories": categories}
+    (root / "instances.json").write_text(json.dumps(doc))
+    return np.stack(truth)
+
+
+def run_polygons(region: np.ndarray) -> list[list[float]]:
+    """Polygons along pixel edges covering exactly the True pixels: a rectangle per run of a row."""
+    out = []
+    for y in range(region.shape[0]):
+        row = np.concatenate([[0], region[y].astype(np.int8), [0]])
+        starts, ends = np.flatnonzero(np.diff(row) == 1), np.flatnonzero(np.diff(row) == -1)
+        out.extend(
+            [
+                [float(a), y, float(b), y, float(b), y + 1.0, float(a), y + 1.0]
+                for a, b in zip(starts, ends, strict=True)
+            ]
+        )
+    return out

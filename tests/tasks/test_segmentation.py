@@ -19,7 +19,7 @@ from deepyard.tasks.segmentation import SEGMENTATION
 from deepyard.train.config import AugmentConfig
 from deepyard.train.data import Preprocessor
 from tests.cli.test_datasets_cli import run
-from tests.tasks.segdata import CLASSES, save_mask, scene, write_classes, write_scenes
+from tests.tasks.segdata import CLASSES, save_mask, scene, write_classes, write_coco, write_scenes
 
 
 def _build(settings: Settings, root: Path, size: int = 64, **source: object) -> object:
@@ -28,16 +28,24 @@ def _build(settings: Settings, root: Path, size: int = 64, **source: object) -> 
     return create_dataset(settings, spec)
 
 
-@pytest.mark.parametrize("kind", ["palette", "index", "colour"])
+@pytest.mark.parametrize("kind", ["palette", "index", "colour", "coco", "coco-rle"])
 def test_every_mask_kind_reads_the_same_truth(settings: Settings, tmp_path: Path, kind: str) -> None:
-    truth = write_scenes(tmp_path / kind, 6, kind, seed=3)
-    extra = {"classes": tmp_path / kind / "classes.txt"} if kind == "colour" else {}
-    built = _build(settings, tmp_path / kind, **extra)
+    root: Path = tmp_path / kind
+    if kind.startswith("coco"):  # the same scenes (same seed), as COCO polygons or RLE strings in one JSON file
+        truth = write_coco(root, 6, seed=3, rle=kind == "coco-rle")
+        assert np.array_equal(truth, write_scenes(tmp_path / "one-truth", 6, "index", seed=3))
+        root = root / "instances.json"
+    else:
+        truth = write_scenes(root, 6, kind, seed=3)
+    extra = {"classes": root / "classes.txt"} if kind == "colour" else {}
+    built = _build(settings, root, **extra)
     stored = open_split(settings, built, "train").targets  # type: ignore[arg-type]
     assert np.array_equal(np.asarray(stored), truth)
-    assert built.target_stats["mask_kinds"] == {kind: 6}  # type: ignore[attr-defined]
+    assert built.target_stats["mask_kinds"] == {kind.split("-")[0]: 6}  # type: ignore[attr-defined]
     assert built.target_stats["pixels"] == np.bincount(truth.ravel(), minlength=4).tolist()  # type: ignore[attr-defined]
-    smaller = _build(settings, tmp_path / kind, size=40, **extra)  # resized: nearest, never interpolated
+    if kind.startswith("coco"):
+        assert built.classes == list(CLASSES)  # type: ignore[attr-defined]
+    smaller = _build(settings, root, size=40, **extra)  # resized: nearest, never interpolated
     resized = np.asarray(open_split(settings, smaller, "train").targets)  # type: ignore[arg-type]
     expected = np.stack([np.asarray(Image.fromarray(m).resize((40, 40), Image.Resampling.NEAREST)) for m in truth])
     assert np.array_equal(resized, expected)

@@ -29,7 +29,7 @@ from deepyard.errors import SourceError
 IGNORE = 255  # the class index of pixels that count for nothing
 IGNORE_NAMES = ("ignore", "void")
 MAX_CLASSES = 255  # indices 0..254; 255 is ignore
-KINDS = ("palette", "index", "colour")
+KINDS = ("palette", "index", "colour", "coco")  # coco: rasterised polygons or RLE (deepyard.datasets.cocomasks)
 JPEG_WARNING = "JPEG mask: lossy compression invents classes at edges; save masks as PNG"
 
 

@@ -1,7 +1,9 @@
 """List a segmentation source (pairs of image and mask, every mask checked) and store its masks per split.
 
-Listing decodes each mask once to check it (its kind, its indices or colours, its size against the image's
-header) and reports a bad pair with its reason; the build goes on with the rest. Storing decodes the kept masks
+A COCO JSON file (deepyard.datasets.cocomasks) stands for a folder or a list: its polygons and RLE are
+rasterised to class indices (background 0, then its categories). Listing decodes each mask once to check it (its
+kind, its indices or colours, its size against the image's header) and reports a bad pair with its reason; the
+build goes on with the rest. Storing decodes the kept masks
 again and resizes them to the dataset's size with nearest neighbour into one memory-mapped (N, H, W) uint8 array.
 """
 
@@ -16,13 +18,15 @@ import numpy as np
 from PIL import Image
 
 from deepyard.datasets import masks
+from deepyard.datasets.cocomasks import CocoImage, is_coco, rasterise, read_coco_masks
 from deepyard.datasets.images import spec_geometry
 from deepyard.datasets.sources import Item, Listing, Readable, Skipped
 from deepyard.datasets.spec import SPLITS, DatasetSpec, MaskSource
 from deepyard.datasets.tabular import Row, hold_out
 from deepyard.errors import SourceError
 
-Target = tuple[str, int, int]  # (mask path, image width, image height); 0 x 0 when the image header is unreadable
+# (mask path or a COCO image's regions, image width, image height); 0 x 0 when the image header is unreadable
+Target = tuple[str | CocoImage, int, int]
 
 
 def _source(spec: DatasetSpec) -> MaskSource:
@@ -40,9 +44,12 @@ def mask_source_fields(
     test: Path | None = None,
     resize_masks: bool = False,
 ) -> dict[str, object]:
-    """The masks source a path names: a folder with images/ and masks/, or a list file of `image mask` lines."""
+    """The masks source a path names: a folder with images/ and masks/, a list file of `image mask` lines, or a
+    COCO JSON file with `segmentation` polygons or RLE."""
     if not train.exists():
-        raise SourceError(f"{str(train)!r} does not exist; give a folder with images/ and masks/, or a list file")
+        raise SourceError(
+            f"{str(train)!r} does not exist; give a folder with images/ and masks/, a list file or a COCO JSON file"
+        )
     return {"kind": "masks", "train": train, "masks": masks, "classes": classes, "base": base, "val": val,
             "test": test, "resize_masks": resize_masks}  # fmt: skip
 
@@ -65,21 +72,30 @@ def list_masks(spec: DatasetSpec, readable: Readable | None) -> Listing:
     palette: list[tuple[int, int, int]] | None = None
     top = -1
     given: dict[str, list[Row]] = {}
+    coco: dict[str, CocoImage] = {}  # a COCO image's mask by its `file image id`, the row's mask token
+    coco_names = classes.names if classes is not None else None
     for split in SPLITS:
         path = getattr(src, split)
         if path is None:
             continue
+        pairs: list[tuple[str, str | CocoImage]]
         if path.is_dir():
-            pairs = masks.pair_folder(path, src.masks if split == "train" else None, readable, skipped)
+            pairs = list(masks.pair_folder(path, src.masks if split == "train" else None, readable, skipped))
+        elif is_coco(path):
+            coco_names, found = read_coco_masks(path, src.base, coco_names, readable, skipped)
+            pairs = list(found)
         else:
-            pairs = masks.read_pairs(path, src.base or path.parent, readable, skipped)
+            pairs = list(masks.read_pairs(path, src.base or path.parent, readable, skipped))
         rows = []
-        for image, mask in pairs:
+        for image, given_mask in pairs:
+            mask = given_mask if isinstance(given_mask, str) else f"{given_mask.where} ({split})"
             try:
-                decoded, size = _check_pair(image, mask, classes, spec)
+                decoded, size = _check_pair(image, given_mask, classes, spec)
             except masks.MaskProblem as exc:
-                skipped.append(Skipped(mask, exc.reason))
+                skipped.append(Skipped(mask if isinstance(given_mask, str) else image, exc.reason))
                 continue
+            if not isinstance(given_mask, str):
+                coco[mask] = given_mask
             if decoded.warning:
                 warnings.append(Skipped(mask, decoded.warning))
             kinds[decoded.kind] += 1
@@ -90,9 +106,9 @@ def list_masks(spec: DatasetSpec, readable: Readable | None) -> Listing:
     if not any(given.values()):
         reasons = sorted({s.reason for s in skipped})[:3]
         raise SourceError(f"no usable image/mask pair; reasons: {reasons or ['the source lists none']}")
-    names = classes.names if classes is not None else [str(i) for i in range(max(top + 1, 2))]
-    splits = {s: [Item(r.path, (r.tokens[0], int(r.tokens[1]), int(r.tokens[2])), r.path) for r in rows]
-              for s, rows in hold_out(given, spec).items()}  # fmt: skip
+    names = coco_names or (classes.names if classes is not None else [str(i) for i in range(max(top + 1, 2))])
+    splits = {s: [Item(r.path, (coco.get(r.tokens[0], r.tokens[0]), int(r.tokens[1]), int(r.tokens[2])), r.path)
+                  for r in rows] for s, rows in hold_out(given, spec).items()}  # fmt: skip
     colours = classes.colours if classes is not None and classes.colours else palette
     stats: dict[str, Any] = {"mask_kinds": dict(sorted(kinds.items())),
                              "colours": [list(c) for c in _colours(colours, len(names))]}  # fmt: skip
@@ -100,14 +116,20 @@ def list_masks(spec: DatasetSpec, readable: Readable | None) -> Listing:
 
 
 def _check_pair(
-    image: str, mask: str, classes: masks.ClassMap | None, spec: DatasetSpec
+    image: str, mask: str | CocoImage, classes: masks.ClassMap | None, spec: DatasetSpec
 ) -> tuple[masks.Decoded, tuple[int, int]]:
-    decoded = masks.decode_mask(mask, classes, spec.max_pixels)
+    if isinstance(mask, str):
+        decoded = masks.decode_mask(mask, classes, spec.max_pixels)
+    elif mask.width * mask.height > spec.max_pixels:
+        raise masks.MaskProblem(f"mask of {mask.width}x{mask.height} pixels is over the limit of {spec.max_pixels:,}")
+    else:
+        decoded = masks.Decoded(rasterise(mask), "coco")
     size = masks.image_size(image) or (0, 0)
     h, w = decoded.indices.shape
     if size != (0, 0) and size != (w, h) and not _source(spec).resize_masks:
+        what = "mask" if isinstance(mask, str) else "the COCO file's width and height say"
         raise masks.MaskProblem(
-            f"mask is {w}x{h} but its image is {size[0]}x{size[1]} (resize_masks resizes it, nearest neighbour)"
+            f"{what} is {w}x{h} but its image is {size[0]}x{size[1]} (resize_masks resizes it, nearest neighbour)"
         )
     return decoded, size
 
@@ -134,7 +156,10 @@ def store_masks(path: Path, targets: Sequence[Target], spec: DatasetSpec) -> Non
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(targets), spec.height, spec.width))
     for i, (mask, width, height) in enumerate(targets):
         try:
-            indices = masks.decode_mask(mask, classes, spec.max_pixels).indices
+            if isinstance(mask, CocoImage):
+                indices = rasterise(mask)
+            else:
+                indices = masks.decode_mask(mask, classes, spec.max_pixels).indices
         except masks.MaskProblem:  # changed since it was listed: nothing of it counts
             out[i] = masks.IGNORE
             continue

@@ -4,8 +4,9 @@ Targets: a uint8 mask per image at the dataset's size (class indices, 255 = igno
 memory-mapped (N, H, W) array, `masks.npy`, like raw images. Sources (`MaskSource`): a folder with `images/` and
 `masks/` (pairs by file stem) or a list file of `image mask` lines; masks as palette PNGs, grayscale indices or
 RGB colours through a classes file of `name r g b` lines (deepyard.datasets.masks reads them and reports every
-bad pair). Masks are resized with nearest neighbour only, with the images' resize mode. The manifest keeps the
-mask kinds found, the colours shown, pixels and images per class and suggested class weights.
+bad pair), or a COCO JSON file's polygons and RLE, rasterised (deepyard.datasets.cocomasks). Masks are resized
+with nearest neighbour only, with the images' resize mode. The manifest keeps the mask kinds found, the colours
+shown, pixels and images per class and suggested class weights.
 
 Training: augmentation moves image and mask together (torchvision.transforms.v2 with tv_tensors.Mask: flips,
 quarter turns, rotation and scale; the photometric ones touch the pixels only). Losses: cross-entropy (ignore
@@ -39,7 +40,10 @@ class Segmentation(Task):
     name = "segmentation"
     title = "Semantic segmentation"
     target_format = "a class index per pixel (uint8 mask at the image's size, 255 = ignore)"
-    sources = "a folder with images/ and masks/ (pairs by stem); list 'image mask'; palette, index or RGB masks"
+    sources = (
+        "a folder with images/ and masks/ (pairs by stem); list 'image mask'; palette, index or RGB masks; "
+        "a COCO JSON file (polygons, RLE)"
+    )
     targets_file = MASKS_FILE
     losses = ("cross_entropy", "weighted_cross_entropy", "dice", "focal", "ce_dice")
     metrics = (
