@@ -1,5 +1,5 @@
 """A language model on the web: the samples and generate endpoints over HTTP, and the run page's Samples panel and
-Generate box in Chromium (screenshot: test-artifacts/web/lm-run.png)."""
+Generate box in Chromium, the text growing as it streams (screenshot: test-artifacts/web/lm-run.png)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from deepyard.config import Settings
-from deepyard.datasets import create_dataset, make_spec
-from deepyard.train import TrainConfig, train
 from tests.web.conftest import Server, shot
-
-TEXT = "the quick brown fox jumps over the lazy dog\n" * 120
+from tests.web.test_text_stream import quick_lm_run, watch_generate_box
 
 
 def lm_run(settings: Settings, tmp_path: Path) -> str:
-    (tmp_path / "data" / "fox.txt").write_text(TEXT, encoding="utf-8")
-    spec = make_spec(name="fox", task="language-model", val_pct=10,
-                     source={"kind": "text", "train": tmp_path / "data" / "fox.txt", "context": 16})  # fmt: skip
-    dataset = create_dataset(settings, spec).id
-    config = TrainConfig.model_validate({"epochs": 1, "batch_size": 8, "val_interval": 0.5, "workers": 0,
-                                         "solver": {"lr": 0.01, "clip_grad_norm": 1.0}})  # fmt: skip
-    return train(settings, dataset, "gpt-mini", config).run_id
+    return quick_lm_run(settings, tmp_path, epochs=1, val_interval=0.5)
 
 
 @pytest.mark.slow  # trains a run first: about a minute on the shared 2-core machine, over the fast budget
@@ -44,10 +35,6 @@ def test_samples_and_generate_over_http_and_in_the_browser(
         assert client.post(f"/api/v1/runs/{run}/generate", json={"length": 0}).status_code == 422
     page.goto(f"{server.url}/runs/{run}")
     expect(page.locator(".lm-sample")).to_have_count(3)
-    page.fill("#lm-prompt", "the quick ")
-    page.fill("#lm-temperature", "0")
-    page.fill("#lm-length", "40")
-    page.click("#lm-go")
-    expect(page.locator("#lm-output[data-done='1']")).to_contain_text("the quick ")
-    assert len(page.inner_text("#lm-output")) == len("the quick ") + 40
+    grown = watch_generate_box(page, "the quick ", 200)  # streamed: the text grows as it is made
+    assert len({n for n in grown if n > len("the quick ")}) > 10, grown
     shot(page, "lm-run")

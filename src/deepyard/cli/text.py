@@ -33,10 +33,9 @@ def generate_command(
     if json:
         print_json(use.generate_text(ctx.obj, model, prompt, length, temperature, top_k, seed))
         return
-    lm = use.open_language_model(ctx.obj, model)
-    prompt = lm.default_prompt(ctx.obj) if prompt is None else prompt
-    sys.stdout.write(prompt)
-    for piece in use.stream_text(lm, prompt, length, temperature, top_k, seed):
+    found = use.start_generation(ctx.obj, model, prompt, length, temperature, top_k, seed)  # refused before output
+    sys.stdout.write(found.prompt)
+    for piece in found.pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")

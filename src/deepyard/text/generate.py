@@ -23,15 +23,20 @@ def check_sampling(length: int, temperature: float, top_k: int | None) -> None:
         raise InvalidValueError(f"top-k {top_k} must be at least 1 (or left out: every token)")
 
 
+def check_generation(prompt: list[int], length: int, temperature: float, top_k: int | None) -> None:
+    """What `stream` refuses, checked before its first token (a generator runs nothing until asked)."""
+    check_sampling(length, temperature, top_k)
+    if not prompt:
+        raise InvalidValueError("the prompt has no tokens; give some text (or leave it out for the default)")
+
+
 @torch.no_grad()
 def stream(
     model: nn.Module, prompt: list[int], length: int, context: int, temperature: float = 0.8,
     top_k: int | None = None, seed: int = 0, device: torch.device | str = "cpu",
 ) -> Iterator[int]:  # fmt: skip
     """The next `length` token ids after `prompt` (at least one id), one at a time."""
-    check_sampling(length, temperature, top_k)
-    if not prompt:
-        raise InvalidValueError("the prompt has no tokens; give some text (or leave it out for the default)")
+    check_generation(prompt, length, temperature, top_k)
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)

@@ -1,7 +1,8 @@
 """Using a trained language model: load a run's snapshot with its tokenizer, generate text, evaluate.
 
 `open_language_model(settings, "RUN[@best|@last|@STEP]")` gives the model (eval mode), the dataset's tokenizer and
-context; `generate_text` samples a continuation of a prompt (default: the start of the validation split);
+context; `generate_text` samples a continuation of a prompt (default: the start of the validation split), and
+`start_generation` gives the same text piece by piece (the web's streamed Generate box);
 `evaluate_language_model` computes the task's validation metrics (loss in nats per token, perplexity, bits per
 character) over a split with the trainer's own meter, so `deepyard evaluate` and training report the same figures.
 """
@@ -9,7 +10,7 @@ character) over a split with the trainer's own meter, so `deepyard evaluate` and
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from deepyard.datasets.catalog import dataset_dir
 from deepyard.errors import InvalidValueError
 from deepyard.infer.model import checkpoint_path, parse_model_ref
 from deepyard.tasks import get_task
-from deepyard.text.generate import stream
+from deepyard.text.generate import check_generation, stream
 from deepyard.text.store import TokenBatches
 from deepyard.text.tokenizer import Tokenizer, load_tokenizer
 from deepyard.train import runs
@@ -68,9 +69,18 @@ def open_language_model(settings: Settings, ref: str) -> LanguageModelRun:
 
 def stream_text(
     lm: LanguageModelRun, prompt: str, length: int, temperature: float, top_k: int | None, seed: int
-) -> Iterator[str]:
-    """The continuation of `prompt`, piece by piece as the tokens come (each piece decodes whole characters)."""
+) -> Generator[str, None, None]:
+    """The continuation of `prompt`, piece by piece as the tokens come (each piece decodes whole characters). A
+    prompt the vocabulary cannot encode, or a bad setting, is refused here, before the first piece is asked for;
+    closing the iterator stops the generation."""
     ids = lm.tokenizer.encode(prompt)
+    check_generation(ids, length, temperature, top_k)
+    return _pieces(lm, ids, length, temperature, top_k, seed)
+
+
+def _pieces(
+    lm: LanguageModelRun, ids: list[int], length: int, temperature: float, top_k: int | None, seed: int
+) -> Generator[str, None, None]:
     pending: list[int] = []
     for token in stream(lm.model, ids, length, lm.context, temperature, top_k, seed):
         pending.append(token)
@@ -86,14 +96,41 @@ def generate_text(
     settings: Settings, ref: str, prompt: str | None = None, length: int = 500, temperature: float = 0.8,
     top_k: int | None = None, seed: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
+    found = start_generation(settings, ref, prompt, length, temperature, top_k, seed)
+    started = time.perf_counter()
+    text = "".join(found.pieces)
+    return {**found.head(), "text": text, **found.tail(time.perf_counter() - started)}
+
+
+@dataclass
+class Generation:
+    """A generation about to run: its model and prompt, and the pieces of text as they are made."""
+
+    model: dict[str, Any]  # run, snapshot, step, dataset
+    prompt: str
+    length: int
+    temperature: float
+    top_k: int | None
+    seed: int
+    pieces: Generator[str, None, None]
+
+    def head(self) -> dict[str, Any]:
+        return {"model": self.model, "prompt": self.prompt, "length": self.length, "temperature": self.temperature,
+                "top_k": self.top_k, "seed": self.seed}  # fmt: skip
+
+    def tail(self, seconds: float) -> dict[str, Any]:
+        return {"seconds": round(seconds, 3), "tokens_per_s": round(self.length / max(seconds, 1e-9), 1)}
+
+
+def start_generation(
+    settings: Settings, ref: str, prompt: str | None = None, length: int = 500, temperature: float = 0.8,
+    top_k: int | None = None, seed: int = 0,
+) -> Generation:  # fmt: skip
+    """Load the model and check the prompt and settings (a bad one raises now); the text comes from `pieces`."""
     lm = open_language_model(settings, ref)
     prompt = lm.default_prompt(settings) if prompt is None else prompt
-    started = time.perf_counter()
-    text = "".join(stream_text(lm, prompt, length, temperature, top_k, seed))
-    seconds = time.perf_counter() - started
-    return {"model": lm.info, "prompt": prompt, "text": text, "length": length, "temperature": temperature,
-            "top_k": top_k, "seed": seed, "seconds": round(seconds, 3),
-            "tokens_per_s": round(length / max(seconds, 1e-9), 1)}  # fmt: skip
+    pieces = stream_text(lm, prompt, length, temperature, top_k, seed)
+    return Generation(lm.info, prompt, length, temperature, top_k, seed, pieces)
 
 
 @torch.no_grad()

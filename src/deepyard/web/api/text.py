@@ -2,21 +2,37 @@
 
 `GET /api/v1/runs/{id}/samples` (the run page polls it while the run trains) and `POST /api/v1/runs/{id}/generate`
 with the prompt, length, temperature, top-k and seed (the run page's Generate box; `deepyard generate` is its
-command-line twin). Both call deepyard.text; a run of another task is a 400 naming it.
+command-line twin). Both call deepyard.text; a run of another task is a 400 naming it. With `"stream": true` the
+text comes as it is made, as NDJSON lines: `{"model", "prompt", ...}` first, then `{"text": piece}` per piece, then
+`{"done": true, "seconds", "tokens_per_s"}` (or `{"error": message}` if it failed part-way). The model is loaded
+and each token made in the thread pool, never on the event loop; a client that goes away stops the generation
+(the next piece is never asked for). A bad prompt or setting is refused before the stream starts (4xx).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
+from deepyard.errors import DeepyardError
 from deepyard.tasks.languagemodel import read_samples
 from deepyard.train.runs import get_run, run_dir
 from deepyard.web.deps import IdPath, RequestModel, SettingsDep
 
+if TYPE_CHECKING:
+    from deepyard.text.use import Generation
+
 router = APIRouter(tags=["text"])
+log = logging.getLogger("deepyard.web")
 MAX_LENGTH = 2000  # tokens one request may ask for (a CPU makes a few hundred a second)
 
 
@@ -27,6 +43,7 @@ class GenerateRequest(RequestModel):
     top_k: int | None = Field(None, ge=1, le=1_000_000, description="Sample among the K likeliest tokens.")
     seed: int = Field(0, ge=0, le=2**62)
     snapshot: str | None = Field(None, max_length=40, description="best (default), last or a step.")
+    stream: bool = Field(False, description="NDJSON lines as the text is made (see the module's description).")
 
 
 @router.get("/runs/{run_id}/samples")
@@ -35,9 +52,54 @@ def samples(run_id: IdPath, settings: SettingsDep) -> dict[str, Any]:
     return {"run": info["id"], "samples": read_samples(run_dir(settings, info["id"]))}
 
 
-@router.post("/runs/{run_id}/generate")
-def generate(run_id: IdPath, body: GenerateRequest, settings: SettingsDep) -> dict[str, Any]:
-    from deepyard.text.use import generate_text
+@router.post("/runs/{run_id}/generate", response_model=None)
+async def generate(
+    run_id: IdPath, body: GenerateRequest, settings: SettingsDep, request: Request
+) -> dict[str, Any] | StreamingResponse:
+    from deepyard.text.use import generate_text, start_generation
 
     ref = f"{run_id}@{body.snapshot}" if body.snapshot else run_id
-    return generate_text(settings, ref, body.prompt, body.length, body.temperature, body.top_k, body.seed)
+    args = (settings, ref, body.prompt, body.length, body.temperature, body.top_k, body.seed)
+    if not body.stream:
+        done: dict[str, Any] = await run_in_threadpool(generate_text, *args)
+        return done
+    found = await run_in_threadpool(start_generation, *args)  # loads the model; a bad prompt is a 4xx here
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return ClosingStream(_lines(request, found), media_type="application/x-ndjson", headers=headers)
+
+
+class ClosingStream(StreamingResponse):
+    """A StreamingResponse that closes its body however the response ends. A client that goes away cancels the
+    send in progress, which leaves the body's generator suspended (and the model held) until garbage collection or
+    the server's shutdown; closing it here runs its `finally` at once."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
+
+
+async def _lines(request: Request, found: Generation) -> AsyncIterator[str]:
+    """One JSON line per piece of text, each made in the thread pool; stops (and closes the generation) as soon
+    as the client has gone."""
+    yield json.dumps(found.head()) + "\n"
+    started, made, ended = time.perf_counter(), 0, False
+    try:
+        while (piece := await run_in_threadpool(next, found.pieces, None)) is not None:
+            made += 1
+            yield json.dumps({"text": piece}) + "\n"
+            if await request.is_disconnected():
+                return
+        ended = True
+        yield json.dumps({"done": True, **found.tail(time.perf_counter() - started)}) + "\n"
+    except DeepyardError as exc:  # the status line is sent already: the error is the stream's last line
+        ended = True
+        yield json.dumps({"error": str(exc)}) + "\n"
+    finally:
+        found.pieces.close()
+        if not ended:
+            log.info("generation from run %s stopped after %d of %d pieces: the client went away",
+                     found.model.get("run"), made, found.length)  # fmt: skip

@@ -3,8 +3,8 @@
 const DY = (() => {
   const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
 
-  async function api(method, url, body, raw) {
-    const opts = { method, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" };
+  async function api(method, url, body, raw, signal) {
+    const opts = { method, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin", signal };
     if (body instanceof Blob || body instanceof ArrayBuffer) { opts.body = body; }
     else if (body !== undefined) { opts.body = JSON.stringify(body); opts.headers["Content-Type"] = "application/json"; }
     const res = await fetch(url, opts);

@@ -24,18 +24,42 @@
   }
   poll(); setInterval(poll, 5000);
 
+  // The Generate box: POST .../generate with stream: NDJSON lines read as they arrive ({model, prompt}, then
+  // {text} pieces, then {done} or {error}), so the text grows in the page as it is made. A new request, or leaving
+  // the page, aborts the one before (the server stops generating when its client has gone).
+  let current = null;
+  async function generate(body) {
+    if (current) current.abort();
+    const ctrl = new AbortController(); current = ctrl;
+    const res = await DY.api("POST", "/api/v1/runs/" + run + "/generate", { ...body, stream: true }, true, ctrl.signal);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    const text = document.createTextNode("");
+    let rest = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const lines = (rest + value).split("\n"); rest = lines.pop();
+      for (const line of lines.filter(Boolean)) {
+        const doc = JSON.parse(line);
+        if (doc.prompt !== undefined) {
+          const prompt = document.createElement("b"); prompt.textContent = doc.prompt;
+          out.replaceChildren(prompt, text);
+        } else if (doc.text !== undefined) text.appendData(doc.text);
+        else if (doc.error !== undefined) throw new Error(doc.error);
+        else if (doc.done) { out.dataset.done = "1"; out.title = `${doc.tokens_per_s} tokens/s`; }
+      }
+    }
+  }
+
   document.getElementById("lm-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const val = (id) => document.getElementById(id).value;
     const body = { length: Number(val("lm-length")), temperature: Number(val("lm-temperature")), seed: Number(val("lm-seed")) };
     if (val("lm-prompt")) body.prompt = val("lm-prompt");
     if (val("lm-topk")) body.top_k = Number(val("lm-topk"));
-    out.textContent = "generating…"; out.classList.remove("error");
-    try {
-      const doc = await DY.api("POST", "/api/v1/runs/" + run + "/generate", body);
-      const prompt = document.createElement("b"); prompt.textContent = doc.prompt;
-      out.replaceChildren(prompt, document.createTextNode(doc.text));
-      out.dataset.done = "1";
-    } catch (err) { out.textContent = err.message; out.classList.add("error"); }
+    out.textContent = "generating…"; out.classList.remove("error"); delete out.dataset.done;
+    try { await generate(body); } catch (err) {
+      if (err.name !== "AbortError") { out.textContent = err.message; out.classList.add("error"); }
+    }
   });
 })();
