@@ -77,6 +77,10 @@ def test_console_script_builds_trains_evaluates_and_predicts(tmp_path: Path) -> 
     ev = json.loads(evaluated.stdout)
     assert ev["task"] == "detection" and {"map", "map_50", "map_75", "per_class", "worst"} <= set(ev)
     assert ev["map"] == pytest.approx(doc["last_val"]["val_map"], abs=1e-3)  # the same meter as validation
+    assert set(ev["thresholds"]) == {"Disc", "Square", "bar"}  # calibrated per class on validation
+    assert set(ev["pr_curves"]) == set(ev["thresholds"]) and len(ev["confusion"]["matrix"]) == 4
+    for picture in ("pr", "confusion", "worst", "false_positives", "missed"):
+        assert Path(ev["files"][picture]).is_file()
     image = next((tmp_path / "coco" / "images").glob("*.png"))
     predicted = run(home, "predict", doc["run"], str(image), "--threshold", "0.0", "--out", str(tmp_path / "p"),
                     "--json")  # fmt: skip

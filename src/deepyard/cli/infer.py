@@ -72,7 +72,9 @@ def predict_command(
     inputs: str = typer.Argument(..., help="An image file or a folder of images; a text classifier: a text too."),
     out: Path | None = typer.Option(None, "--out", help="Folder for the masks and overlays (default: the run's)."),
     opacity: float = typer.Option(0.5, "--opacity", help="How strongly the class colours cover the overlay, 0..1."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Detection: the score a box needs to be shown, 0..1."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Detection: the score every box needs, 0..1 (default: its class's best F1)."
+    ),
     snapshot: str | None = SnapshotOpt,
     json: bool = JsonOpt,
 ) -> None:

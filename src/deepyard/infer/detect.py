@@ -2,9 +2,10 @@
 
 The network sees the image at the dataset's size (its resize mode; detection builds letterbox by default); its
 boxes are mapped back onto the original image by the inverse of that placement (deepyard.datasets.boxes), so a
-box is in the same pixels as the file the user gave. Each image gets `<stem>_boxes.png`, the original with the
-boxes above the score threshold drawn and labelled; `predictions.json` holds every row. A file that cannot be
-read gets a row with its error.
+box is in the same pixels as the file the user gave. A box is kept when its score reaches its class's threshold
+(the best F1 on validation, calibrated when the model is loaded) or the one threshold the caller gives. Each image
+gets `<stem>_boxes.png`, the original with the kept boxes drawn and labelled; `predictions.json` holds every row.
+A file that cannot be read gets a row with its error.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from deepyard.files import write_bytes_atomic, write_json_atomic
 from deepyard.infer.model import TrainedModel, open_model, parse_model_ref
 from deepyard.pictures import png
 from deepyard.tasks.boxmetrics import PALETTE, draw_boxes
+from deepyard.tasks.boxreport import above, class_thresholds
 
 
 def model_task(settings: Settings, ref: str) -> str | None:
@@ -39,13 +41,14 @@ def model_task(settings: Settings, ref: str) -> str | None:
         return None
 
 
-def detect_file(clf: TrainedModel, path: str, folder: Path, threshold: float) -> dict[str, Any]:
-    """Detect in one image file; boxes in its original pixels; writes `<stem>_boxes.png` under `folder`."""
+def detect_file(clf: TrainedModel, path: str, folder: Path, threshold: float | None = None) -> dict[str, Any]:
+    """Detect in one image file; boxes in its original pixels; writes `<stem>_boxes.png` under `folder`.
+    `threshold`: the score every box needs (None: its class's calibrated threshold)."""
     pre = clf.preprocessing
     original = np.asarray(load_image(path, pre.geometry))  # raises ImageSkipped
     size = (int(original.shape[1]), int(original.shape[0]))
     rows = clf.outputs([pre.load_pixels(original)])[0].numpy()  # (D, 6) at the dataset's size
-    rows = rows[(rows[:, 5] >= 0) & (rows[:, 4] >= threshold)]
+    rows = above(rows, class_thresholds({**clf.stats, "threshold": threshold}, len(clf.classes)))
     boxes = to_original(rows[:, :4], placement(size, pre.geometry), size)
     found = [{"class": clf.classes[int(r[5])], "score": round(float(r[4]), 4), "box": [round(float(v), 2) for v in b]}
              for r, b in zip(rows, boxes, strict=True)]  # fmt: skip
@@ -56,7 +59,9 @@ def detect_file(clf: TrainedModel, path: str, folder: Path, threshold: float) ->
     counts: dict[str, int] = {}
     for f in found:
         counts[str(f["class"])] = counts.get(str(f["class"]), 0) + 1
-    summary = ", ".join(f"{n} {c}" for c, n in counts.items()) or f"no object above {threshold:g}"
+    summary = ", ".join(f"{n} {c}" for c, n in counts.items()) or (
+        f"no object above {threshold:g}" if threshold is not None else "no object above its class's threshold"
+    )
     return {"source": path, "size": list(size), "boxes": found, "overlay": str(overlay), "summary": summary,
             "error": None}  # fmt: skip
 
@@ -67,13 +72,14 @@ def detect_images(
     inputs: Path,
     out: Path | None = None,
     snapshot: str | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Detect in an image file or every image under a folder; overlays and predictions.json go to `out`
-    (default: the run's `predictions/<name>/`)."""
+    (default: the run's `predictions/<name>/`). `threshold`: the score every box needs (None: each class's
+    calibrated threshold)."""
     from deepyard.infer.tasks import output_folder
 
-    if not 0 <= threshold <= 1:
+    if threshold is not None and not 0 <= threshold <= 1:
         raise InvalidValueError(f"threshold {threshold} must lie between 0 and 1")
     clf = open_model(settings, model, snapshot)
     if clf.task.name != "detection":
@@ -92,6 +98,8 @@ def detect_images(
             rows.append(detect_file(clf, path, folder, threshold))
         except ImageSkipped as exc:
             rows.append({"source": path, "error": exc.reason})
-    doc = {"model": clf.info, "folder": str(folder), "threshold": threshold, "predictions": rows}
+    cuts = class_thresholds({**clf.stats, "threshold": threshold}, len(clf.classes))
+    doc = {"model": clf.info, "folder": str(folder), "threshold": threshold,
+           "thresholds": dict(zip(clf.classes, cuts.tolist(), strict=True)), "predictions": rows}  # fmt: skip
     write_json_atomic(folder / "predictions.json", doc)
     return doc

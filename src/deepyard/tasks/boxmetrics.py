@@ -1,10 +1,8 @@
-"""Detection figures and pictures: the evaluation report (COCO mAP, per-class AP, the worst images), boxes drawn
-on images, and the box matching that decides an export's parity.
+"""Detection figures and pictures: box overlaps and matching (which also decides an export's parity), and boxes
+drawn on images. The evaluation report is deepyard.tasks.boxreport's.
 
 Outputs are (N, D, 6) rows (x1, y1, x2, y2, score, class) and targets (N, M, 6) rows (x1, y1, x2, y2, class,
-iscrowd), both padded with class -1 (see deepyard.tasks.detection). COCO's figures come from torchmetrics'
-MeanAveragePrecision (pycocotools backend); the worst images are those with the most errors at the score
-threshold (false positives plus missed objects, matched greedily at IoU 0.5 within a class).
+iscrowd), both padded with class -1 (see deepyard.tasks.detection).
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from deepyard import pictures
-from deepyard.tasks.base import EvalContext, Report
 
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
            (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]  # fmt: skip
@@ -101,54 +98,3 @@ def draw_boxes(pixels: np.ndarray, boxes: Sequence[dict[str, Any]], scale: int =
         if b.get("label"):
             draw.text((x1 + 2, max(0.0, y1 - 12)), b["label"], fill=b["colour"], font=small)
     return img
-
-
-def prediction_boxes(rows: np.ndarray, names: Sequence[str], threshold: float) -> list[dict[str, Any]]:
-    kept = rows[(rows[:, 5] >= 0) & (rows[:, 4] >= threshold)]
-    return [{"box": r[:4].tolist(), "label": f"{names[int(r[5])]} {r[4]:.2f}", "colour": PALETTE[int(r[5]) % 10]}
-            for r in kept]  # fmt: skip
-
-
-def truth_boxes(rows: np.ndarray) -> list[dict[str, Any]]:
-    return [{"box": r[:4].tolist(), "label": "", "colour": TRUTH} for r in rows[rows[:, 4] >= 0]]
-
-
-def detection_report(outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext, threshold: float = 0.5) -> Report:
-    """COCO mAP (and @.5, @.75, AR@100, small/medium/large), AP per class, and the worst images as pictures."""
-    import torch
-
-    from deepyard.tasks.detection import DetectionMeter
-
-    threshold = float(ctx.stats.get("threshold", threshold))
-    meter = DetectionMeter(class_metrics=True)
-    meter.update(torch.from_numpy(outputs).float(), torch.from_numpy(targets).float(), torch.tensor(float("nan")))
-    found = meter.results()
-    figure = {k: _pct(found[k]) for k in ("map", "map_50", "map_75", "mar_100", "map_small", "map_medium",
-                                          "map_large")}  # fmt: skip
-    classes = found["classes"].reshape(-1).tolist()
-    per_class_ap = found["map_per_class"].reshape(-1).tolist()
-    boxes = np.bincount(targets[:, :, 4][targets[:, :, 4] >= 0].astype(int), minlength=len(ctx.names))
-    per_class = [{"class": ctx.names[int(c)], "ap": _pct(ap), "boxes": int(boxes[int(c)])}
-                 for c, ap in zip(classes, per_class_ap, strict=True) if 0 <= int(c) < len(ctx.names)]  # fmt: skip
-    errors = []
-    for i in range(len(outputs)):
-        pred = outputs[i][(outputs[i][:, 5] >= 0) & (outputs[i][:, 4] >= threshold)]
-        _, fp, missed = match(pred, targets[i][targets[i][:, 4] >= 0], 0.5)
-        errors.append((fp + missed, fp, missed, i))
-    worst = sorted((e for e in errors if e[0]), key=lambda e: (-e[0], e[3]))[: ctx.top_n]
-    shown = list(ctx.pictures(np.array([e[3] for e in worst], np.int64))) if worst else []
-    tiles = [np.asarray(draw_boxes(px, truth_boxes(targets[e[3]]) + prediction_boxes(outputs[e[3]], ctx.names,
-                                                                                      threshold)))
-             for px, e in zip(shown, worst, strict=True)]  # fmt: skip
-    captions = [f"{e[1]} false, {e[2]} missed\n{ctx.sources[e[3]].rsplit('/', 1)[-1]}" for e in worst]
-    doc = {**figure, "threshold": threshold, "per_class": per_class,
-           "worst": [{"index": e[3], "source": ctx.sources[e[3]], "false_positives": e[1], "missed": e[2]}
-                     for e in worst],
-           "summary": f"mAP {figure['map']:.1f}%, mAP@.5 {figure['map_50']:.1f}%, {len(outputs)} images"}  # fmt: skip
-    grid = pictures.grid_png(tiles, captions, columns=3, tile=192, empty="no errors at this threshold")
-    return Report(doc, {"worst.png": grid})
-
-
-def _pct(value: Any) -> float:
-    v = float(value)
-    return round(100 * v, 2) if v >= 0 else -1.0

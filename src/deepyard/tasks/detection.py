@@ -145,6 +145,7 @@ class Detection(Task):
     )
     exact = False
     label_tokens = None
+    calibrated = True  # each class's score threshold: the best F1 on validation
     export_batch = 1  # a detector's trace unrolls its loop over the images
 
     # ---- datasets
@@ -250,19 +251,31 @@ class Detection(Task):
 
     # ---- inference
 
+    def calibrate(self, outputs: np.ndarray, targets: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+        """Each class's score threshold with the best F1 on these (validation) outputs (IoU 0.5); 0.5 for a class
+        never seen."""
+        from deepyard.tasks.boxreport import best_thresholds
+
+        return best_thresholds(outputs, targets, names)
+
     def predict(
         self, outputs: torch.Tensor, names: Sequence[str], stats: dict[str, Any], k: int
     ) -> list[dict[str, Any]]:
-        threshold = float(stats.get("threshold", 0.5))
+        """Boxes above their class's threshold (`stats["threshold"]`, when given, for every class)."""
+        from deepyard.tasks.boxreport import above, class_thresholds
+
+        cuts = class_thresholds(stats, len(names))
+        said = f"{cuts[0]:g}" if len(set(cuts.tolist())) == 1 else "the class thresholds"
         rows = []
         for det in outputs.float().numpy():
             boxes = [{"box": [round(float(v), 2) for v in r[:4]], "class": names[int(r[5])], "score": float(r[4])}
-                     for r in det if r[5] >= 0 and r[4] >= threshold]  # fmt: skip
+                     for r in above(det, cuts)]  # fmt: skip
             counts: dict[str, int] = {}
             for b in boxes:
                 counts[str(b["class"])] = counts.get(str(b["class"]), 0) + 1
-            summary = ", ".join(f"{n} {c}" for c, n in counts.items()) or f"no object above {threshold:g}"
-            rows.append({"predicted": summary, "boxes": boxes, "threshold": threshold, "summary": summary})
+            summary = ", ".join(f"{n} {c}" for c, n in counts.items()) or f"no object above {said}"
+            rows.append({"predicted": summary, "boxes": boxes, "threshold": float(cuts.min()),
+                         "thresholds": dict(zip(names, cuts.tolist(), strict=True)), "summary": summary})  # fmt: skip
         return rows
 
     def confidence(self, predicted: dict[str, Any]) -> float | None:
@@ -274,8 +287,8 @@ class Detection(Task):
     def agreement(self, expected: np.ndarray, exported: np.ndarray, stats: dict[str, Any]) -> tuple[str, float]:
         from deepyard.tasks.boxmetrics import matching_boxes
 
-        return "boxes matched (IoU >= 0.9, same class)", matching_boxes(expected, exported, float(
-            stats.get("threshold", 0.5)))  # fmt: skip
+        cuts = stats.get("thresholds") or [stats.get("threshold", 0.5)]  # the lowest class threshold: every box kept
+        return "boxes matched (IoU >= 0.9, same class)", matching_boxes(expected, exported, float(min(cuts)))
 
     def output_difference(self, expected: np.ndarray, exported: np.ndarray) -> float:
         """The largest score difference of matched boxes (rows may be reordered where scores tie)."""
@@ -284,7 +297,7 @@ class Detection(Task):
         return score_difference(expected, exported)
 
     def evaluate(self, outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext) -> Report:
-        from deepyard.tasks.boxmetrics import detection_report
+        from deepyard.tasks.boxreport import detection_report
 
         return detection_report(outputs, targets, ctx)
 
