@@ -35,6 +35,7 @@ class TextClassification(Classification):
     target_format = "one class per text (int64 index)"
     sources = "a folder with a sub-folder of .txt files per class; CSV, TSV or JSONL with 'text' and 'label' columns"
     export_formats = ("archive", "onnx")
+    template_names = ("predict.html", "evaluate.html", "run.html", "dataset.html")  # run: the Classify text box
     own_build = True
     # Measured on the generated negation set and on tiny-shakespeare speakers (tests/text/test_textclass_gate.py):
     # the bag of n-grams converges in a few epochs at a higher rate than the image default.

@@ -1,7 +1,18 @@
 // Dataset page: a paged gallery by split and class (or label; regression has no filter), and delete.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
-  const gallery = document.getElementById("gallery"), id = gallery.dataset.dataset;
+  const gallery = document.getElementById("gallery");
+  if (gallery) showGallery(gallery);  // a text dataset has its own panel (textclass.js) instead
+
+  document.getElementById("delete-dataset").addEventListener("click", async (e) => {
+    if (!confirm("Delete this dataset and its files?")) return;
+    try { await DY.api("DELETE", `/api/v1/datasets/${e.target.dataset.id}`); window.location = "/"; }
+    catch (err) { alert(err.message); }
+  });
+});
+
+function showGallery(gallery) {
+  const id = gallery.dataset.dataset;
   const split = document.getElementById("g-split"), cls = document.getElementById("g-class");
   const info = document.getElementById("g-info"), size = 48;
   let offset = 0, total = 0;
@@ -23,10 +34,4 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("g-prev").addEventListener("click", () => { if (offset > 0) { offset = Math.max(0, offset - size); load(); } });
   document.getElementById("g-next").addEventListener("click", () => { if (offset + size < total) { offset += size; load(); } });
   load();
-
-  document.getElementById("delete-dataset").addEventListener("click", async (e) => {
-    if (!confirm("Delete this dataset and its files?")) return;
-    try { await DY.api("DELETE", `/api/v1/datasets/${e.target.dataset.id}`); window.location = "/"; }
-    catch (err) { alert(err.message); }
-  });
-});
+}

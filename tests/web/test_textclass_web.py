@@ -1,0 +1,59 @@
+"""Text classification on the web: classify-text, text-evaluation and dataset texts over HTTP, and in Chromium the
+dataset page's texts per class and length histogram and the run page's Classify text box with its bars and the
+evaluation's top losses as texts (screenshots: test-artifacts/web/textclass-dataset.png, textclass-run.png)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from deepyard.config import Settings
+from deepyard.datasets import create_dataset, make_spec
+from deepyard.train import TrainConfig, train
+from tests.text.test_textclass_data import class_folders
+from tests.web.conftest import Server, shot
+
+
+def text_run(settings: Settings, tmp_path: Path) -> tuple[str, str]:
+    source = {"kind": "labelled-text", "train": class_folders(tmp_path / "data" / "films", 24)}
+    spec = make_spec(name="films", task="text-classification", source=source)
+    dataset = create_dataset(settings, spec).id
+    config = TrainConfig.model_validate({"epochs": 6, "batch_size": 8, "workers": 0, "solver": {"lr": 0.05}})
+    return dataset, train(settings, dataset, "bag-ngrams", config).run_id
+
+
+def test_classify_evaluate_and_dataset_texts_over_http_and_in_the_browser(
+    web_settings: Settings, tmp_path: Path, server: Server, page: Page
+) -> None:
+    dataset, run = text_run(web_settings, tmp_path)
+    with server.client() as client:
+        doc = client.post(f"/api/v1/runs/{run}/classify-text", json={"texts": ["not a good film", "a good film"]})
+        assert doc.status_code == 200, doc.text
+        assert [p["predicted"] for p in doc.json()["predictions"]] == ["neg", "pos"]
+        assert "<table" in doc.json()["predictions"][0]["html"]
+        assert client.post(f"/api/v1/runs/{run}/classify-text", json={"text": "  "}).status_code in (400, 422)
+        ev = client.post(f"/api/v1/runs/{run}/text-evaluation", json={}).json()
+        assert ev["metrics"]["top1"] > 90 and 'id="top-losses"' in ev["html"]
+        assert client.get(ev["base"] + "confusion.png").headers["content-type"] == "image/png"
+        texts = client.get(f"/api/v1/datasets/{dataset}/texts?per_class=2").json()
+        assert [c["name"] for c in texts["classes"]] == ["neg", "pos"] and len(texts["classes"][0]["examples"]) == 2
+        assert texts["lengths"]["per_class"]["pos"]["train"]["counts"]
+        assert client.get(f"/api/v1/datasets/{dataset}/texts?split=nope").status_code == 404
+
+    page.goto(f"{server.url}/datasets/{dataset}")
+    expect(page.locator(".tc-class")).to_have_count(2)
+    expect(page.locator("#tc-hist tr")).to_have_count(3)  # a header and a row per class
+    expect(page.locator("#mean-image")).to_have_count(0)
+    expect(page.locator("#skipped")).to_contain_text("binary file")
+    shot(page, "textclass-dataset")
+
+    page.goto(f"{server.url}/runs/{run}")
+    page.fill("#tc-text", "not a good film at all")
+    page.click("#tc-go")
+    expect(page.locator("#tc-result tbody tr").first).to_contain_text("neg")
+    expect(page.locator("#tc-result .bar")).to_have_count(2)
+    page.click("#tc-evaluate")
+    expect(page.locator("#tc-accuracy")).to_contain_text("texts")
+    expect(page.locator("#confusion")).to_be_visible()
+    shot(page, "textclass-run")
