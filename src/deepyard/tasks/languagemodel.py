@@ -76,6 +76,7 @@ class LanguageModel(Task):
     )
     exact = False
     own_build = True
+    template_names = ("dataset.html",)  # the dataset page's text panel; the run page's is web/templates/run.html
     # The default recipe (`deepyard train --dataset D` without flags), measured on tiny-shakespeare at the default
     # context (128 characters) with char-lstm, AdamW lr 0.003 one-cycle, one torch thread on this project's 2-core
     # CPU: 2.2 epochs of 16 blocks per step (1,078 steps) reach val loss 1.538 nats/char (2.22 bits/char) in 127 s

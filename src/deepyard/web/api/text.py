@@ -1,5 +1,6 @@
 """Language-model runs over HTTP: the validation samples a run has written, and text generated from a snapshot.
 
+`GET /api/v1/datasets/{id}/text` (the dataset page's passages and vocabulary),
 `GET /api/v1/runs/{id}/samples` (the run page polls it while the run trains) and `POST /api/v1/runs/{id}/generate`
 with the prompt, length, temperature, top-k and seed (the run page's Generate box; `deepyard generate` is its
 command-line twin). Both call deepyard.text; a run of another task is a 400 naming it. With `"stream": true` the
@@ -50,6 +51,20 @@ class GenerateRequest(RequestModel):
 def samples(run_id: IdPath, settings: SettingsDep) -> dict[str, Any]:
     info = get_run(settings, run_id)
     return {"run": info["id"], "samples": read_samples(run_dir(settings, info["id"]))}
+
+
+@router.get("/datasets/{dataset_id}/text")
+def dataset_text(dataset_id: IdPath, settings: SettingsDep) -> dict[str, Any]:
+    """A language-model dataset as its page shows it: passages from each split, the vocabulary, the report's
+    text figures, the skipped files and the undecodable bytes replaced; another task's dataset is a 400."""
+    from deepyard.datasets import get_dataset
+    from deepyard.errors import InvalidValueError
+    from deepyard.text.preview import preview_corpus
+
+    manifest = get_dataset(settings, dataset_id)
+    if manifest.task != "language-model":
+        raise InvalidValueError(f"dataset {manifest.name!r} is a {manifest.task} dataset, not a language model's")
+    return {"dataset": manifest.id, **preview_corpus(settings, manifest)}
 
 
 @router.post("/runs/{run_id}/generate", response_model=None)

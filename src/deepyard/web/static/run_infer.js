@@ -3,6 +3,7 @@
 // downloads.
 "use strict";
 window.addEventListener("run-ready", (e) => {
+  if (!document.getElementById("infer")) return;  // a task without these panels (a language model)
   const id = e.detail;
   const el = (t, props = {}, ...kids) => { const n = Object.assign(document.createElement(t), props); n.append(...kids); return n; };
   const snapshot = () => document.getElementById("c1-snapshot").value;
