@@ -1,4 +1,4 @@
-"""`deepyard dataset ...`: create, import mnist, list, show, delete."""
+"""`deepyard dataset ...`: create, import mnist, list, show, export, delete."""
 
 from __future__ import annotations
 
@@ -201,6 +201,29 @@ def show(
         print_json(found.to_json())
     else:
         print_damaged([found])
+
+
+@dataset_app.command("export")
+def export(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., help="Dataset id or name (a detection dataset)."),
+    fmt: str = typer.Option(..., "--format", help="coco, voc, yolo or kitti."),
+    out: Path | None = typer.Option(None, "--out", help="A new folder (default: ./<name>-<format>)."),
+    json: bool = JsonOpt,
+) -> None:
+    """Write a detection dataset back out as COCO, VOC, YOLO or KITTI: each split's stored images and their boxes,
+    one folder per split, which `dataset create` reads back."""
+    from deepyard.datasets.boxexport import export_detection
+
+    manifest = datasets.get_dataset(ctx.obj, ref)
+    doc = export_detection(ctx.obj, manifest, fmt, out or Path(f"{manifest.name}-{fmt}"))
+    if json:
+        print_json(doc)
+        return
+    for split, info in doc["splits"].items():
+        console.print(f"{split}: {info['images']} images, {info['boxes']} boxes -> {info['path']}", highlight=False)
+    for note in doc["notes"]:
+        err_console.print(f"note: {note}", highlight=False)
 
 
 @dataset_app.command("delete")
