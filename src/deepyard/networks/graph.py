@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from deepyard.errors import SpecError
+from deepyard.networks import uplayers  # noqa: F401  (registers conv_transpose, upsample, crop)
 from deepyard.networks.layers import LayerType, Params, Shape, get_layer_type, parse_params
 from deepyard.networks.spec import INPUT, NUM_CLASSES, NetworkSpec
 

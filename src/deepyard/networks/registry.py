@@ -30,6 +30,7 @@ from deepyard.networks.dense import build_torchvision_segmentation, build_unet, 
 from deepyard.networks.graph import build_spec
 from deepyard.networks.layers import Shape
 from deepyard.networks.ref import NetworkRef, parse_ref
+from deepyard.networks.segzoo import SEGMENTATION_SPECS
 from deepyard.networks.spec import NetworkSpec, parse_spec
 from deepyard.networks.zoo import SPEC_NETWORKS
 
@@ -66,10 +67,11 @@ _MODULES: dict[str, tuple[Shape, str, Callable[[Shape, int], nn.Module]]] = {
 
 def _entries() -> dict[str, NetworkEntry]:
     entries = {}
-    for name, make in SPEC_NETWORKS.items():
+    for name, make in {**SPEC_NETWORKS, **SEGMENTATION_SPECS}.items():
         spec = make()
         assert spec.input is not None
-        entries[name] = NetworkEntry(name, "spec", spec.input, spec.description, make)
+        output = "pixel" if name in SEGMENTATION_SPECS else "class"
+        entries[name] = NetworkEntry(name, "spec", spec.input, spec.description, make, output=output)
     for name, (shape, description) in _TORCHVISION.items():
         output = "pixel" if name in segmentation_models() else "class"
         entries[name] = NetworkEntry(name, "torchvision", shape, description + ", from torchvision", output=output)

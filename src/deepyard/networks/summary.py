@@ -25,7 +25,7 @@ from deepyard.networks.layers import Shape
 from deepyard.networks.registry import build_network
 from deepyard.networks.spec import NetworkSpec
 
-COUNTED = ("conv", "linear")  # the spec layer types with multiply-accumulates; the others are not run
+COUNTED = ("conv", "conv_transpose", "linear")  # the spec layer types with multiply-accumulates; the others are not run
 
 
 @dataclass(frozen=True)

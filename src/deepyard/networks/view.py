@@ -20,6 +20,8 @@ _COLOURS = {  # fill colour by kind of layer, matched on the lower-cased type na
     "sum": "#fff3cd",
     "add": "#fff3cd",
     "dropout": "#eeeeee",
+    "upsample": "#f8d7da",
+    "crop": "#f8d7da",
 }
 
 
