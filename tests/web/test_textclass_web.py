@@ -4,15 +4,18 @@ evaluation's top losses as texts (screenshots: test-artifacts/web/textclass-data
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from deepyard.config import Settings
 from deepyard.datasets import create_dataset, make_spec
 from deepyard.train import TrainConfig, train
 from tests.text.test_textclass_data import class_folders
-from tests.web.conftest import Server, shot
+from tests.web.conftest import Server, fill_recipe, shot
+from tests.web.test_tasks_browser import JOB
 
 
 def text_run(settings: Settings, tmp_path: Path) -> tuple[str, str]:
@@ -57,3 +60,29 @@ def test_classify_evaluate_and_dataset_texts_over_http_and_in_the_browser(
     expect(page.locator("#tc-accuracy")).to_contain_text("texts")
     expect(page.locator("#confusion")).to_be_visible()
     shot(page, "textclass-run")
+
+
+@pytest.mark.slow  # real dataset and train jobs from the pages: about a minute and a half here
+def test_text_classification_from_the_pages(server: Server, page: Page, tmp_path: Path) -> None:
+    """New dataset (the Labelled texts tab sets the task), New run (the network left to the task), the run page."""
+    source = class_folders(tmp_path / "data" / "films", 24)
+    page.goto(server.url + "/datasets/new")
+    page.fill("#ds-name", "films")
+    page.click('.tab[data-tab="texts"]')
+    expect(page.locator("#ds-task")).to_have_value("text-classification")
+    page.fill("#texts-train", str(source))
+    page.select_option("#texts-tokenizer", "char")
+    shot(page, "textclass-new-dataset")
+    page.click("#create-dataset")
+    expect(page.locator(".tc-class")).to_have_count(2, timeout=JOB)
+    page.click("text=Train on it")
+    expect(page.locator("#net-auto")).to_be_checked()
+    fill_recipe(page, "films-run", epochs="6", lr="0.05", batch_size="8", solver="adamw")
+    shot(page, "textclass-new-run")
+    page.click("#create-run")
+    page.wait_for_url(re.compile(r"/runs/\d{8}-\d{6}-[0-9a-f]{4}$"), timeout=JOB)
+    expect(page.locator("#run-status")).to_have_text("done", timeout=JOB)
+    page.reload()
+    page.fill("#tc-text", "not a good film")
+    page.click("#tc-go")
+    expect(page.locator("#tc-result tbody tr").first).to_contain_text("neg")

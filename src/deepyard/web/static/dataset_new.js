@@ -24,6 +24,10 @@ const NewDataset = (() => {
       const columns = (val("csv.target_columns") || "").split(",").map((c) => c.trim()).filter(Boolean);
       src = { kind: "csv", train: val("csv.train"), val: val("csv.val"), test: val("csv.test"), base: val("csv.base"),
         image_column: val("csv.image_column"), target_columns: columns.length ? columns : null };
+    } else if (source === "texts") {
+      const length = val("texts.max_length");
+      src = { kind: "labelled-text", train: val("texts.train"), val: val("texts.val"), tokenizer: val("texts.tokenizer"),
+        vocab_size: Number(val("texts.vocab_size") || 1024), max_length: length ? Number(length) : null };
     } else src = { kind: "folder", train: val("source.train"), val: val("source.val"), test: val("source.test") };
     return { name: form().elements.name.value.trim(), task: form().elements.task.value, source: src, ...options() };
   }
@@ -95,6 +99,11 @@ const NewDataset = (() => {
   document.addEventListener("DOMContentLoaded", () => {
     document.querySelector(".tabs").addEventListener("tabchange", (e) => {
       if (e.detail === "mnist") mnistDefaults();
+      if (e.detail === "texts") { document.getElementById("ds-task").value = "text-classification"; showTask(); }
+      if (e.detail !== "upload") {  // texts: no preview, and of these settings only the split's and the caps apply
+        document.getElementById("preview-card").hidden = e.detail === "texts";
+        document.getElementById("options-title").textContent = e.detail === "texts" ? "Split (the image settings do not apply to texts)" : "Images";
+      }
       if (e.detail !== "upload") { source = e.detail; preview(); }
     });
     document.getElementById("ds-task").addEventListener("change", showTask);
