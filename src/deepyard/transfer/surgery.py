@@ -11,7 +11,8 @@ filters, so a grey image gives exactly what the original gives on that image rep
 filter and divides by 3, so an RGB image gives what the original gives on its channel mean. Other channel changes
 are refused. A different input size is fine where the network pools adaptively (the torchvision families); where a
 weight's shape depends on the size (a spec network's first linear layer, ViT's position embedding) it is refused
-with both input shapes named.
+with both input shapes named. A segmentation network takes a classifier's weights as its backbone: names aligned
+and fully connected layers reshaped to convolutions first (deepyard.transfer.backbone).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from deepyard.errors import InvalidValueError, SpecError
+from deepyard.transfer.backbone import align_keys
 from deepyard.transfer.weights import StateDict
 
 Shape = tuple[int, ...]
@@ -154,6 +156,7 @@ def load_matching(
     head_keys = {k for k in target if any(k.startswith(h + ".") for h in heads)}
     conv = first_conv(model)
     report, update = LoadReport(heads=heads), {}
+    source, report.adapted = align_keys(source, target)  # a backbone for a dense network (deepyard.transfer.backbone)
     for key, want in target.items():
         if key not in source:
             report.reinitialised[key] = "not in the pretrained weights"
