@@ -8,7 +8,9 @@ evaluation mode a list of `{boxes, labels, scores}` per image (deepyard.tasks.de
 Built for a dataset: `num_classes` counts the background (class 0), and the model's own resize is set to the
 dataset's size (torchvision's defaults resize to 800 px or 320/300 px; a dataset is stored at its size already).
 Start weights: random, or COCO weights through torchvision's own loader (`weights="DEFAULT"`: online), with the
-box predictor replaced for the dataset's classes.
+box predictor replaced for the dataset's classes. `deepyard train --from pretrained:NAME` loads them the
+generic way (deepyard.transfer): every detector declares its class-specific layers (`declared_heads`), which a
+start from other classes resets while the rest loads by name and shape.
 """
 
 from __future__ import annotations
@@ -54,10 +56,10 @@ def build_detector(name: str, input_shape: tuple[int, ...], num_classes: int, we
     if not is_detector(name):
         raise NotFoundError(f"torchvision has no detection model {name!r}; valid: {', '.join(detector_names())}")
     _, height, width = input_shape
-    if name == "fasterrcnn_small":
-        return _small_faster_rcnn(height, width, num_classes)
-    if name == "fcos_small":
-        return _small_fcos(height, width, num_classes)
+    if name in OWN:
+        own = (_small_faster_rcnn if name == "fasterrcnn_small" else _small_fcos)(height, width, num_classes)
+        _declare_heads(own)
+        return own
     kwargs: dict[str, Any] = {}
     if not name.startswith("ssd"):
         kwargs.update(min_size=min(height, width), max_size=max(height, width))
@@ -70,6 +72,7 @@ def build_detector(name: str, input_shape: tuple[int, ...], num_classes: int, we
             replace_head(model, num_classes)
     except (ValueError, AssertionError, TypeError) as exc:
         raise SpecError(f"{name} cannot be built for {width}x{height} inputs: {exc}") from None
+    _declare_heads(model)
     transform = getattr(model, "transform", None)
     if name.startswith("ssd") and transform is not None:  # SSD resizes to a fixed 300/320: use the dataset's size
         transform.min_size, transform.max_size, transform.fixed_size = (min(height, width),), max(height, width), (
@@ -149,3 +152,20 @@ def replace_head(model: nn.Module, num_classes: int) -> None:
         torch.nn.init.constant_(cls.cls_logits.bias, -4.59511985)  # prior 0.01, as torchvision
         return
     raise SpecError(f"{type(model).__name__}: no known head to replace for {num_classes} classes; train from random")
+
+
+HEAD_SUFFIXES = ("box_predictor.cls_score", "box_predictor.bbox_pred", "classification_head.cls_logits")
+
+
+def detector_heads(model: nn.Module) -> list[str]:
+    """The layers whose outputs are per class: Faster R-CNN's class scores and per-class box deltas, RetinaNet's
+    and FCOS's class logits, SSD's class convolutions (the box regression of the one-stage families is
+    class-agnostic and kept)."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    return [n for n in names if n.endswith(HEAD_SUFFIXES) or n.startswith("head.classification_head.module_list.")]
+
+
+def _declare_heads(model: nn.Module) -> None:
+    """What deepyard.transfer asks a model (`declared_heads`) when a start's classes differ from the dataset's."""
+    heads = detector_heads(model)
+    object.__setattr__(model, "declared_heads", lambda: list(heads))
