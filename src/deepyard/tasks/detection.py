@@ -147,6 +147,8 @@ class Detection(Task):
     label_tokens = None
     calibrated = True  # each class's score threshold: the best F1 on validation
     export_batch = 1  # a detector's trace unrolls its loop over the images
+    # dataset: the boxes/masks panel and gallery; infer: the run page's Detect/Segment one (both in vision.js)
+    template_names = ("predict.html", "evaluate.html", "dataset.html", "infer.html")
 
     # ---- datasets
 

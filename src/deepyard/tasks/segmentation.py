@@ -52,6 +52,8 @@ class Segmentation(Task):
         MetricInfo("val_pixel_acc", "val pixel acc", "%"),
         MetricInfo("val_dice", "val Dice", "%"),
     )
+    # dataset: the boxes/masks panel and gallery; infer: the run page's Detect/Segment one (both in vision.js)
+    template_names = ("predict.html", "evaluate.html", "dataset.html", "infer.html")
 
     # ---- datasets
 

@@ -25,6 +25,7 @@ from deepyard.web.api import jobs as jobs_api
 from deepyard.web.api import sweeps as sweeps_api
 from deepyard.web.api import text as text_api
 from deepyard.web.api import textclass as textclass_api
+from deepyard.web.api import vision as vision_api
 from deepyard.web.errors import install_error_handlers
 from deepyard.web.files import Limits
 from deepyard.web.security import Guard, Signer, check_bind, is_loopback, load_secret, make_middleware
@@ -92,7 +93,7 @@ def create_app(
     app.state.features = {"jobs": True, "infer": True}
     api = APIRouter(prefix="/api/v1")
     for module in (system, jobs_api, datasets, networks, runs, infer, compare, live, groups_api, sweeps_api,
-                   models, text_api, textclass_api):  # fmt: skip
+                   models, text_api, textclass_api, vision_api):  # fmt: skip
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(pages.router)

@@ -5,7 +5,7 @@ longer, so they are jobs run by the scheduler in a worker process, with progress
 
 Models are loaded only from runs (never from a path in a request) and kept in a small cache keyed by the
 checkpoint file and its modification time, so repeated requests do not reload them. Files are served only from
-the run's `evaluations/`, `inspections/` and `exports/` folders, with `..` and symlinks resolved first.
+the run's `evaluations/`, `inspections/`, `exports/` and `predictions/` folders, with `..` and symlinks resolved first.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from deepyard.web.templating import task_partial
 router = APIRouter(tags=["inference"])
 IMAGE_LIMIT = 50 * 1024**2  # bytes of one uploaded image
 MAX_PIXELS = 40_000_000  # pixels of one image to classify or inspect (120 MB decoded), checked before decoding
-SERVED = ("evaluations", "inspections", "exports")
+SERVED = ("evaluations", "inspections", "exports", "predictions")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 INFER_KINDS = ("evaluate", "export")  # job kinds of a run's model, shown on the run page as `tasks`
 
@@ -206,6 +206,10 @@ async def classify_zip(
         root = Path(str(upload["path"]))
         try:
             clf = model_for(settings, run_id, snapshot)
+            if clf.task.name in ("detection", "segmentation"):  # overlays (and masks) per image, as `predict`
+                from deepyard.web.api.vision import predict_folder
+
+                return predict_folder(settings, run_id, clf, root)
             items = read_inputs(root, classes=clf.classes, task=clf.task)
             for item in items:
                 check_pixels(Path(item.source), f"image {Path(item.source).relative_to(root).as_posix()!r}")

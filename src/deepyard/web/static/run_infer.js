@@ -45,7 +45,9 @@ window.addEventListener("run-ready", (e) => {
     if (r.predictions) {
       box.replaceChildren(el("table", { className: "grid", id: "cm-predictions" }, el("thead", {}, el("tr", {}, el("th", { textContent: "image" }), el("th", { textContent: "prediction" }))),
         el("tbody", {}, ...r.predictions.map((p) => el("tr", {}, el("td", { textContent: p.source.split("/").pop() }),
-          el("td", { textContent: p.error || p.summary }))))));
+          el("td", { textContent: p.error || p.summary }),
+          ...(p.overlay ? [el("td", {}, el("a", { href: p.overlay, target: "_blank" }, el("img", { src: p.overlay, alt: "overlay", className: "overlay-thumb" })),
+            ...(p.mask ? [" ", el("a", { href: p.mask, download: "", textContent: "mask" })] : []))] : []))))));
       return;
     }
     box.innerHTML = r.html;  // the task's evaluation partial, rendered (escaped) by the server
@@ -133,7 +135,7 @@ window.addEventListener("run-ready", (e) => {
     submit("export", `/api/v1/runs/${id}/export?${p}`, () => { document.getElementById("ex-table").hidden = true; });
   }
 
-  document.getElementById("c1-go").addEventListener("click", classifyOne);
+  document.getElementById("c1-go")?.addEventListener("click", classifyOne);  // absent: the task's own panel
   document.getElementById("eval-val").addEventListener("click", evaluateVal);
   document.getElementById("cm-go").addEventListener("click", classifyMany);
   document.getElementById("ex-go").addEventListener("click", exportModel);
