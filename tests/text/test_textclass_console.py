@@ -1,6 +1,7 @@
-"""A text classifier end to end: trained by the real trainer (with exact resume), then `deepyard predict`
-(a text, a folder, the exported archive), `evaluate`, `export` (archive and ONNX, parity-checked), `dataset show`
-and `network view` through the console script."""
+"""A text classifier end to end: trained by the real trainer (with exact resume), then `deepyard predict` (a text,
+through the console script in its own process; a folder and the exported archive), `evaluate`, `export` (archive
+and ONNX, parity-checked) and `dataset show` through the console entry point (`deepyard.cli.main`) in this process,
+to keep the fast tests' budget."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def tiny(settings: Settings, tmp_path: Path) -> str:
 
 
 def config() -> TrainConfig:
-    return TrainConfig.model_validate({"epochs": 4, "batch_size": 8, "val_interval": 1, "snapshot_interval": 1,
-                                       "workers": 0, "precision": "fp32", "solver": {"lr": 0.05}})  # fmt: skip
+    return TrainConfig.model_validate({"epochs": 4, "batch_size": 8, "val_interval": 1, "snapshot_interval": 2,
+                                       "workers": 0, "precision": "fp32", "solver": {"lr": 0.1}})  # fmt: skip
 
 
 def deepyard(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -85,14 +86,16 @@ def test_train_resume_predict_evaluate_export(
     assert report["confusion"] and Path(report["files"]["confusion"]).is_file()
     assert all(isinstance(e["text"], str) for per in report["top_per_class"].values() for e in per)
 
-    ex = deepyard(settings, "export", run, "--out", str(tmp_path / "out"), "--json")
-    assert ex.returncode == 0, ex.stderr
-    reports = {r["format"]: r for r in json.loads(ex.stdout)["reports"]}
+    code, out, err = inproc(settings, capsys, "export", run, "--out", str(tmp_path / "out"), "--json")
+    assert code == 0, err
+    reports = {r["format"]: r for r in json.loads(out)["reports"]}
     assert set(reports) == {"archive", "onnx"} and all(r["ok"] for r in reports.values())
     assert reports["onnx"]["max_prob_diff"] < 1e-4 and reports["onnx"]["top1_agreement"] == 1.0
-    archived = deepyard(settings, "predict", str(tmp_path / "out" / "model.zip"), "not a good film", "--json")
-    assert archived.returncode == 0, archived.stderr
-    assert json.loads(archived.stdout)["predictions"][0]["predicted"] == "neg"
+    code, out, err = inproc(
+        settings, capsys, "predict", str(tmp_path / "out" / "model.zip"), "not a good film", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["predictions"][0]["predicted"] == "neg"
     code, _, err = inproc(settings, capsys, "export", run, "--format", "torchscript")
     assert code == 2 and "use 'archive' or 'onnx'" in err
     code, out, _ = inproc(settings, capsys, "dataset", "show", dataset)

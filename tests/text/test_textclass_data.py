@@ -21,6 +21,7 @@ from deepyard.text.tokenizer import load_tokenizer
 
 def spec(path: Path, **source: object) -> object:
     extra = {k: source.pop(k) for k in ("val_pct", "min_per_class") if k in source}
+    source.setdefault("tokenizer", "char")  # the default is bpe; characters make the token counts checkable
     return make_spec(name="tc", task="text-classification", **extra,
                      source={"kind": "labelled-text", "train": path, **source})  # fmt: skip
 

@@ -54,7 +54,9 @@ def create(
     box_format: str = typer.Option(
         "auto", "--format", help="Detection: auto, coco, voc, yolo or kitti (auto: told from the files)."
     ),
-    tokenizer: str = typer.Option("char", help="Language model: char (a character vocabulary) or bpe (byte-level)."),
+    tokenizer: str = typer.Option(
+        "char", help="char (a character vocabulary) or bpe (byte-level); text classification's default: bpe."
+    ),
     vocab_size: int = typer.Option(1024, help="Language model: the BPE vocabulary size (257 to 65536)."),
     context: int = typer.Option(128, help="Language model: tokens per training block (the model's context)."),
     max_length: int | None = typer.Option(
@@ -85,6 +87,8 @@ def create(
         options["resize_mode"] = ResizeMode.fill  # boxes letterbox (fit the long side, pad) unless asked otherwise
     if task == "language-model" and getattr(ctx.get_parameter_source("val_pct"), "name", "") == "DEFAULT":
         options["val_pct"] = 10.0  # a corpus keeps 90% for training (nanoGPT's split) unless asked otherwise
+    if task == "text-classification" and getattr(ctx.get_parameter_source("tokenizer"), "name", "") == "DEFAULT":
+        tokenizer = "bpe"  # a text's class is in its words: BPE 65.5% against char 50% on the README's speakers
     width, height = parse_size(size)
     spec = datasets.make_spec(
         name=name or source.resolve().name,

@@ -26,7 +26,7 @@ class BagOfNgrams(nn.Module):
     (n = 2..`max_n`, `buckets` rows shared by all n-grams), then one linear layer. With a character tokenizer the
     n-grams are fastText's sub-word character n-grams; with BPE they are word n-grams (of sub-words)."""
 
-    def __init__(self, vocab: int, classes: int, max_n: int = 3, buckets: int = 1 << 17, dim: int = 64,
+    def __init__(self, vocab: int, classes: int, max_n: int = 3, buckets: int = 1 << 17, dim: int = 32,
                  dropout: float = 0.2) -> None:  # fmt: skip
         super().__init__()
         self.vocab, self.max_n, self.buckets = vocab, max_n, buckets
@@ -113,7 +113,7 @@ class BiGRU(nn.Module):
 
 
 TEXT_CLASSIFIERS: dict[str, tuple[Callable[[int, int], nn.Module], str]] = {
-    "bag-ngrams": (BagOfNgrams, "bag of tokens and hashed 2- and 3-grams (131 K buckets, 64 dims), linear: "
+    "bag-ngrams": (BagOfNgrams, "bag of tokens and hashed 2- and 3-grams (131 K buckets, 32 dims), linear: "
                    "fastText (Joulin et al., 2016)"),
     "text-cnn": (TextCNN, "CNN over embeddings: widths 3-5, 100 filters each, max over time (Kim, 2014)"),
     "text-bigru": (BiGRU, "bidirectional GRU, 128 hidden, max and mean pooling"),
