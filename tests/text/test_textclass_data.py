@@ -138,3 +138,23 @@ def test_sources_that_cannot_make_a_dataset_are_refused(
     assert not list(settings.datasets_dir.glob("*")) or not any(
         p.name[0].isdigit() for p in settings.datasets_dir.iterdir()
     )
+
+
+def test_texts_to_predict_need_no_label_column(tmp_path: Path) -> None:
+    from deepyard.text.classify import predict_inputs
+
+    (tmp_path / "p.csv").write_text('text\n"not good"\nfine\n')
+    texts, skipped = predict_inputs(str(tmp_path / "p.csv"), ["neg", "pos"])
+    assert [(t, label) for _, t, label in texts] == [("not good", None), ("fine", None)] and skipped == []
+    (tmp_path / "p.jsonl").write_text('{"text": "a", "label": "pos"}\n{"text": "b"}\n{"label": "neg"}\n')
+    texts, skipped = predict_inputs(str(tmp_path / "p.jsonl"), ["neg", "pos"])
+    assert [(t, label) for _, t, label in texts] == [("a", "pos"), ("b", None)]
+    assert [s.reason for s in skipped] == ["no field 'text'"]
+    assert predict_inputs("no such file, so a text", ["neg", "pos"])[0] == [("text", "no such file, so a text", None)]
+    with pytest.raises(SourceError, match="no 'text' column"):
+        predict_inputs(_table(tmp_path), ["a"])
+
+
+def _table(tmp_path: Path) -> str:
+    (tmp_path / "q.csv").write_text("body\nx\n")
+    return str(tmp_path / "q.csv")

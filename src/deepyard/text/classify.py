@@ -123,7 +123,7 @@ def predict_inputs(given: str, classes: list[str]) -> tuple[list[tuple[str, str,
     if path.is_dir():
         return _folder_inputs(path, classes)
     if path.suffix.lower() in (".csv", ".tsv", ".jsonl"):
-        found = read_labelled(path)  # every row needs a label column here; a table without one is refused
+        found = read_labelled(path, labels=False)  # a `label` column, where there is one, gives the true class
         return [(e.name, e.text, e.label if e.label in classes else None) for e in found.examples], found.skipped
     found = Labelled()
     text = _read_text(path, found, None)

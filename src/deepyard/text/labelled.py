@@ -53,8 +53,9 @@ def check_labelled_source(path: Path) -> None:
                           f"class sub-folders or a file ending in {', '.join(TABLE_SUFFIXES)}")  # fmt: skip
 
 
-def read_labelled(path: Path, readable: Readable = None) -> Labelled:
-    """The labelled texts under `path` (see the module docstring)."""
+def read_labelled(path: Path, readable: Readable = None, labels: bool = True) -> Labelled:
+    """The labelled texts under `path` (see the module docstring). `labels=False` (texts to predict): a table
+    without a `label` column gives its texts with the label "" (unknown)."""
     check_labelled_source(path)
     found = Labelled()
     if path.is_dir():
@@ -62,7 +63,7 @@ def read_labelled(path: Path, readable: Readable = None) -> Labelled:
     else:
         text = _read_text(path, found, readable)
         if text is not None:
-            (_read_jsonl if path.suffix.lower() == ".jsonl" else _read_table)(path, text, found)
+            (_read_jsonl if path.suffix.lower() == ".jsonl" else _read_table)(path, text, found, labels)
     return found
 
 
@@ -125,27 +126,30 @@ def _walk(root: Path, found: Labelled) -> list[Path]:
     return files
 
 
-def _add(found: Labelled, where: str, text: object, label: object) -> None:
+def _add(found: Labelled, where: str, text: object, label: object, labels: bool = True) -> None:
     if not isinstance(text, str):
         found.skipped.append(Skipped(where, f"text is not a string ({type(text).__name__})"))
     elif not text.strip():
         found.skipped.append(Skipped(where, "empty text"))
+    elif not labels and label is None:
+        found.examples.append(Example(text, "", where))
     elif label is None or isinstance(label, (dict, list, bool)) or not str(label).strip():
         found.skipped.append(Skipped(where, "no label"))
     else:
         found.examples.append(Example(text, str(label).strip(), where))
 
 
-def _read_table(file: Path, text: str, found: Labelled) -> None:
+def _read_table(file: Path, text: str, found: Labelled, labels: bool = True) -> None:
     dialect = "excel-tab" if file.suffix.lower() == ".tsv" else "excel"
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     header = next(reader, None)
     columns = [c.strip().lower() for c in header or []]
-    missing = [c for c in ("text", "label") if c not in columns]
+    missing = [c for c in ("text", "label") if c not in columns and (labels or c == "text")]
     if missing:
         raise SourceError(f"{str(file)!r} has no {' or '.join(repr(c) for c in missing)} column; its header is "
                           f"{', '.join(repr(c) for c in (header or [])) or 'empty'}")  # fmt: skip
-    t, lab = columns.index("text"), columns.index("label")
+    t = columns.index("text")
+    lab = columns.index("label") if "label" in columns else None
     while True:
         try:
             row = next(reader)
@@ -157,13 +161,13 @@ def _read_table(file: Path, text: str, found: Labelled) -> None:
         where = f"{file}:{reader.line_num}"
         if not any(cell.strip() for cell in row):
             continue
-        if len(row) <= max(t, lab):
+        if len(row) <= max(t, lab or 0):
             found.skipped.append(Skipped(where, f"{len(row)} field(s), the header has {len(columns)}"))
             continue
-        _add(found, where, row[t], row[lab])
+        _add(found, where, row[t], None if lab is None else row[lab], labels)
 
 
-def _read_jsonl(file: Path, text: str, found: Labelled) -> None:
+def _read_jsonl(file: Path, text: str, found: Labelled, labels: bool = True) -> None:
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -176,8 +180,8 @@ def _read_jsonl(file: Path, text: str, found: Labelled) -> None:
         if not isinstance(row, dict):
             found.skipped.append(Skipped(where, "not a JSON object"))
             continue
-        if "text" not in row or "label" not in row:
-            missing = [c for c in ("text", "label") if c not in row]
+        missing = [c for c in ("text", "label") if c not in row and (labels or c == "text")]
+        if missing:
             found.skipped.append(Skipped(where, f"no field {' or '.join(repr(c) for c in missing)}"))
             continue
-        _add(found, where, row["text"], row["label"])
+        _add(found, where, row["text"], row.get("label"), labels)
