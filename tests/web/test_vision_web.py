@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import zipfile
 from collections.abc import Iterator
 
@@ -221,3 +222,47 @@ def test_segment_one_lays_the_mask_over_the_image_with_areas_and_a_download(worl
         counts = np.bincount(np.asarray(mask).ravel(), minlength=len(SEG_CLASSES))
     assert [int(c[1].replace(",", "")) for c in cells] == counts[: len(SEG_CLASSES)].tolist()
     shot(page, "segment-one")
+
+
+@pytest.mark.slow  # a job in a worker process: about 20 s each on this 2-core machine
+@pytest.mark.parametrize("task", ["detection", "segmentation"])
+def test_evaluate_view_shows_the_figures_tables_and_pictures(world: dict, page: Page, task: str) -> None:
+    """The run page's Evaluate on the validation split, a job in a real worker: the task's figures, a row per class
+    and every picture the evaluation wrote (detection: PR curves, confusion, worst images, false positives and
+    missed objects; segmentation: the pixel confusion heat map and the lowest-IoU images) loaded."""
+    server: Server = world["server"]
+    run = world["detector"] if task == "detection" else world["segmenter"]
+    page.goto(f"{server.url}/runs/{run}")
+    page.click("#eval-val")
+    expect(page.locator("#eval-job")).to_have_attribute("data-status", "done", timeout=120_000)
+    expect(page.locator("#cm-accuracy")).to_contain_text(re.compile(r"^\d+ images · m(AP|IoU) "))
+    expect(page.locator("#per-class tbody tr")).to_have_count(3 if task == "detection" else len(SEG_CLASSES))
+    pictures = page.locator("#cm-result img")
+    expect(pictures).to_have_count(5 if task == "detection" else 2)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#cm-result img')].every((i) => i.complete && i.naturalWidth > 0)"
+    )
+    page.locator("#cm-result").scroll_into_view_if_needed()
+    shot(page, f"{task}-evaluate")
+
+
+def test_the_routes_refuse_a_wrong_task_a_bad_index_and_a_bad_image_naming_them(world: dict) -> None:
+    server: Server = world["server"]
+    with server.client() as http:
+        wrong = http.get(f"/api/v1/datasets/{world['masks']}/boxes")
+        assert wrong.status_code == 422 and "segmentation dataset, not detection" in wrong.json()["error"]["message"]
+        assert http.get(f"/api/v1/datasets/{world['boxes']}/masks/train/0.png").status_code == 422
+        gone = http.get(f"/api/v1/datasets/{world['masks']}/masks/val/99.png")
+        assert gone.status_code == 404 and "split 'val' has 3 images" in gone.json()["error"]["message"]
+        split = http.get(f"/api/v1/datasets/{world['boxes']}/boxes", params={"split": "nope"})
+        assert split.status_code == 422 and "'nope'" in split.json()["error"]["message"]
+        image = (world["coco"].parent / "images" / world["scenes"][0][0].file).read_bytes()
+        other = http.post(f"/api/v1/runs/{world['segmenter']}/detect", content=image)
+        assert (
+            other.status_code == 422 and "segmentation model, not a detection model" in other.json()["error"]["message"]
+        )
+        broken = http.post(f"/api/v1/runs/{world['segmenter']}/segment", content=b"not an image")
+        assert broken.status_code == 422 and "cannot be used" in broken.json()["error"]["message"]
+        assert (
+            http.post(f"/api/v1/runs/{world['detector']}/detect", params={"floor": 2}, content=image).status_code == 422
+        )
