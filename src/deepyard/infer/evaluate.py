@@ -159,10 +159,11 @@ def evaluate(
         outputs = clf.outputs(torch.from_numpy(data.pixels(idx)).permute(0, 3, 1, 2))
         targets = torch.from_numpy(np.ascontiguousarray(data.targets[idx]))
         meter.update(outputs, targets, torch.stack(list(criterion(outputs, targets).values())).sum())
-        chunks.append(outputs)
+        chunks.append(clf.task.eval_outputs(outputs))
         if on_progress:
             on_progress(int(idx[-1]) + 1, n)
-    everything = torch.cat(chunks).double().numpy()
+    kept = torch.cat(chunks)
+    everything = (kept.double() if kept.is_floating_point() else kept).numpy()
     figures = {k.removeprefix("val_"): v for k, v in meter.compute(meter.sums()).items()}
     ctx = EvalContext(list(clf.classes), clf.stats, data.sources, data.pixels, top_n)
     report = clf.task.evaluate(everything, data.targets, ctx)

@@ -236,6 +236,11 @@ class Task:
     def evaluate(self, outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext) -> Report:
         raise NotImplementedError
 
+    def eval_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
+        """What an evaluation keeps of one batch's outputs for `evaluate` (and `Evaluation.outputs`): by default
+        all of them; a task whose outputs are large per image keeps less (segmentation: the predicted classes)."""
+        return outputs
+
     def agreement(self, expected: np.ndarray, exported: np.ndarray, stats: dict[str, Any]) -> tuple[str, float]:
         """(what agrees, fraction) between two exports' outputs on the same inputs; parity needs 1.0."""
         raise NotImplementedError

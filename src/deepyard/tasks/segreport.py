@@ -45,9 +45,10 @@ def error_map(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 def segmentation_report(outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext) -> Report:
     """mIoU, per-class IoU and Dice (None for a class absent from truth and prediction), pixel accuracy, the
-    confusion matrix, and the images with the lowest IoU first."""
+    confusion matrix, and the images with the lowest IoU first. `outputs`: (N, H, W) predicted classes (what
+    `deepyard evaluate` keeps, Segmentation.eval_outputs) or (N, K, H, W) logits."""
     k = len(ctx.names)
-    predicted = outputs.argmax(1).astype(np.uint8)  # (N, H, W)
+    predicted = (outputs if outputs.ndim == 3 else outputs.argmax(1)).astype(np.uint8)  # (N, H, W)
     true = np.asarray(targets, dtype=np.uint8)
     matrix = np.zeros((k, k), np.float64)
     per_image = []
