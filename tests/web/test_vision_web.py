@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 
 from deepyard.config import load_settings
-from deepyard.datasets import create_dataset, make_spec
+from deepyard.datasets import create_dataset, get_dataset, make_spec, open_split
 from deepyard.train import make_config, train
 from tests.tasks.boxdata import make_scenes, write
 from tests.tasks.segdata import CLASSES as SEG_CLASSES
@@ -122,11 +122,26 @@ def test_segmentation_dataset_page_shows_pixels_weights_and_masks_with_opacity(w
     expect(page.locator("#mk-info")).not_to_have_text(everything)
     captions = page.locator("#mask-gallery figcaption").all_inner_texts()
     assert captions and all("triangle" in c for c in captions)
+    page.check("#mk-clear")  # the background drawn transparent
+    page.locator("#mk-opacity").fill("0.6")
+    expect(page.locator("#mask-gallery img.mask-layer").first).to_have_attribute("src", re.compile(r"\?clear=0$"))
+    page.wait_for_function(
+        "[...document.querySelectorAll('#mask-gallery img')].every((i) => i.complete && i.naturalWidth)"
+    )
+    shot(page, "segmentation-dataset-triangle")
     with server.client() as http:  # the mask picture: the dataset's colours, the stored size
-        png = http.get(f"/api/v1/datasets/{world['masks']}/masks/train/0.png")
-        assert png.status_code == 200
-        with Image.open(io.BytesIO(png.content)) as img:
+        pictures = [
+            http.get(f"/api/v1/datasets/{world['masks']}/masks/train/0.png", params=p) for p in ({}, {"clear": 0})
+        ]
+    stored = get_dataset(world["server"].settings, world["masks"])
+    index = np.asarray(open_split(world["server"].settings, stored, "train").targets[0])  # the stored mask
+    colours = stats["colours"]
+    for got, clear in zip(pictures, (None, 0), strict=True):
+        with Image.open(io.BytesIO(got.content)) as img:
             assert img.mode == "RGBA" and img.size == (32, 32)
+            rgba = np.asarray(img)
+        assert (rgba[..., 3] == np.where(index == clear, 0, 255)).all()
+        assert (rgba[..., :3] == np.asarray(colours, np.uint8)[index]).all()
 
 
 def test_detect_one_slider_shows_the_boxes_above_it_without_a_new_request(world: dict, page: Page) -> None:

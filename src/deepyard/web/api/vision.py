@@ -95,15 +95,22 @@ def box_stats(ref: IdPath, settings: SettingsDep) -> dict[str, Any]:
 
 @router.get("/datasets/{ref}/masks/{split}/{index}.png", response_class=Response,
             responses={200: {"content": {PNG: {}}}})  # fmt: skip
-def mask(ref: IdPath, split: IdPath, index: int, settings: SettingsDep) -> Response:
-    """One stored mask in the dataset's class colours as an RGBA PNG, ignored pixels (255) transparent."""
+def mask(
+    ref: IdPath,
+    split: IdPath,
+    index: int,
+    settings: SettingsDep,
+    clear: int | None = Query(None, ge=0, le=254, description="A class index drawn transparent (the background)."),
+) -> Response:
+    """One stored mask in the dataset's class colours as an RGBA PNG, ignored pixels (255) transparent, and the
+    pixels of class `clear` too when it is given."""
     m = _dataset(settings, ref, "segmentation")
     store = open_split(settings, m, checked_split(m, split))
     if not 0 <= index < len(store):
         raise NotFoundError(f"mask {index} is out of range; split {split!r} has {len(store)} images")
     classes = np.asarray(store.targets[index])
     rgba = np.dstack([colourise(classes, m.target_stats.get("colours") or []),
-                      np.where(classes == IGNORE, 0, 255).astype(np.uint8)])  # fmt: skip
+                      np.where((classes == IGNORE) | (classes == clear), 0, 255).astype(np.uint8)])  # fmt: skip
     return Response(png(Image.fromarray(rgba, "RGBA")), media_type=PNG, headers={"Cache-Control": "max-age=86400"})
 
 

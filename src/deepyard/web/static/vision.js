@@ -84,7 +84,7 @@
   // ---- dataset page, segmentation
   function maskDataset(card) {
     const id = card.dataset.dataset, size = 24, split = document.getElementById("mk-split"), cls = document.getElementById("mk-class");
-    const opacity = document.getElementById("mk-opacity"), gallery = document.getElementById("mask-gallery"), page = pager("mk", size, load);
+    const clear = document.getElementById("mk-clear"), opacity = document.getElementById("mk-opacity"), gallery = document.getElementById("mask-gallery"), page = pager("mk", size, load);
     const setOpacity = () => { gallery.style.setProperty("--mask-opacity", opacity.value); document.getElementById("mk-opacity-value").textContent = pct(opacity.value); };
     async function load() {
       const q = new URLSearchParams({ split: split.value, offset: page.offset, limit: size });
@@ -92,13 +92,14 @@
       const r = await DY.api("GET", `/api/v1/datasets/${id}/samples?${q}`);
       gallery.replaceChildren(...r.items.map((it) => el("figure", { className: "boxed" },
         el("div", { className: "stack-view" }, el("img", { src: `/api/v1/datasets/${id}/images/${split.value}/${it.index}.png`, alt: `image ${it.index}` }),
-          el("img", { className: "mask-layer", src: `/api/v1/datasets/${id}/masks/${split.value}/${it.index}.png`, alt: `mask ${it.index}` })),
+          el("img", { className: "mask-layer", src: `/api/v1/datasets/${id}/masks/${split.value}/${it.index}.png${clear.checked ? "?clear=0" : ""}`, alt: `mask ${it.index}` })),
         el("figcaption", { textContent: it.class }))));
       page.info(r.total);
     }
     opacity.addEventListener("input", setOpacity); setOpacity();
     split.addEventListener("change", () => { page.offset = 0; load(); });
     cls.addEventListener("change", () => { page.offset = 0; load(); });
+    clear.addEventListener("change", load);
     load();
   }
 
