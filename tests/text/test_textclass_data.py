@@ -75,6 +75,8 @@ def test_csv_and_jsonl_readers_report_bad_rows_with_line_numbers(tmp_path: Path)
     assert [(s.path.rsplit(":", 1)[1], s.reason) for s in found.skipped] == [
         ("2", "not JSON"), ("3", "not a JSON object"), ("4", "no field 'label'"),
         ("6", "text is not a string (int)")]  # fmt: skip
+    (tmp_path / "long.csv").write_text(f'text,label\n"{"word " * 60_000}",a\n"short",b\n')  # a 300 K field
+    assert [len(e.text) for e in read_labelled(tmp_path / "long.csv").examples] == [300_000, 5]
     (tmp_path / "bad.csv").write_text("body,class\nx,y\n")
     with pytest.raises(SourceError, match=r"no 'text' or 'label' column; its header is 'body', 'class'"):
         read_labelled(tmp_path / "bad.csv")

@@ -24,6 +24,7 @@ from deepyard.text.corpus import _walk as walk
 
 TEXT_SUFFIXES = (".txt",)
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
+MAX_FIELD = 1 << 24  # characters of one CSV field
 Readable = Callable[[str], bool] | None
 
 
@@ -140,6 +141,7 @@ def _add(found: Labelled, where: str, text: object, label: object, labels: bool 
 
 
 def _read_table(file: Path, text: str, found: Labelled, labels: bool = True) -> None:
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD))  # a long text is one field (the default: 128 K)
     dialect = "excel-tab" if file.suffix.lower() == ".tsv" else "excel"
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     header = next(reader, None)
