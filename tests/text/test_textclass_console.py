@@ -96,6 +96,9 @@ def test_train_resume_predict_evaluate_export(
     )
     assert code == 0, err
     assert json.loads(out)["predictions"][0]["predicted"] == "neg"
+    code, out, err = inproc(settings, capsys, "classify", run, "a good film", "--top", "1", "--json")  # its twin
+    assert code == 0, err
+    assert [t["class"] for t in json.loads(out)["predictions"][0]["top"]] == ["pos"]
     code, _, err = inproc(settings, capsys, "export", run, "--format", "torchscript")
     assert code == 2 and "use 'archive' or 'onnx'" in err
     code, out, _ = inproc(settings, capsys, "dataset", "show", dataset)

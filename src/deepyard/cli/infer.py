@@ -42,7 +42,12 @@ def classify_command(
     snapshot: str | None = SnapshotOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Classify one image (top-k), or many from a folder or list file (a table; bad files listed with errors)."""
+    """Classify one image (top-k), or many from a folder or list file (a table; bad files listed with errors); a
+    text classifier's run classifies a text, a text file, a table or a folder of texts, as `deepyard predict`."""
+    from deepyard.cli.textclass import text_predict
+
+    if text_predict(ctx.obj, model if snapshot is None else f"{model}@{snapshot}", inputs, top, json):
+        return
     infer = _infer()
     clf = infer.open_model(ctx.obj, model, snapshot)
     path = Path(inputs)
