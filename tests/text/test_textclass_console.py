@@ -115,3 +115,13 @@ def test_every_text_classifier_exports_to_onnx_with_parity(name: str, tmp_path: 
     clf = type("Clf", (), {"model": model})()
     report = _parity("onnx", tmp_path / "m.onnx", model, _onnx(clf, tmp_path / "m.onnx", rows), rows)  # type: ignore[arg-type]
     assert report["ok"], report
+
+
+def test_image_verbs_refuse_a_text_classifier_naming_the_text_verb(settings: Settings, tmp_path: Path) -> None:
+    from deepyard.errors import InvalidValueError
+    from deepyard.infer import load_run_model
+
+    dataset = tiny(settings, tmp_path)
+    run = train(settings, dataset, "bag-ngrams", config().model_copy(update={"epochs": 1})).run_id
+    with pytest.raises(InvalidValueError, match="takes text, not images; use deepyard predict RUN TEXT"):
+        load_run_model(settings, run)

@@ -104,6 +104,10 @@ def load_run_model(
     record = RunRecord.of(runs.get_run(settings, run_id))
     path = checkpoint_path(settings, run_id, snapshot)
     manifest = get_dataset(settings, record.dataset)
+    if get_task(manifest.task).input_kind != "image":  # texts have their own verbs (deepyard.text)
+        use = "deepyard predict RUN TEXT" if manifest.task == "text-classification" else "deepyard generate RUN"
+        raise InvalidValueError(f"run {record.id!r} is a {manifest.task} model, which takes text, not images; "
+                                f"use {use}")  # fmt: skip
     mean_image = np.load(dataset_dir(settings, manifest.id) / MEAN_ARRAY, allow_pickle=False)
     pre = Preprocessing.from_config(manifest.spec, record.config.model_dump(), mean_image)
     task = get_task(manifest.task)
