@@ -61,3 +61,39 @@ def test_default_network_and_recipe_tell_the_speakers_apart(settings: Settings, 
     assert top1 == pytest.approx(trained["last_val"]["val_top1"])
     exported = run("export", trained["run"], "--out", str(tmp_path / "export"))
     assert exported["ok"] and {r["format"] for r in exported["reports"]} == {"archive", "onnx"}
+
+
+def write_negations(root: Path, count: int = 160) -> Path:
+    """`the film was not good, it was bad` (class bad) against `... not bad, it was good` (class good): both
+    classes use the same words, so only their order tells them apart; a bag of single tokens is at chance."""
+    import random
+
+    rng = random.Random(0)
+    subjects = ["the film", "the play", "our dinner", "that song", "the weather", "his answer", "the ending"]
+    words = {"good": ["good", "great", "fine"], "bad": ["bad", "awful", "poor"]}
+    for i in range(count):
+        label, other = ("good", "bad") if i % 2 else ("bad", "good")
+        text = f"{rng.choice(subjects)} was not {rng.choice(words[other])}, it was {rng.choice(words[label])}"
+        (root / label).mkdir(parents=True, exist_ok=True)
+        (root / label / f"{i}.txt").write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.mark.slow  # two short runs: about 10 s here (slow: the fast tests' budget is spent)
+def test_word_order_reaches_the_bag_through_its_ngrams(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functools import partial
+
+    from deepyard.datasets import create_dataset, make_spec
+    from deepyard.text.classifiers import TEXT_CLASSIFIERS, BagOfNgrams
+    from deepyard.train import TrainConfig, train
+
+    monkeypatch.setitem(TEXT_CLASSIFIERS, "bag-unigrams", (partial(BagOfNgrams, max_n=1), "tokens only"))
+    source = {"kind": "labelled-text", "train": write_negations(tmp_path / "neg")}
+    dataset = create_dataset(settings, make_spec(name="negations", task="text-classification", source=source)).id
+    config = TrainConfig.model_validate({"epochs": 8, "batch_size": 16, "workers": 0, "solver": {"lr": 0.05}})
+    ngrams = train(settings, dataset, "bag-ngrams", config).last_val["val_top1"]
+    unigrams = train(settings, dataset, "bag-unigrams", config).last_val["val_top1"]
+    print(f"negations: bag-ngrams {ngrams:.1f}%, tokens only {unigrams:.1f}% (chance 50%)")
+    assert ngrams >= 90.0 and unigrams <= 70.0
