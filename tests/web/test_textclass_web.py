@@ -43,6 +43,9 @@ def test_classify_evaluate_and_dataset_texts_over_http_and_in_the_browser(
         assert [c["name"] for c in texts["classes"]] == ["neg", "pos"] and len(texts["classes"][0]["examples"]) == 2
         assert texts["lengths"]["per_class"]["pos"]["train"]["counts"]
         assert client.get(f"/api/v1/datasets/{dataset}/texts?split=nope").status_code == 404
+        no_mean = client.get(f"/api/v1/datasets/{dataset}/mean.png")
+        assert no_mean.status_code == 404 and "holds texts, not images" in no_mean.text
+        assert client.get(f"/api/v1/datasets/{dataset}/images/train/0.png").status_code == 404
 
     page.goto(f"{server.url}/datasets/{dataset}")
     expect(page.locator(".tc-class")).to_have_count(2)

@@ -60,7 +60,7 @@ def delete(ref: IdPath, settings: SettingsDep, conn: ConnDep, user: UserDep) -> 
 @router.get("/{ref}/mean.png", response_class=Response, responses={200: {"content": {PNG: {}}}})
 def mean_image(ref: IdPath, settings: SettingsDep) -> Response:
     """The training split's mean image."""
-    m = get_dataset(settings, ref)
+    m = _images(get_dataset(settings, ref))
     return Response((dataset_dir(settings, m.id) / MEAN_IMAGE).read_bytes(), media_type=PNG)
 
 
@@ -91,7 +91,7 @@ def samples(
 @router.get("/{ref}/images/{split}/{index}.png", response_class=Response, responses={200: {"content": {PNG: {}}}})
 def image(ref: IdPath, split: IdPath, index: int, settings: SettingsDep) -> Response:
     """One stored image as PNG."""
-    m = get_dataset(settings, ref)
+    m = _images(get_dataset(settings, ref))
     store = open_split(settings, m, _split(m, split))
     if not 0 <= index < len(store):
         raise NotFoundError(f"image {index} is out of range; split {split!r} has {len(store)} images")
@@ -102,6 +102,14 @@ def image(ref: IdPath, split: IdPath, index: int, settings: SettingsDep) -> Resp
 def report(ref: IdPath, settings: SettingsDep, limit: int = Query(1000, ge=1, le=100_000)) -> dict[str, Any]:
     """Skipped files (with reasons), dropped classes and duplicate groups, each list cut at `limit`."""
     return views.get_dataset_report(settings, ref, limit)
+
+
+def _images(m: Manifest) -> Manifest:
+    """`m`, when its examples are images (a text dataset has no mean image and no stored pictures)."""
+    if get_task(m.task).input_kind != "image":
+        raise NotFoundError(f"dataset {m.name!r} holds texts, not images; its texts: GET /api/v1/datasets/{m.id}/"
+                            f"{'texts' if m.task == 'text-classification' else 'text'}")  # fmt: skip
+    return m
 
 
 def _split(m: Manifest, split: str) -> str:
