@@ -61,6 +61,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test $(VENV)/.sysdeps-test
 	$(BIN)/python bench/datasets.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/detect.py
 	$(BIN)/python bench/infer.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/cli.py
