@@ -62,6 +62,11 @@ def test_classify_evaluate_and_dataset_texts_over_http_and_in_the_browser(
     page.click("#tc-evaluate")
     expect(page.locator("#tc-accuracy")).to_contain_text("texts")
     expect(page.locator("#confusion")).to_be_visible()
+    page.click("#tc-export")
+    expect(page.locator("#tc-exports td.ok-box")).to_have_count(2, timeout=60_000)  # archive and ONNX passed
+    href = page.locator("#tc-exports a").first.get_attribute("href")
+    with server.client() as client:
+        assert client.get(str(href)).content[:2] == b"PK"  # the archive downloads
     shot(page, "textclass-run")
 
 

@@ -4,12 +4,15 @@ dataset's texts (a few per class) with its length histogram.
 `POST /api/v1/runs/{id}/classify-text` (`{"text"}` or `{"texts"}`, `"k"`, `"snapshot"`: the run page's Classify
 text box; `deepyard predict RUN TEXT` is its twin), `POST /api/v1/runs/{id}/text-evaluation` (`{"split",
 "snapshot", "top_n"}`: the confusion matrix, per-class F1 and the top losses as texts; `deepyard evaluate RUN`),
+`POST /api/v1/runs/{id}/text-export` (`{"formats", "snapshot"}`: archive and ONNX with their parity reports and
+download URLs; `deepyard export RUN`),
 `GET /api/v1/datasets/{id}/texts?split=&per_class=` (the dataset page). Each answer of a run carries `html`, the
 task's partial, as the image routes' do. Work runs in the thread pool; a run or dataset of another task is a 400.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -80,13 +83,35 @@ async def classify_text(run_id: IdPath, body: ClassifyTextRequest, settings: Set
 @router.post("/runs/{run_id}/text-evaluation")
 async def text_evaluation(run_id: IdPath, body: TextEvaluationRequest, settings: SettingsDep) -> dict[str, Any]:
     def work() -> dict[str, Any]:
-        from pathlib import Path
-
         from deepyard.text.classify import evaluate_text_classifier
 
         _check_run(settings, run_id)
         doc = evaluate_text_classifier(settings, _ref(run_id, body.snapshot), body.split, body.top_n)
         return _evaluation(doc, _file_url(settings, run_id, Path(doc["files"]["json"]).parent), None)
+
+    return await run_in_threadpool(work)
+
+
+class TextExportRequest(RequestModel):
+    formats: list[str] = Field(["archive", "onnx"], max_length=4, description="archive and/or onnx.")
+    snapshot: str | None = Field(None, max_length=40)
+
+
+@router.post("/runs/{run_id}/text-export")
+async def text_export(run_id: IdPath, body: TextExportRequest, settings: SettingsDep) -> dict[str, Any]:
+    """Export to each format and check it against PyTorch on validation texts; each report has a download `url`.
+    A failed parity check is reported (`ok`: false), not an error: the files are there to look at."""
+
+    def work() -> dict[str, Any]:
+        from deepyard.text.classexport import export_text_classifier
+        from deepyard.train.runs import run_dir
+
+        _check_run(settings, run_id)
+        folder = run_dir(settings, get_run(settings, run_id)["id"]) / "exports" / "web"
+        doc = export_text_classifier(settings, _ref(run_id, body.snapshot), body.formats, folder)
+        for report in doc["reports"]:
+            report["url"] = _file_url(settings, run_id, folder) + Path(report["file"]).name
+        return doc
 
     return await run_in_threadpool(work)
 

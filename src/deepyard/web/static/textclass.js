@@ -23,6 +23,21 @@
       catch (err) { box.textContent = ""; DY.showError("tc-error", err); }
       ev.target.disabled = false;
     });
+    document.getElementById("tc-export").addEventListener("click", async (ev) => {
+      const table = document.getElementById("tc-exports"); ev.target.disabled = true;
+      try {
+        const doc = await DY.api("POST", "/api/v1/runs/" + id + "/text-export", { formats: ["archive", "onnx"] });
+        table.tBodies[0].replaceChildren(...doc.reports.map((r) => {
+          const row = document.createElement("tr"), link = document.createElement("a");
+          link.href = r.url; link.textContent = r.file.split("/").pop();
+          const cells = [r.format, link, r.max_prob_diff.toExponential(1), (100 * r.top1_agreement).toFixed(1) + "%", r.ok ? "passed" : "FAILED"];
+          for (const c of cells) { const td = document.createElement("td"); td.append(c); row.append(td); }
+          row.lastChild.className = r.ok ? "ok-box" : "error-box"; return row;
+        }));
+        table.hidden = false; DY.showError("tc-error", null);
+      } catch (err) { DY.showError("tc-error", err); }
+      ev.target.disabled = false;
+    });
   }
 
   const ds = document.getElementById("tc-dataset");
