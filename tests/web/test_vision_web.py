@@ -69,6 +69,10 @@ def test_detection_dataset_page_counts_boxes_and_draws_them_with_a_class_filter(
         bad = http.get(f"/api/v1/datasets/{world['boxes']}/boxes", params={"label": 7})
         assert bad.status_code == 422 and "0..2" in bad.json()["error"]["message"]
     page.goto(f"{server.url}/datasets/{world['boxes']}")
+    expect(page.locator("h2", has_text="Boxes per class")).to_have_count(1)  # the summary's counts are boxes
+    expect(page.locator("#distribution tbody tr").first.locator("td").nth(1)).to_have_text(
+        str(train_stats["per_class"][0]["boxes"])
+    )
     expect(page.locator("#box-classes tbody tr")).to_have_count(4)  # three classes and the total
     expect(page.locator("#box-classes tbody tr").last).to_contain_text(str(train_stats["boxes"]))
     expect(page.locator("#box-hist td.vbin")).to_have_count(len(train_stats["histogram"]["counts"]))
@@ -94,6 +98,7 @@ def test_detection_dataset_page_counts_boxes_and_draws_them_with_a_class_filter(
 def test_segmentation_dataset_page_shows_pixels_weights_and_masks_with_opacity(world: dict, page: Page) -> None:
     server: Server = world["server"]
     page.goto(f"{server.url}/datasets/{world['masks']}")
+    expect(page.locator("h2", has_text=re.compile(r"^Images per class$"))).to_have_count(1)
     rows = page.locator("#mask-classes tbody tr")
     expect(rows).to_have_count(len(SEG_CLASSES) + 1)  # each class, then the ignored pixels
     cells = [rows.nth(i).locator("td").all_inner_texts()[:5] for i in range(len(SEG_CLASSES))]
