@@ -4,7 +4,8 @@ KITTI, so that every reader is tested against the same truth; and a corpus of ho
 Scenes: images of varied sizes and aspects (so the letterbox matters), a background of a colour gradient, noise
 and clutter (outlined shapes and lines that are no object), and 0 to `most` objects of three classes (`Disc`,
 `Square`, `bar`: case kept) in random colours and sizes, that may touch but barely overlap. Boxes are exact:
-the object's drawn pixels span exactly [x1, x2) x [y1, y2).
+the object's drawn pixels span exactly [x1, x2) x [y1, y2). `distractors`: filled shapes of no class (triangles,
+crosses, rings) of the objects' sizes, placed apart from them, so a detector must tell shapes, not blobs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Truth:
 
 def make_scenes(
     count: int, seed: int = 0, sizes: tuple[int, int] = (64, 112), most: int = 3, negatives: float = 0.1,
-    clutter: int = 4, object_size: tuple[int, int] = (10, 28),
+    clutter: int = 4, object_size: tuple[int, int] = (10, 28), distractors: int = 0,
 ) -> list[tuple[Truth, Image.Image]]:  # fmt: skip
     rng = np.random.default_rng(seed)
     out = []
@@ -52,6 +53,7 @@ def make_scenes(
             _draw_object(img, name, box, rng)
             placed.append(box)
             truth.boxes.append((name, *box))
+        _draw_distractors(img, rng, int(rng.integers(0, distractors + 1)), object_size, placed)
         out.append((truth, img))
     return out
 
@@ -71,6 +73,36 @@ def _background(rng: np.random.Generator, w: int, h: int, clutter: int) -> Image
         else:
             draw.line([x, y, x + s, y + int(rng.integers(-s, s + 1))], fill=colour, width=2)
     return img
+
+
+Box = tuple[int, int, int, int]
+
+
+def _draw_distractors(
+    img: Image.Image, rng: np.random.Generator, count: int, size: tuple[int, int], placed: list[Box]
+) -> None:
+    w, h = img.size
+    draw = ImageDraw.Draw(img)
+    for _ in range(count * 10):
+        if not count:
+            return
+        s = int(rng.integers(size[0], min(size[1], w // 2, h // 2) + 1))
+        x1, y1 = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
+        box = (x1, y1, x1 + s, y1 + s)
+        if any(_overlap(box, p) > 0 for p in placed):
+            continue
+        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        kind = int(rng.integers(3))
+        if kind == 0:  # a triangle
+            draw.polygon([(x1, y1 + s - 1), (x1 + s // 2, y1), (x1 + s - 1, y1 + s - 1)], fill=colour)
+        elif kind == 1:  # a cross
+            t = max(2, s // 4)
+            draw.rectangle([x1 + s // 2 - t // 2, y1, x1 + s // 2 + t // 2, y1 + s - 1], fill=colour)
+            draw.rectangle([x1, y1 + s // 2 - t // 2, x1 + s - 1, y1 + s // 2 + t // 2], fill=colour)
+        else:  # a ring
+            draw.ellipse([x1, y1, x1 + s - 1, y1 + s - 1], outline=colour, width=max(2, s // 5))
+        placed.append(box)
+        count -= 1
 
 
 def _draw_object(img: Image.Image, name: str, box: tuple[int, int, int, int], rng: np.random.Generator) -> None:

@@ -16,7 +16,7 @@ from deepyard.config import load_settings
 from deepyard.errors import InvalidValueError
 from deepyard.infer.export import load_exported, validation_sample
 from deepyard.infer.model import load_run_model
-from deepyard.tasks.boxmetrics import matching_boxes, score_difference
+from deepyard.tasks.boxmetrics import iou, matching_boxes, score_difference
 from deepyard.tasks.detection import DetectionMeter, _augment
 from deepyard.train.config import AugmentConfig
 from tests.cli.test_datasets_cli import run
@@ -42,13 +42,14 @@ def test_map_of_a_case_worked_by_hand() -> None:
     assert per_class == pytest.approx([1.0, 0.0])
 
 
-def test_augmentation_moves_the_boxes_with_the_pixels() -> None:
+@pytest.mark.parametrize("aug", [AugmentConfig(flip="lr", scale=0.1), AugmentConfig(flip="lrud")])  # the 2nd:
+def test_augmentation_moves_the_boxes_with_the_pixels(aug: AugmentConfig) -> None:  # flips, the whole batch at once
     torch.manual_seed(0)
     x = torch.zeros(6, 3, 40, 60)
     x[:, :, 5:15, 4:20] = 255.0  # one white object, top left
     t = torch.full((6, 2, 6), -1.0)
     t[:, 0] = torch.tensor([4.0, 5, 20, 15, 0, 0])
-    out_x, out_t = _augment(x, t, AugmentConfig(flip="lr", scale=0.1))
+    out_x, out_t = _augment(x, t, aug)
     for img, rows in zip(out_x, out_t, strict=True):
         box = rows[rows[:, 4] >= 0][0]
         x1, y1, x2, y2 = (round(float(v)) for v in box[:4])
@@ -56,6 +57,7 @@ def test_augmentation_moves_the_boxes_with_the_pixels() -> None:
         assert inside.numel() and inside.mean() > 200  # the object is under its box
         assert img[0].sum() - img[0, y1:y2, x1:x2].sum() < 255 * 2 * (x2 - x1 + y2 - y1)  # and hardly outside it
     assert {float(r[0, 0]) > 30 for r in out_t} == {True, False}  # some flipped, some not
+    assert (out_t[:, 1, 4] == -1).all()  # the padding stays padding
     with pytest.raises(InvalidValueError, match=r"augment\.rotation does not apply to detection"):
         _augment(x, t, AugmentConfig(rotation=10))
 
@@ -118,3 +120,45 @@ def check_exports_at_threshold_zero(home: Path, run_id: str, reports: dict[str, 
         exported = load_exported(fmt, Path(reports[fmt]["path"]), batch=1)(x)
         assert matching_boxes(expected, exported, 0.0) == 1.0, fmt
         assert score_difference(expected, exported) < 1e-3
+
+
+GATE_SCENES = {"sizes": (56, 88), "most": 4, "negatives": 0.1, "clutter": 6, "object_size": (8, 26), "distractors": 1}
+
+
+@pytest.mark.slow
+def test_quality_gate_default_detector_reaches_map50_of_50_and_predicts_and_exports(tmp_path: Path) -> None:
+    """The task's default network (fcos_small at 64x64) and recipe (8 epochs, batch 16, AdamW 0.003, one-cycle,
+    flips) on 800 generated scenes: 3 classes, 0-4 objects of 8-26 px on cluttered gradients (outlined rings and
+    lines), filled distractors of no class (triangles, crosses, rings), 10% negatives, 56-88 px images letterboxed
+    to 64x64; 200 more for validation: mAP@.5 >= 50%."""
+    home = tmp_path / "home"
+    train = write("coco", tmp_path / "train", make_scenes(800, seed=0, **GATE_SCENES))  # type: ignore[arg-type]
+    val = write("coco", tmp_path / "val", make_scenes(200, seed=1, **GATE_SCENES))  # type: ignore[arg-type]
+    made = run(home, "dataset", "create", str(train), "--val", str(val), "--task", "detection", "--size", "64x64",
+               "--name", "shapes")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    trained = run(home, "train", "--dataset", "shapes", "--set", "val_interval=8", "--json")  # no flags: the task's
+    assert trained.returncode == 0, trained.stderr
+    out = json.loads(trained.stdout)
+    info = json.loads((home / "runs" / out["run"] / "run.json").read_text())
+    assert info["network"]["ref"] == "fcos_small" and out["epochs"] == 8
+    print(f"detection gate: {out['last_val']}, {out['seconds']} s of training")
+    assert out["last_val"]["val_map50"] >= 50, out["last_val"]
+    ev = json.loads(run(home, "evaluate", out["run"], "--json").stdout)
+    assert ev["map_50"] == pytest.approx(out["last_val"]["val_map50"], abs=1.0)  # validation ran under bf16 autocast
+    assert all(0.05 <= t < 1 for t in ev["thresholds"].values())  # calibrated per class
+    assert all(c["f1"] > 50 for c in ev["per_class"]), ev["per_class"]
+    scene = make_scenes(1, seed=9, **{**GATE_SCENES, "sizes": (150, 170), "object_size": (20, 50),  # type: ignore[arg-type]
+                                      "negatives": 0.0, "most": 3})[0]  # fmt: skip
+    scene[1].save(tmp_path / "new.png")  # twice the size and more: boxes come back in its pixels
+    (row,) = json.loads(run(home, "predict", out["run"], str(tmp_path / "new.png"), "--json").stdout)["predictions"]
+    truth = scene[0].boxes
+    overlaps = iou(np.array([b[1:] for b in truth], float).reshape(-1, 4),
+                   np.array([b["box"] for b in row["boxes"]], float).reshape(-1, 4))  # fmt: skip
+    same = np.array([[t[0] == b["class"] for b in row["boxes"]] for t in truth], bool).reshape(overlaps.shape)
+    hits = int(((overlaps >= 0.5) & same).any(axis=1).sum())
+    assert hits >= len(truth) - 1, (row["boxes"], truth)
+    exported = run(home, "export", out["run"], "--json")
+    assert exported.returncode == 0, exported.stderr
+    reports = {r["format"]: r for r in json.loads(exported.stdout)["reports"]}
+    assert all(r["ok"] and r["agreement"] == 1.0 for r in reports.values()), reports
