@@ -3,8 +3,9 @@
 1. Training images/s of `deepyard train` against the pipeline a PyTorch user writes by hand for the same model,
    data and batch size: torchvision's CocoDetection over the same COCO files (wrapped for transforms v2), a
    letterbox to 64x64 (resize the long side, pad) and flips that move the boxes, a DataLoader with 2 workers, the
-   same AdamW and one-cycle schedule. Target: at least 1.3x. Both figures are the median of windows of 3 steps
-   (deepyard's metrics points; the machine is shared and noisy), data waits included.
+   same AdamW and one-cycle schedule. Target: at least 1.3x. Windows of 3 steps (deepyard's metrics points), data
+   waits included; the machine is shared and its load swings within seconds, so each side's best window and its
+   median are both given (the two sides run one after the other: a load swing between them moves the median).
 2. Evaluation of the same predictions (the trained model's on the validation split): pycocotools' COCOeval alone
    (loadRes, evaluate, accumulate, summarize, from arrays already in memory), deepyard's validation meter
    (torchmetrics' MeanAveragePrecision, pycocotools backend) and `deepyard evaluate`'s whole report (COCO figures,
@@ -52,8 +53,8 @@ RECIPE: dict[str, Any] = {"epochs": 1, "batch_size": 16, "solver.lr": 0.003, "au
 SIZE = 64
 
 
-def ours(home: Path, train_json: Path, val_json: Path) -> tuple[float, str, str]:
-    """(median images/s of deepyard's metrics windows, run id, dataset id)."""
+def ours(home: Path, train_json: Path, val_json: Path) -> tuple[list[float], str, str]:
+    """(images/s of deepyard's metrics windows, run id, dataset id)."""
     settings = load_settings(home)
     spec = make_spec(name="scenes", task="detection", width=SIZE, height=SIZE,
                      source={"kind": "detection", "train": train_json, "val": val_json, "format": "coco"})  # fmt: skip
@@ -61,10 +62,10 @@ def ours(home: Path, train_json: Path, val_json: Path) -> tuple[float, str, str]
     result = train(settings, dataset.id, "fcos_small", make_config(**RECIPE))
     points = [json.loads(line) for line in (result.folder / "metrics.jsonl").read_text().splitlines()]
     rates = [p["images_per_s"] for p in points if "images_per_s" in p]
-    return statistics.median(rates), result.run_id, dataset.id
+    return rates, result.run_id, dataset.id
 
 
-def by_hand(train_json: Path) -> float:
+def by_hand(train_json: Path) -> list[float]:
     """The same model, data and recipe through CocoDetection + DataLoader(2 workers), as a user writes it."""
     config = make_config(**RECIPE)
     letterbox = v2.Compose([v2.ToImage(), v2.Resize(size=None, max_size=SIZE), v2.CenterCrop(SIZE),
@@ -92,7 +93,7 @@ def by_hand(train_json: Path) -> float:
             if step % 3 == 0:
                 rates.append(3 * 16 / (time.perf_counter() - tick))
                 tick = time.perf_counter()
-    return statistics.median(rates)
+    return rates
 
 
 def evaluation(home: Path, run_id: str, dataset: str) -> tuple[dict[str, float], dict[str, float], int]:
@@ -158,10 +159,14 @@ def main() -> None:
         our_rate, run_id, dataset = ours(root / "home", train_json, val_json)
         hand_rate = by_hand(train_json)
         seconds, found, count = evaluation(root / "home", run_id, dataset)
-    print(f"| fcos_small, 320 scenes at {SIZE}x{SIZE}, batch 16, 1 epoch, CPU | images/s | vs by hand |")
-    print("|---|---:|---:|")
-    print(f"| `deepyard train` | {our_rate:,.1f} | **{our_rate / hand_rate:.2f}x** |")
-    print(f"| CocoDetection + DataLoader(2 workers), by hand | {hand_rate:,.1f} | 1.00x |")
+    best, median = max(our_rate) / max(hand_rate), statistics.median(our_rate) / statistics.median(hand_rate)
+    print(f"| fcos_small, 320 scenes at {SIZE}x{SIZE}, batch 16, 1 epoch, CPU | images/s, best window | median | "
+          "vs by hand (best, median) |")  # fmt: skip
+    print("|---|---:|---:|---:|")
+    print(f"| `deepyard train` | {max(our_rate):,.1f} | {statistics.median(our_rate):,.1f} | **{best:.2f}x**, "
+          f"{median:.2f}x |")  # fmt: skip
+    print(f"| CocoDetection + DataLoader(2 workers), by hand | {max(hand_rate):,.1f} | "
+          f"{statistics.median(hand_rate):,.1f} | 1.00x |")  # fmt: skip
     print(f"\n| evaluating the same {count:,} predictions on 200 images | seconds | mAP@[.5:.95] |")
     print("|---|---:|---:|")
     print(f"| pycocotools COCOeval alone | {seconds['COCOeval']:.3f} | {found['COCOeval']:.2f}% |")
