@@ -286,3 +286,24 @@ def test_the_routes_refuse_a_wrong_task_a_bad_index_and_a_bad_image_naming_them(
         assert (
             http.post(f"/api/v1/runs/{world['detector']}/detect", params={"floor": 2}, content=image).status_code == 422
         )
+
+
+def test_hostile_names_and_values_are_refused_or_harmless(world: dict) -> None:
+    server: Server = world["server"]
+    image = (world["coco"].parent / "images" / world["scenes"][0][0].file).read_bytes()
+    with server.client() as http:
+        names = ("a.%ff", "a.%ED%B3%BF", "..%2F..%2Fx.png", "x.png%00", "a." + "p" * 300, "%E2%80%AE.gnp")  # encoded
+        for name in names:
+            for route in ("detect", "segment"):
+                run = world["detector"] if route == "detect" else world["segmenter"]
+                got = http.post(f"/api/v1/runs/{run}/{route}?name={name}", content=image)
+                assert got.status_code in (200, 422), (route, name, got.status_code, got.text[:200])
+        for params in ({"offset": 10**18}, {"limit": 0}, {"label": -1}, {"split": "x" * 100}):
+            got = http.get(f"/api/v1/datasets/{world['boxes']}/boxes", params=params)
+            assert got.status_code in (200, 422), (params, got.status_code)
+        for index in ("-1", "99999999999999999999", "1e3"):
+            got = http.get(f"/api/v1/datasets/{world['masks']}/masks/train/{index}.png")
+            assert got.status_code in (404, 422), (index, got.status_code)
+        assert (
+            http.get(f"/api/v1/datasets/{world['masks']}/masks/train/0.png", params={"clear": 255}).status_code == 422
+        )

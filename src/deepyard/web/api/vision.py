@@ -9,6 +9,7 @@ functions as `deepyard predict` (deepyard.infer.detect / segment), so a box or a
 
 from __future__ import annotations
 
+import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -42,6 +43,7 @@ from deepyard.web.deps import IdPath, SettingsDep
 
 router = APIRouter(tags=["detection and segmentation"])
 IGNORE = 255
+EXTENSION = re.compile(r"\.[a-z0-9]{1,8}")  # what an upload's file name may keep
 
 
 def _dataset(settings: Settings, ref: str, task: str) -> Any:
@@ -132,8 +134,8 @@ def _thresholds(clf: TrainedModel) -> dict[str, float]:
 
 
 def _upload_file(folder: Path, data: bytes, name: str) -> Path:
-    suffix = Path(name).suffix.lower()
-    path = folder / f"upload{suffix if suffix.isalnum() or suffix[1:].isalnum() else '.img'}"
+    suffix = Path(name).suffix.lower()  # an ASCII extension only: the name is the client's
+    path = folder / ("upload" + (suffix if EXTENSION.fullmatch(suffix) else ".img"))
     path.write_bytes(data)
     return path
 
