@@ -214,7 +214,17 @@ def test_detect_many_from_a_zip_shows_each_image_with_its_overlay(world: dict, p
     page.wait_for_function(
         "[...document.querySelectorAll('#cm-predictions img')].every((i) => i.complete && i.naturalWidth)"
     )
+    expect(page.locator("#infer")).to_contain_text("(each image gets its overlay)")
     shot(page, "detect-many")
+    with server.client() as http:  # a segmenter's predict-many: each image's mask and overlay
+        rows = http.post(f"/api/v1/runs/{world['segmenter']}/classify-many", content=zipped.read_bytes()).json()
+        good = [r for r in rows["predictions"] if not r["error"]]
+        assert len(good) == 3 and len(rows["predictions"]) == 4
+        for row, (truth, _) in zip(good, world["scenes"][:3], strict=True):
+            with Image.open(io.BytesIO(http.get(row["mask"]).content)) as mask:
+                assert mask.mode == "P" and mask.size == (truth.width, truth.height)
+            assert http.get(row["overlay"]).headers["content-type"] == "image/png"
+            assert sum(a["pixels"] for a in row["areas"]) == truth.width * truth.height
 
 
 def test_segment_one_lays_the_mask_over_the_image_with_areas_and_a_download(world: dict, page: Page) -> None:
