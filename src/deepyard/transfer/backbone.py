@@ -7,8 +7,10 @@ classifier's fully connected layers into convolutions. Before weights are matche
 - Prefixes: torchvision's segmentation models are wrapped (`model.` in deepyard.networks.dense) and keep the
   backbone under `backbone.`; a resnet classifier's `layer1.0.conv1.weight` is `model.backbone.layer1.0.conv1.
   weight` there, a mobilenet's `features.3.block...` is `model.backbone.3.block...`, and torchvision's own
-  segmentation weights (`backbone.*`, `classifier.*`) are under `model.`. The renaming that matches the most
-  target names wins; none is applied when the names already match best.
+  segmentation weights (`backbone.*`, `classifier.*`) are under `model.`. torchvision's detectors keep the body
+  under `backbone.body.` (a resnet's layers as they are, a mobilenet's features by index): DIGITS' DetectNet
+  started from a GoogLeNet, done with one of our classification runs. The renaming that matches the most target
+  names wins; none is applied when the names already match best.
 - Fully connected to convolution (FCN's "net surgery", as DIGITS' FCN-AlexNet example does it): a target
   convolution `fc6` with a (O, C, kh, kw) weight that the source holds as a linear layer (O, C*kh*kw) - a spec
   network's `layers.fc6.1.weight`, after its flatten - is the same map on each window, so the weight is reshaped
@@ -29,6 +31,8 @@ _RENAMES: list[tuple[str, Callable[[str], str]]] = [
     ("under model.", lambda k: f"model.{k}"),
     ("under model.backbone.", lambda k: f"model.backbone.{k}"),
     ("features under model.backbone.", lambda k: f"model.backbone.{k.removeprefix('features.')}"),
+    ("under backbone.body.", lambda k: f"backbone.body.{k}"),  # torchvision's detectors: a resnet's layers
+    ("features under backbone.body.", lambda k: f"backbone.body.{k.removeprefix('features.')}"),  # a mobilenet's
 ]
 
 
