@@ -67,6 +67,7 @@ bench: $(VENV)/.installed-test $(VENV)/.sysdeps-test
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/recipes.py
 	$(BIN)/python bench/segment.py
+	$(BIN)/python bench/text.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
