@@ -179,6 +179,9 @@ def test_the_new_run_form_is_grouped_and_short(server: Server, page: Page, datas
     for group in ("data", "network", "solver", "schedule", "validation", "augment", "device"):
         expect(page.locator(f"#grp-{group}")).to_be_visible()
     height = page.eval_on_selector("#run-form", "e => e.getBoundingClientRect().height")
+    expect(page.locator("#net-resnet18")).to_be_visible()  # a classifier's table: no per-pixel networks
+    expect(page.locator("#net-fcn_resnet50")).to_be_hidden()
+    expect(page.locator("#net-unet")).to_be_hidden()
     assert height <= 2300, height  # 2,810 px before it was grouped; one-cycle (the default) shows its 3 settings
     expect(page.locator('input[name="finetune.freeze"]')).to_be_hidden()
     expect(page.locator('input[name="schedule.gamma"]')).to_be_hidden()

@@ -99,6 +99,9 @@ class Task:
     # preset's settings and the user's own (a file, flags, --set), so `deepyard train --dataset D` trains well
     # without flags. Empty: TrainConfig's defaults (measured on image classification, `bench/recipes.py`).
     recipe: ClassVar[dict[str, Any]] = {}
+    # Which of the standard network table's networks fit (NetworkEntry.output: "class" logits, "pixel" logits);
+    # None: the task's networks are listed elsewhere (detectors, text networks), the New run page shows none.
+    network_output: ClassVar[str | None] = "class"
 
     # ---- datasets
 

@@ -131,6 +131,7 @@ class DetectionMeter(Meter):
 
 
 class Detection(Task):
+    network_output = None
     name = "detection"
     title = "Object detection"
     target_format = "boxes (x1 y1 x2 y2) with a class each, any number per image"

@@ -65,6 +65,7 @@ class LanguageModel(Task):
     name = "language-model"
     title = "Language model"
     input_kind = "tokens"
+    network_output = None
     target_format = "the next token at every position of a block of the context"
     sources = "a text file, a folder of text files, or JSONL with a 'text' field"
     targets_file = "tokens.npy"

@@ -37,6 +37,7 @@ MASKS_FILE = "masks.npy"
 
 
 class Segmentation(Task):
+    network_output = "pixel"
     name = "segmentation"
     title = "Semantic segmentation"
     target_format = "a class index per pixel (uint8 mask at the image's size, 255 = ignore)"

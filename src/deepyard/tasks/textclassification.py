@@ -32,6 +32,7 @@ class TextClassification(Classification):
     name = "text-classification"
     title = "Text classification"
     input_kind = "sequences"
+    network_output = None
     target_format = "one class per text (int64 index)"
     sources = "a folder with a sub-folder of .txt files per class; CSV, TSV or JSONL with 'text' and 'label' columns"
     export_formats = ("archive", "onnx")

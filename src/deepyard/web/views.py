@@ -56,7 +56,8 @@ def list_dataset_choices(settings: Settings) -> list[Row]:
         network, why = task.default_network(m.shape)
         rows.append({**dataset_summary(m), "task_title": task.title, "outputs": task.outputs(m.classes),
                      "losses": ["auto", *task.losses], "monitors": task.monitors(),
-                     "default_network": network, "default_why": why, "recipe": dict(task.recipe)})  # fmt: skip
+                     "default_network": network, "default_why": why, "recipe": dict(task.recipe),
+                     "network_output": task.network_output or ""})  # fmt: skip
     return rows
 
 
@@ -207,7 +208,8 @@ def list_standard_networks(settings: Settings) -> list[Row]:
     import torchvision  # type: ignore[import-untyped]
 
     names = sorted(e.name for e in list_networks())
-    key = hashlib.sha256(repr((__version__, torch.__version__, torchvision.__version__, names)).encode()).hexdigest()
+    versions = ("rows-2", __version__, torch.__version__, torchvision.__version__)  # rows-2: rows say their output
+    key = hashlib.sha256(repr((*versions, names)).encode()).hexdigest()
     path = settings.home / "cache" / f"networks-{key[:16]}.json"
     with _NETWORK_LOCK:
         if key not in _NETWORK_ROWS:
@@ -233,6 +235,7 @@ def _network_rows() -> list[Row]:
                 "macs": s.macs,
                 "description": e.description,
                 "editable": e.spec is not None,
+                "output": e.output,
             }
         )
     return rows

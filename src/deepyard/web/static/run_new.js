@@ -93,6 +93,12 @@ const NewRun = (() => {
     const monitor = document.getElementById("run-monitor"), keep = monitor.value || monitor.dataset.value;
     monitor.replaceChildren(...monitors.map((m) => Object.assign(document.createElement("option"), { value: m, textContent: m })));
     monitor.value = monitors.includes(keep) ? keep : monitors[0];
+    // only the standard networks whose output the task takes (class or per-pixel logits); a chosen one hidden goes
+    document.querySelectorAll("#standard-networks tr[data-output]").forEach((row) => {
+      row.hidden = row.dataset.output !== opt.dataset.networkOutput;
+      const radio = row.querySelector("input[type=radio]");
+      if (row.hidden && radio.checked) { radio.checked = false; document.getElementById("net-auto").checked = true; }
+    });
     document.getElementById("net-auto-why").textContent = `${opt.dataset.defaultNetwork}: ${opt.dataset.defaultWhy}`;
     document.getElementById("run-task").textContent = `task ${opt.dataset.task}: loss auto = ${losses[1]}; monitor ${monitors.join(", ")}`;
   }
