@@ -221,6 +221,9 @@ def _bases(data: Path, dataset: str, run: str) -> dict[str, dict[str, Any]]:
             "objective": "val_loss",
         },
         "GenerateRequest": {"prompt": "a", "length": 5, "temperature": 0.8, "top_k": 5, "seed": 1},
+        "ClassifyTextRequest": {"text": "a short text", "k": 2},
+        "TextEvaluationRequest": {"split": "val", "top_n": 3},
+        "TextExportRequest": {"formats": ["archive"]},
         "CheckRequest": {"spec": json.dumps(TINY_NET), "input": [3, 12, 12]},
         "ResizePreview": {"width": 16, "height": 16},
         "RunEdit": {"name": "fuzzed", "notes": "n"},
@@ -354,7 +357,7 @@ def test_no_route_answers_5xx_to_hostile_values(
         assert sweep.status_code == 201, sweep.text
     path_values = {"run_id": run_id, "ref": dataset_id, "job_id": job.json()["jobs"][0]["id"], "split": "val",
                    "index": "0", "name": "lenet", "path": "evaluations/x.json",
-                   "sweep_id": sweep.json()["id"]}  # fmt: skip
+                   "sweep_id": sweep.json()["id"], "dataset_id": dataset_id}  # fmt: skip
     models = {op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
               for item in doc["paths"].values() for op in item.values()
               if "application/json" in op.get("requestBody", {}).get("content", {})}  # fmt: skip

@@ -50,27 +50,28 @@ def build_config(
     dataset: str | None = None,
 ) -> Any:
     """Settings from the task's recipe (of `dataset`, given with the settings), then a preset, then a file, then
-    flags, then --set pairs (later wins)."""
+    flags, then --set pairs (later wins). The user's own settings are checked before the dataset is looked up, so
+    a bad value is named whatever the dataset."""
     from deepyard.train.presets import base_settings, preset_settings
 
-    if dataset is not None:
-        from deepyard.datasets import get_dataset
-
-        updates: dict[str, Any] = base_settings(get_dataset(settings, dataset).task, preset)
-    else:
-        updates = preset_settings(preset)
+    own: dict[str, Any] = {}
     if config_file is not None:
-        updates.update(_flatten(load_settings_file(config_file)))
-    updates.update({k: v for k, v in flags.items() if v is not None})
+        own.update(_flatten(load_settings_file(config_file)))
+    own.update({k: v for k, v in flags.items() if v is not None})
     for pair in sets:
         key, sep, value = pair.partition("=")
         if not sep:
             raise InvalidValueError(f"--set {pair!r} is not key=value (for example --set solver.lr=0.1)")
         try:
-            updates[key.strip()] = parse_yaml(value, f"--set {key.strip()[:80]}")
+            own[key.strip()] = parse_yaml(value, f"--set {key.strip()[:80]}")
         except yaml.YAMLError as exc:
             raise InvalidValueError(f"--set {pair[:80]!r}: the value is not valid YAML {yaml_problem(exc)}") from None
-    return _train().make_config(**updates)
+    config = _train().make_config(**{**preset_settings(preset), **own})
+    if dataset is None:
+        return config
+    from deepyard.datasets import get_dataset
+
+    return _train().make_config(**{**base_settings(get_dataset(settings, dataset).task, preset), **own})
 
 
 def load_settings_file(path: Path) -> dict[str, Any]:
