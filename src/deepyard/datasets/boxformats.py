@@ -27,6 +27,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deepyard.datasets.images import EXTENSIONS
 from deepyard.datasets.sources import OUTSIDE, Readable, Skipped
@@ -105,13 +106,19 @@ def read_annotations(path: Path, fmt: str, base: Path | None, readable: Readable
 # ---------------------------------------------------------------- COCO
 
 
-def read_coco(path: Path, base: Path | None, readable: Readable | None) -> Annotations:
+def load_coco(path: Path) -> dict[str, Any]:
+    """A COCO JSON file's document: a mapping with an 'images' list, else a SourceError naming the file."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceError(f"COCO file {str(path)!r} cannot be read: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise SourceError(f"COCO file {str(path)!r} has no 'images' list")
+    return doc
+
+
+def read_coco(path: Path, base: Path | None, readable: Readable | None) -> Annotations:
+    doc = load_coco(path)
     skipped: list[Skipped] = []
     where = path.name
     names: dict[int, str] = {}

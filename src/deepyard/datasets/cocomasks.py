@@ -16,7 +16,6 @@ file are confined by `readable` like every other path.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from deepyard.datasets.boxformats import load_coco
 from deepyard.datasets.masks import IGNORE, MaskProblem
 from deepyard.datasets.sources import OUTSIDE, Readable, Skipped
 from deepyard.errors import SourceError
@@ -61,12 +61,7 @@ def read_coco_masks(
     path: Path, base: Path | None, names: list[str] | None, readable: Readable | None, skipped: list[Skipped]
 ) -> tuple[list[str], list[tuple[str, CocoImage]]]:
     """(class names, (image path, its mask) pairs) of a COCO JSON file; problems go to `skipped`."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SourceError(f"COCO file {str(path)!r} cannot be read: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        raise SourceError(f"COCO file {str(path)!r} has no 'images' list")
+    doc = load_coco(path)
     where = path.name
     categories = _categories(doc.get("categories"), where, skipped)
     if names is None:
