@@ -207,7 +207,7 @@ def test_fine_tune_from_a_previous_run_in_the_form(server: Server, page: Page, r
     page.fill('input[name="epochs"]', "1")
     shot(page, "08-fine-tune-form")
     page.click("#create-run")
-    page.wait_for_url(re.compile(r"/jobs/[\w-]+/run$|/runs/[\w-]+$"))  # the new run's page at once
+    page.wait_for_url(re.compile(r"/jobs/[\w-]+/run$|/runs/\d{8}-\d{6}-[0-9a-f]{4}$"))  # not /runs/new itself
     with server.client() as c:
         job = next(j for j in c.get("/api/v1/jobs").json() if j["params"].get("name") == "fine-tuned")
         assert job["params"]["source"] == f"run:{run_id}@best" and job["params"]["config"]["finetune"]["freeze"] == [

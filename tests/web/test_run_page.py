@@ -87,7 +87,7 @@ def test_the_run_page_stays_live_while_the_run_trains(server: Server, page: Page
         body = {"dataset": dataset_id, "spec": json.dumps(TINY_NET), "config": config, "name": "live"}
         job_id = c.post("/api/v1/runs", json=body).json()["jobs"][0]["id"]
         page.goto(f"{server.url}/jobs/{job_id}/run")
-        page.wait_for_url(re.compile(r"/runs/[\w-]+$"), timeout=120_000)
+        page.wait_for_url(re.compile(r"/runs/\d{8}-\d{6}-[0-9a-f]{4}$"), timeout=120_000)
         expect(page.locator("#snapshots li").first).to_be_visible(timeout=60_000)
         expect(page.locator("#snapshots-empty")).to_be_hidden()
         expect(page.locator("#history li").last).to_contain_text("running")
