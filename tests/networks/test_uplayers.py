@@ -1,5 +1,5 @@
 """The spec language's dense-prediction layers (conv_transpose, upsample, crop) and the segmentation specs built
-from them (fcn_alexnet, unet_spec): shapes against PyTorch, errors naming the layer, the bilinear start, summary
+from them (fcn_alexnet, fcn8s, unet_spec): shapes against PyTorch, errors naming the layer, the bilinear start, summary
 and drawing, and a few training steps of each spec on a tiny generated segmentation dataset."""
 
 from __future__ import annotations
@@ -152,8 +152,11 @@ def shapes(settings: Settings, tmp_path: Path) -> str:
     return create_dataset(settings, spec).id
 
 
-# fcn_alexnet's 57 M parameters (DIGITS' fc6/fc7 widths) take about 3 s a step on 2 loaded cores: slow
-@pytest.mark.parametrize("name", ["unet_spec", pytest.param("fcn_alexnet", marks=pytest.mark.slow)])
+# fcn_alexnet's 57 M parameters (DIGITS' fc6/fc7 widths) take about 3 s a step on 2 loaded cores, fcn8s's 134 M
+# more: slow (a narrow fcn8s trains in the fast tests, tests/networks/test_segzoo.py)
+@pytest.mark.parametrize(
+    "name", ["unet_spec", *(pytest.param(n, marks=pytest.mark.slow) for n in ("fcn_alexnet", "fcn8s"))]
+)
 def test_segmentation_spec_trains_a_few_steps(settings: Settings, shapes: str, name: str) -> None:
     config = make_config(epochs=2, batch_size=3, device="cpu", precision="fp32")
     result = train(settings, shapes, name, config)

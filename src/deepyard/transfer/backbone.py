@@ -9,8 +9,10 @@ classifier's fully connected layers into convolutions. Before weights are matche
   weight` there, a mobilenet's `features.3.block...` is `model.backbone.3.block...`, and torchvision's own
   segmentation weights (`backbone.*`, `classifier.*`) are under `model.`. torchvision's detectors keep the body
   under `backbone.body.` (a resnet's layers as they are, a mobilenet's features by index): DIGITS' DetectNet
-  started from a GoogLeNet, done with one of our classification runs. The renaming that matches the most target
-  names wins; none is applied when the names already match best.
+  started from a GoogLeNet, done with one of our classification runs. torchvision's `vgg16` numbers its layers
+  (`features.28`, `classifier.3`); our specs (`vgg16`, `fcn8s`) keep Caffe's names (`layers.conv5_3`,
+  `layers.fc7`), so FCN-8s starts from torchvision's VGG-16 as from our own. The renaming that matches the most
+  target names wins; none is applied when the names already match best.
 - Fully connected to convolution (FCN's "net surgery", as DIGITS' FCN-AlexNet example does it): a target
   convolution `fc6` with a (O, C, kh, kw) weight that the source holds as a linear layer (O, C*kh*kw) - a spec
   network's `layers.fc6.1.weight`, after its flatten - is the same map on each window, so the weight is reshaped
@@ -26,6 +28,26 @@ import torch
 
 StateDict = dict[str, torch.Tensor]
 
+
+def _vgg16_names() -> dict[str, str]:
+    """torchvision vgg16's module paths -> the Caffe names of our specs (`features.0` -> `layers.conv1_1`)."""
+    names, index = {}, 0
+    for block, depth in enumerate((2, 2, 3, 3, 3), start=1):
+        for i in range(1, depth + 1):
+            names[f"features.{index}"] = f"layers.conv{block}_{i}"
+            index += 2  # each conv is followed by its ReLU
+        index += 1  # the block's max-pool
+    return {**names, "classifier.0": "layers.fc6", "classifier.3": "layers.fc7", "classifier.6": "layers.fc8"}
+
+
+_VGG16 = _vgg16_names()
+
+
+def _vgg16_caffe(key: str) -> str:
+    module, _, param = key.rpartition(".")
+    return f"{_VGG16[module]}.{param}" if module in _VGG16 else key
+
+
 _RENAMES: list[tuple[str, Callable[[str], str]]] = [
     ("as named", lambda k: k),
     ("under model.", lambda k: f"model.{k}"),
@@ -33,6 +55,7 @@ _RENAMES: list[tuple[str, Callable[[str], str]]] = [
     ("features under model.backbone.", lambda k: f"model.backbone.{k.removeprefix('features.')}"),
     ("under backbone.body.", lambda k: f"backbone.body.{k}"),  # torchvision's detectors: a resnet's layers
     ("features under backbone.body.", lambda k: f"backbone.body.{k.removeprefix('features.')}"),  # a mobilenet's
+    ("torchvision vgg16's layers under Caffe's names", _vgg16_caffe),
 ]
 
 
