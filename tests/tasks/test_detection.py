@@ -62,6 +62,69 @@ def test_augmentation_moves_the_boxes_with_the_pixels(aug: AugmentConfig) -> Non
         _augment(x, t, AugmentConfig(rotation=10))
 
 
+COLOURS = torch.tensor([[255.0, 0, 0], [0, 255, 0], [0, 0, 255]])  # the rectangles' colours, one class each
+GREY, FILL = 128.0, (30.0, 60.0, 90.0)  # the background; the zoom-out canvas (the "mean colour" given)
+
+
+def rectangles_scene(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n 48x72 images on grey, each with three rectangles (red, green, blue: classes 0, 1, 2) at random places
+    that never touch; the last image holds none (a negative)."""
+    g = torch.Generator().manual_seed(n)
+    x = torch.full((n, 3, 48, 72), GREY)
+    t = torch.full((n, 4, 6), -1.0)
+    for i in range(n - 1):
+        for c in range(3):
+            left, top, w, h = (int(torch.randint(lo, hi, (1,), generator=g)) for lo, hi in ((0, 6), (0, 30), (8, 17),
+                                                                                               (6, 17)))  # fmt: skip
+            left += 24 * c
+            x[i, :, top : top + h, left : left + w] = COLOURS[c][:, None, None]
+            t[i, c] = torch.tensor([left, top, left + w, top + h, c, 0])
+    return x, t
+
+
+def coloured(img: torch.Tensor, c: int) -> torch.Tensor:
+    """(H, W) mask of the pixels clearly of colour c (resizing blends the edges; those are not counted)."""
+    return (img - COLOURS[c][:, None, None]).abs().amax(0) < 40
+
+
+def test_iou_crop_and_zoom_out_keep_every_box_on_its_rectangle() -> None:
+    """Each kept box still covers its rectangle's pixels (all of them that are left, one pixel of resizing
+    tolerated) and hardly anything else; every image keeps the batch's size; crops and zoom-outs both happen;
+    the negative image stays a negative; the zoom-out canvas is the fill colour."""
+    torch.manual_seed(0)
+    x, t = rectangles_scene(12)
+    aug = AugmentConfig(iou_crop=1.0, zoom_out=3.0, flip="lr")
+    cropped = zoomed = filled = 0
+    for _ in range(4):
+        out_x, out_t = _augment(x, t, aug, list(FILL))
+        assert out_x.shape == x.shape and out_t.shape == t.shape  # the batch still stacks
+        assert not (out_t[-1, :, 4] >= 0).any()  # the negative: no box appears
+        for img, rows in zip(out_x, out_t, strict=True):
+            kept = rows[rows[:, 4] >= 0]
+            filled += int(((img - torch.tensor(FILL)[:, None, None]).abs().amax(0) < 3).any())
+            for box in kept:
+                c = int(box[4])
+                ys, xs = torch.nonzero(coloured(img, c), as_tuple=True)
+                assert len(ys), "a kept box whose rectangle is gone"
+                x1, y1, x2, y2 = (float(v) for v in box[:4])
+                assert xs.min() >= x1 - 1 and xs.max() + 1 <= x2 + 1 and ys.min() >= y1 - 1 and ys.max() + 1 <= y2 + 1
+                assert len(ys) >= 0.4 * (x2 - x1) * (y2 - y1)  # the box is the rectangle's, not much more
+                side = (x2 - x1) * (y2 - y1)
+                zoomed += int(side < 0.6 * 8 * 6)  # smaller than any rectangle was: zoomed out
+                cropped += int(side > 1.4 * 16 * 16)  # larger than any was: cropped and resized back
+            assert len(kept) == len({int(b[4]) for b in kept})  # no box made up, none doubled
+    assert cropped and zoomed and filled
+
+
+def test_iou_crop_without_zoom_keeps_the_pixels_of_an_image_without_boxes() -> None:
+    torch.manual_seed(1)
+    x, t = rectangles_scene(4)
+    out_x, out_t = _augment(x, t, AugmentConfig(iou_crop=1.0), None)
+    assert torch.equal(out_x[-1], x[-1]) and not (out_t[-1, :, 4] >= 0).any()  # a negative is never IoU-cropped
+    assert not torch.equal(out_x[:-1], x[:-1])  # the others are
+    assert ((out_t[:-1, :, 4] >= 0).sum(1) >= 1).all()  # and each crop keeps at least one box
+
+
 def test_console_script_builds_trains_evaluates_and_predicts(tmp_path: Path) -> None:
     home = tmp_path / "home"
     source = write("coco", tmp_path / "coco", make_scenes(12, seed=2, sizes=(40, 64)))

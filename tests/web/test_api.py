@@ -93,6 +93,17 @@ def test_run_clone_prefills_everything(server: Server, run_id: str) -> None:
         clone = c.post(f"/api/v1/runs/{run_id}/clone").json()
         assert clone["config"]["batch_size"] == 12 and clone["config"]["epochs"] == 1
         assert "name: tiny" in clone["spec"] and clone["from_run"] == run_id
+        assert clone["config"]["augment"]["iou_crop"] == 0 and clone["config"]["augment"]["zoom_out"] == 1
+
+
+def test_a_clone_of_a_run_older_than_a_setting_gets_its_default(server: Server, run_id: str) -> None:
+    path = run_dir(server.settings, run_id) / "run.json"
+    info = json.loads(path.read_text())
+    del info["config"]["augment"]["zoom_out"], info["config"]["seed"]  # written before these settings existed
+    path.write_text(json.dumps(info))
+    with server.client() as c:
+        config = c.post(f"/api/v1/runs/{run_id}/clone").json()["config"]
+    assert config["augment"]["zoom_out"] == 1 and config["seed"] == 0 and config["batch_size"] == 12
 
 
 def test_schedule_preview_one_curve_per_lr(server: Server) -> None:

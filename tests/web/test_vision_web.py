@@ -227,6 +227,25 @@ def test_detect_many_from_a_zip_shows_each_image_with_its_overlay(world: dict, p
             assert sum(a["pixels"] for a in row["areas"]) == truth.width * truth.height
 
 
+def test_new_run_form_offers_iou_crop_and_zoom_out_for_detection_only(world: dict, page: Page) -> None:
+    server: Server = world["server"]
+    # the first New run page of a process builds the standard networks' table (seconds per network)
+    page.goto(f"{server.url}/runs/new?dataset={world['boxes']}", timeout=180_000)
+    page.click("#grp-augment summary")
+    crop, zoom = page.locator('input[name="augment.iou_crop"]'), page.locator('input[name="augment.zoom_out"]')
+    expect(crop).to_be_visible()
+    expect(zoom).to_be_visible()
+    crop.fill("0.5")
+    zoom.fill("3")
+    expect(page.locator("#grp-augment")).to_contain_text("Detection: probability of an IoU crop")
+    shot(page, "new-run-box-augment")
+    page.select_option("#run-dataset", world["masks"])  # segmentation: no boxes to crop around
+    expect(crop).to_be_hidden()
+    expect(zoom).to_be_hidden()
+    assert crop.input_value() == "0" and zoom.input_value() == "1"  # hidden, they are off: the form sends them so
+    expect(page.locator('input[name="augment.scale"]')).to_be_visible()
+
+
 def test_segment_one_lays_the_mask_over_the_image_with_areas_and_a_download(world: dict, page: Page) -> None:
     server: Server = world["server"]
     pixels, _ = scene(np.random.default_rng(5), 48)  # another size than the dataset's 32x32

@@ -114,12 +114,13 @@ def check_train(settings: Settings, params: dict[str, Any]) -> Checked:
     if not params.get("dataset"):
         raise InvalidValueError("train job needs 'dataset'")
     from deepyard.tasks import get_task
-    from deepyard.train.tasking import default_network, loss_name, metric_info
+    from deepyard.train.tasking import check_task_augment, default_network, loss_name, metric_info
 
     manifest = get_dataset(settings, str(params["dataset"]))
     task = get_task(manifest.task)
     config = _config(params.get("config") or {}, manifest.task)  # the task's recipe under it, stored whole
     loss_name(task, config), metric_info(task, config.monitor)  # a loss or monitor of another task is refused now
+    check_task_augment(task, config)  # and an augmentation it cannot take
     shape = (manifest.shape[2], manifest.shape[0], manifest.shape[1])  # (C, H, W)
     if config.crop_size:
         shape = (shape[0], config.crop_size, config.crop_size)

@@ -102,6 +102,9 @@ class Task:
     # Which of the standard network table's networks fit (NetworkEntry.output: "class" logits, "pixel" logits);
     # None: the task's networks are listed elsewhere (detectors, text networks), the New run page shows none.
     network_output: ClassVar[str | None] = "class"
+    # True: the task's targets are boxes that follow a crop, so it takes augment.iou_crop and augment.zoom_out
+    # (deepyard.train.tasking.check_task_augment refuses them by name for any other task)
+    box_augment: ClassVar[bool] = False
 
     # ---- datasets
 

@@ -6,8 +6,10 @@ boxes through the resize). Networks: torchvision's detectors (`deepyard.networks
 its own losses from the targets in training mode (`training_terms`), each logged as `train_<term>`
 (`train_classifier`, `train_box_reg`, `train_objectness`, `train_rpn_box_reg` for Faster R-CNN). Augmentation
 moves the boxes with the pixels (torchvision.transforms.v2 on `tv_tensors.BoundingBoxes`): `augment.flip`,
-`augment.scale` (zoom and shift), `augment.contrast` and `augment.hsv_*` (photometric). The run's mean
-subtraction and scale apply before the model's own normalisation, in training and in inference alike.
+`augment.scale` (zoom and shift), SSD's `augment.iou_crop` (RandomIoUCrop) and `augment.zoom_out` (RandomZoomOut,
+the canvas filled with the run's mean colour, black without mean subtraction), each resized back to the batch's
+size, and `augment.contrast` and `augment.hsv_*` (photometric). The run's mean subtraction and scale apply before
+the model's own normalisation, in training and in inference alike.
 
 Outputs, everywhere outside training (validation, `evaluate`, `predict`, exports): (B, D, 6) float, rows
 (x1, y1, x2, y2, score, class) in the stored image's pixels, best first, unused rows of class -1 (`DetectionOutputs`).
@@ -148,6 +150,7 @@ class Detection(Task):
     exact = False
     label_tokens = None
     calibrated = True  # each class's score threshold: the best F1 on validation
+    box_augment = True  # augment.iou_crop and augment.zoom_out
     # The default recipe (`deepyard train --dataset D` without flags), measured with fcos_small on 800 generated
     # 64x64 scenes (the quality gate, tests/tasks/test_detection.py): AdamW, one-cycle, batch 16.
     recipe: ClassVar[dict[str, Any]] = {"epochs": 8, "batch_size": 16, "solver.lr": 0.003, "augment.flip": "lr"}
@@ -201,7 +204,7 @@ class Detection(Task):
         """(list of (C, H, W) inputs, list of torchvision targets); in training, box-aware augmentation first."""
         x = pixels.float()
         if train:
-            x, targets = _augment(x, targets, getattr(preprocess, "aug", None))
+            x, targets = _augment(x, targets, getattr(preprocess, "aug", None), _fill(preprocess))
         return _three(list(preprocess(x, train=False))), targets
 
     # ---- networks and training
@@ -315,34 +318,77 @@ class Detection(Task):
         return detection_report(outputs, targets, ctx)
 
 
-def _augment(x: torch.Tensor, targets: torch.Tensor, aug: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Box-aware augmentation of a (B, C, H, W) float batch in pixel units and its (B, M, 6) targets."""
+def _augment(
+    x: torch.Tensor, targets: torch.Tensor, aug: Any, fill: list[float] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Box-aware augmentation of a (B, C, H, W) float batch in pixel units and its (B, M, 6) targets; `fill`: the
+    zoom-out canvas's colour per channel in pixel units (None: 0). Every image keeps the batch's size (a crop or
+    a zoom-out is resized back), so the batch still stacks; an image whose boxes all leave the picture (or shrink
+    under a pixel) stays in the batch as a negative."""
     if aug is None:
         return x, targets
     ops = _ops(aug, x.shape[1])
-    if not ops:
+    crop = _iou_crop(aug, x.shape[2], x.shape[3])
+    if not ops and crop is None:
         return x, targets
-    if all(type(op).__name__ in ("RandomHorizontalFlip", "RandomVerticalFlip") for op in ops):
+    if crop is None and all(type(op).__name__ in ("RandomHorizontalFlip", "RandomVerticalFlip") for op in ops):
         return _flips(x, targets, [type(op).__name__ == "RandomHorizontalFlip" for op in ops])
     import torch
     from torchvision import tv_tensors  # type: ignore[import-untyped]
     from torchvision.transforms import v2  # type: ignore[import-untyped]
 
-    pipeline = v2.Compose(ops)
     size = (x.shape[2], x.shape[3])
+    zoom = [v2.RandomZoomOut(fill=[v / 255.0 for v in fill] if fill else 0.0, side_range=(1.0, aug.zoom_out))]
+    head, tail = [op for op in ops if _photometric(op)], [op for op in ops if not _photometric(op)]
+    # SSD's order: colours, zoom out, IoU crop, then flips and scale; an image without a box is never IoU-cropped
+    # (no crop can keep a box of it: torchvision would draw crops until its "leave as is" option came up)
+    before = head + (zoom if aug.zoom_out > 1 else [])
+    plain = v2.Compose(before + tail or [v2.Identity()])
+    cropped = v2.Compose(before + ([crop] if crop is not None else []) + tail or [v2.Identity()])
     out_x, out_t = torch.empty_like(x), torch.zeros_like(targets)
     out_t[:, :, 4] = -1
     for i in range(len(x)):
         t = targets[i]
         keep = t[:, 4] >= 0
         boxes = tv_tensors.BoundingBoxes(t[keep, :4], format="XYXY", canvas_size=size)
-        image, boxes = pipeline(tv_tensors.Image(x[i] / 255.0), boxes)
+        image, boxes = (cropped if keep.any() else plain)(tv_tensors.Image(x[i] / 255.0), boxes)
+        if tuple(image.shape[-2:]) != size:  # zoomed out or cropped: back to the batch's size, boxes along
+            image, boxes = v2.functional.resize(image, list(size)), v2.functional.resize(boxes, list(size))
         boxes = v2.functional.clamp_bounding_boxes(boxes)
         rows = torch.cat([boxes.as_subclass(torch.Tensor), t[keep, 4:]], dim=1)
-        rows = rows[(rows[:, 2] - rows[:, 0] >= 1) & (rows[:, 3] - rows[:, 1] >= 1)]
+        rows = rows[(rows[:, 2] - rows[:, 0] >= 1) & (rows[:, 3] - rows[:, 1] >= 1)]  # a crop's lost boxes: 0 wide
         out_x[i] = image.as_subclass(torch.Tensor).clamp(0, 1) * 255.0
         out_t[i, : len(rows)] = rows
     return out_x, out_t
+
+
+def _photometric(op: Any) -> bool:
+    return type(op).__name__ == "ColorJitter"
+
+
+def _iou_crop(aug: Any, height: int, width: int) -> Any:
+    """SSD's IoU crop (torchvision's RandomIoUCrop) applied with probability `augment.iou_crop`: a crop of 0.3 to
+    1 of each side whose overlap with some box is at least an IoU drawn from 0, 0.1, 0.3, 0.5, 0.7, 0.9; the boxes
+    whose centres it leaves out are dropped, the others cut to it. Its shape is within 2x of the image's aspect
+    either way, so resizing it back to the batch's size stretches no more than SSD's square crops do. None: off."""
+    if not getattr(aug, "iou_crop", 0):
+        return None
+    from torchvision.transforms import v2
+
+    aspect = width / height
+    crop = v2.RandomIoUCrop(min_aspect_ratio=aspect / 2, max_aspect_ratio=aspect * 2,
+                            sampler_options=[0.0, 0.1, 0.3, 0.5, 0.7, 0.9])  # fmt: skip
+    return v2.RandomApply([crop], p=aug.iou_crop)
+
+
+def _fill(preprocess: Any) -> list[float] | None:
+    """The zoom-out canvas's colour: the run's mean colour (per channel, pixel units), which its mean subtraction
+    then turns to 0; None (black) for a run without mean subtraction."""
+    mean = getattr(preprocess, "mean", None)
+    if mean is None:
+        return None
+    values: list[float] = mean.float().mean(dim=(1, 2)).tolist()
+    return values
 
 
 def _flips(x: torch.Tensor, targets: torch.Tensor, horizontal: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -368,7 +414,9 @@ def _ops(aug: Any, channels: int) -> list[Any]:
 
     refused = [k for k in ("rot90", "rotation", "invert", "noise") if getattr(aug, k) not in (0, "none")]
     if refused:
-        raise InvalidValueError(f"augment.{refused[0]} does not apply to detection; use flip, scale, contrast, hsv_*")
+        raise InvalidValueError(
+            f"augment.{refused[0]} does not apply to detection; use flip, scale, iou_crop, zoom_out, contrast, hsv_*"
+        )
     ops: list[Any] = []
     if aug.flip in ("lr", "lrud"):
         ops.append(v2.RandomHorizontalFlip(0.5))

@@ -90,6 +90,13 @@ class AugmentConfig(_Frozen):
     hsv_s: float = Field(0, ge=0, le=1, description="Saturation shift stddev (0.04).")
     hsv_v: float = Field(0, ge=0, le=1, description="Value shift stddev (0.06).")
     invert: float = Field(0, ge=0, le=1, description="Probability of inverting an image (255 - pixel).")
+    # box-aware (SSD's recipe); a task without boxes refuses them (deepyard.train.tasking.check_task_augment)
+    iou_crop: float = Field(
+        0, ge=0, le=1, description="Detection: probability of an IoU crop, a random crop keeping boxes (SSD: 1)."
+    )
+    zoom_out: float = Field(
+        1, ge=1, le=4, description="Detection: zoom out up to this side ratio, mean-colour fill (1: off; SSD: 4)."
+    )
 
 
 class FinetuneConfig(_Frozen):

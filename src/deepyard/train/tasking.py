@@ -6,7 +6,7 @@ from deepyard.datasets import Manifest
 from deepyard.errors import InvalidValueError, choices
 from deepyard.tasks import Task, get_task
 from deepyard.tasks.base import Criterion, MetricInfo
-from deepyard.train.config import TrainConfig
+from deepyard.train.config import AugmentConfig, TrainConfig
 
 
 def loss_name(task: Task, config: TrainConfig) -> str:
@@ -26,6 +26,23 @@ def metric_info(task: Task, name: str) -> MetricInfo:
         if metric.name == name:
             return metric
     raise InvalidValueError(f"monitor {name!r} is not a metric of {task.name}; use {choices(task.monitors())}")
+
+
+BOX_AUGMENT = ("iou_crop", "zoom_out")  # augmentations that need boxes to crop around (Task.box_augment)
+
+
+def check_task_augment(task: Task, config: TrainConfig) -> None:
+    """Refuse, by name, an augmentation the task cannot take: IoU crop and zoom-out for a task without boxes
+    (left to be ignored, they would silently train another recipe than the one asked for)."""
+    if task.box_augment:
+        return
+    for key in BOX_AUGMENT:
+        value, off = getattr(config.augment, key), AugmentConfig.model_fields[key].default
+        if value != off:
+            raise InvalidValueError(
+                f"augment.{key}={value:g} applies to detection only (it moves boxes); {task.name} has no boxes: "
+                f"leave it at {off:g}"
+            )
 
 
 def default_network(manifest: Manifest) -> tuple[str, str]:

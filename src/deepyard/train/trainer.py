@@ -48,7 +48,7 @@ from deepyard.train.device import Placement, resolve_placement
 from deepyard.train.loop import train_one_epoch
 from deepyard.train.optim import build_optimizer, override_dropout
 from deepyard.train.start import Start, StartReport, check_start, trainable_params
-from deepyard.train.tasking import default_network, metric_info, task_criterion
+from deepyard.train.tasking import check_task_augment, default_network, metric_info, task_criterion
 
 
 @dataclass
@@ -307,6 +307,7 @@ def assemble(
     check_augment(config.augment, shape)
     criterion = task_criterion(task, config, manifest)
     metric_info(task, config.monitor)  # an unknown monitor names the task's metrics
+    check_task_augment(task, config)
     input_shape = _input_shape(manifest, config)
     model = runs.build_run_model(info, input_shape, task.outputs(manifest.classes), settings)
     override_dropout(model, config.dropout)

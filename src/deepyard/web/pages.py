@@ -27,6 +27,7 @@ from deepyard.tasks import get_task
 from deepyard.train import AugmentConfig, ScheduleConfig, SolverConfig, TrainConfig, get_run, list_runs
 from deepyard.train.config import FinetuneConfig
 from deepyard.train.presets import PRESETS
+from deepyard.train.tasking import BOX_AUGMENT
 from deepyard.transfer.store import list_models
 from deepyard.web import views
 from deepyard.web.deps import ConnDep, SettingsDep
@@ -119,6 +120,7 @@ def new_run(
         solver=field_specs(SolverConfig, prefix="solver."),
         schedule=field_specs(ScheduleConfig, prefix="schedule."),
         augment=field_specs(AugmentConfig, prefix="augment."),
+        box_fields=[f"augment.{k}" for k in BOX_AUGMENT],  # shown for a task with boxes only
         finetune=field_specs(FinetuneConfig, prefix="finetune."),
         stored=[{"name": m.name, "network": m.network["ref"], "classes": m.num_classes} for m in list_models(settings)],
         prefill=prefill,

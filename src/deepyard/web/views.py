@@ -21,7 +21,7 @@ from deepyard.jobs import Job
 from deepyard.networks import dump_yaml, list_networks, spec_from_data, summarize
 from deepyard.stored import Damaged
 from deepyard.tasks import get_task, list_tasks
-from deepyard.train import get_run
+from deepyard.train import TrainConfig, get_run
 from deepyard.train.runs import list_dataset_runs, load_run, run_dir, scan_runs
 from deepyard.web.runinfo import run_summary, snapshots
 
@@ -57,7 +57,7 @@ def list_dataset_choices(settings: Settings) -> list[Row]:
         rows.append({**dataset_summary(m), "task_title": task.title, "outputs": task.outputs(m.classes),
                      "losses": ["auto", *task.losses], "monitors": task.monitors(),
                      "default_network": network, "default_why": why, "recipe": dict(task.recipe),
-                     "network_output": task.network_output or ""})  # fmt: skip
+                     "network_output": task.network_output or "", "box_augment": task.box_augment})  # fmt: skip
     return rows
 
 
@@ -191,9 +191,17 @@ def build_run_prefill(settings: Settings, run_id: str) -> Row:
         "dataset": info["dataset"],
         "network": net["ref"],
         "spec": dump_yaml(spec_from_data(net["spec"])) if net["spec"] is not None else None,
-        "config": info["config"],
+        "config": _with_defaults(TrainConfig().model_dump(mode="json"), info["config"]),
         "from_run": run_id,
     }
+
+
+def _with_defaults(default: Any, stored: Any) -> Any:
+    """A stored config with the settings added since it was written at their defaults (a clone of an older run
+    then fills every field of the form, `augment.iou_crop` too)."""
+    if isinstance(default, dict) and isinstance(stored, dict):
+        return {**default, **{k: _with_defaults(default.get(k), v) for k, v in stored.items()}}
+    return stored
 
 
 _NETWORK_ROWS: dict[str, list[Row]] = {}

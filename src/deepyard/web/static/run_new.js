@@ -99,6 +99,13 @@ const NewRun = (() => {
       const radio = row.querySelector("input[type=radio]");
       if (row.hidden && radio.checked) { radio.checked = false; document.getElementById("net-auto").checked = true; }
     });
+    // the box-aware augmentations (IoU crop, zoom-out) only for a task with boxes; hidden, they go back to off
+    const boxes = Boolean(opt.dataset.boxAugment), defaults = flatten(presetData().defaults);
+    JSON.parse(document.getElementById("grp-augment").dataset.boxFields).forEach((name) => {
+      const input = form().elements[name];
+      input.closest("label").hidden = !boxes;
+      if (!boxes) input.value = String(defaults[name]);
+    });
     document.getElementById("net-auto-why").textContent = `${opt.dataset.defaultNetwork}: ${opt.dataset.defaultWhy}`;
     document.getElementById("run-task").textContent = `task ${opt.dataset.task}: loss auto = ${losses[1]}; monitor ${monitors.join(", ")}`;
   }
