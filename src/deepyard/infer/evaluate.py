@@ -3,7 +3,10 @@
 The model runs over the data; the task's validation meter (the one the trainer uses) gives the headline
 metrics, and the task's `evaluate` the rest of the report and its pictures (classification: top-1/top-5, the
 confusion matrix, per-class precision/recall/F1, most-confused pairs, top losses, top N per class; multi-label:
-per-label AP and F1; regression: MAE, RMSE, R² and scatter plots). `write_pictures` writes them.
+per-label AP and F1; regression: MAE, RMSE, R² and scatter plots). `write_pictures` writes them. A task
+whose outputs are large per example (segmentation) streams its report batch by batch (`Task.eval_stream`), so
+the evaluation holds what the report needs (the pixel confusion matrix, the worst images' masks), not every
+example's outputs.
 """
 
 from __future__ import annotations
@@ -125,7 +128,7 @@ class Evaluation:
     doc: dict[str, Any]
     pictures: dict[str, bytes] = field(repr=False)
     skipped: list[dict[str, str]]
-    outputs: np.ndarray = field(repr=False)
+    outputs: np.ndarray = field(repr=False)  # every example's kept outputs; empty where the task streams
     targets: np.ndarray = field(repr=False)
     data: EvalData = field(repr=False)
 
@@ -153,20 +156,28 @@ def evaluate(
         raise SourceError(f"{data.description} has no images to evaluate")
     criterion = clf.task.criterion(clf.task.losses[0], clf.classes, clf.stats, None)  # the task's default loss
     meter = clf.task.meter(clf.classes, clf.stats)
+    ctx = EvalContext(list(clf.classes), clf.stats, data.sources, data.pixels, top_n)
+    stream = clf.task.eval_stream(ctx)  # segmentation: the report per batch, no outputs kept
     chunks = []
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(n, start + batch_size))
         outputs = clf.outputs(torch.from_numpy(data.pixels(idx)).permute(0, 3, 1, 2))
-        targets = torch.from_numpy(np.ascontiguousarray(data.targets[idx]))
+        batch = np.ascontiguousarray(data.targets[idx])
+        targets = torch.from_numpy(batch)
         meter.update(outputs, targets, torch.stack(list(criterion(outputs, targets).values())).sum())
-        chunks.append(clf.task.eval_outputs(outputs))
+        if stream is not None:
+            stream.update(outputs, batch, idx)
+        else:
+            chunks.append(clf.task.eval_outputs(outputs))
         if on_progress:
             on_progress(int(idx[-1]) + 1, n)
-    kept = torch.cat(chunks)
-    everything = (kept.double() if kept.is_floating_point() else kept).numpy()
     figures = {k.removeprefix("val_"): v for k, v in meter.compute(meter.sums()).items()}
-    ctx = EvalContext(list(clf.classes), clf.stats, data.sources, data.pixels, top_n)
-    report = clf.task.evaluate(everything, data.targets, ctx)
+    if stream is not None:
+        everything, report = np.zeros((0,), np.float64), stream.report()
+    else:
+        kept = torch.cat(chunks)
+        everything = (kept.double() if kept.is_floating_point() else kept).numpy()
+        report = clf.task.evaluate(everything, data.targets, ctx)
     return Evaluation(data.description, clf.task.name, n, figures, report.doc, report.pictures, data.skipped,
                       everything, data.targets, data)  # fmt: skip
 

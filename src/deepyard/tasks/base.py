@@ -247,6 +247,12 @@ class Task:
         all of them; a task whose outputs are large per image keeps less (segmentation: the predicted classes)."""
         return outputs
 
+    def eval_stream(self, ctx: EvalContext) -> EvalStream | None:
+        """An evaluation accumulated batch by batch, for a task whose outputs are too large to keep for every
+        example (segmentation: K logits a pixel); `deepyard evaluate` then keeps no outputs and takes the report
+        from the stream. None (the default): `eval_outputs` of every batch are kept and `evaluate` reads them."""
+        return None
+
     def agreement(self, expected: np.ndarray, exported: np.ndarray, stats: dict[str, Any]) -> tuple[str, float]:
         """(what agrees, fraction) between two exports' outputs on the same inputs; parity needs 1.0."""
         raise NotImplementedError
@@ -290,6 +296,20 @@ class Task:
         if name not in self.template_names:
             raise NotFoundError(f"task {self.name!r} has no template {name!r}")
         return f"{self.name}/{name}"
+
+
+class EvalStream:
+    """A task's evaluation report built batch by batch (`Task.eval_stream`), keeping only what the report needs
+    (segmentation: the pixel confusion matrix and the lowest-IoU images' masks), so memory does not grow with the
+    number of examples. Its report equals `Task.evaluate` of all the outputs at once."""
+
+    def update(self, outputs: torch.Tensor, targets: np.ndarray, indices: np.ndarray) -> None:
+        """One batch: the model's float outputs (B, ...) on the CPU, their targets (B, ...), and their positions
+        in the evaluated data (B,) (what `EvalContext.sources` and `pictures` are indexed by)."""
+        raise NotImplementedError
+
+    def report(self) -> Report:
+        raise NotImplementedError
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepyard.errors import InvalidValueError, SourceError, choices
-from deepyard.tasks.base import Criterion, EvalContext, Meter, MetricInfo, Report, Task, register_task
+from deepyard.tasks.base import Criterion, EvalContext, EvalStream, Meter, MetricInfo, Report, Task, register_task
 
 if TYPE_CHECKING:
     import torch
@@ -177,6 +177,11 @@ class Segmentation(Task):
         from deepyard.tasks.segreport import segmentation_report
 
         return segmentation_report(outputs, targets, ctx)
+
+    def eval_stream(self, ctx: EvalContext) -> EvalStream:
+        from deepyard.tasks.segreport import SegmentationStream
+
+        return SegmentationStream(ctx)  # the matrix and the top_n worst masks, never every image's
 
     def target_of(self, text: str, names: Sequence[str]) -> Any:
         raise InvalidValueError("a segmentation target is a mask file, not text after a path")

@@ -24,6 +24,15 @@ def confusion(predicted: torch.Tensor, true: torch.Tensor, k: int) -> torch.Tens
     return torch.bincount(codes.view(-1), minlength=k * k + 1)[: k * k].double().view(k, k)  # no masked copies
 
 
+def image_confusions(predicted: torch.Tensor, true: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, K, K) float64 counts of (true, predicted) per image of (B, H, W) classes, in one bincount."""
+    b = len(true)
+    codes = torch.where(true == IGNORE, k * k, true.long() * k + predicted.long()).view(b, -1)
+    codes = codes + (k * k + 1) * torch.arange(b, device=codes.device)[:, None]  # each image its own bins
+    counts = torch.bincount(codes.view(-1), minlength=b * (k * k + 1)).view(b, k * k + 1)[:, : k * k]
+    return counts.double().view(b, k, k)
+
+
 def figures(matrix: np.ndarray) -> dict[str, Any]:
     """miou, pixel_acc, dice (in %) and per-class iou/dice (None where the class is absent from both)."""
     tp = np.diag(matrix)

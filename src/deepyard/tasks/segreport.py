@@ -2,18 +2,24 @@
 
 Each of the worst images is shown as three tiles: the image with the predicted mask overlaid, the true mask, and
 an error map (correct pixels green, wrong red, ignored grey).
+
+`deepyard evaluate` streams (`SegmentationStream`, the task's `eval_stream`): per batch it adds the pixel
+confusion matrix and each image's IoU, and keeps the predicted and true masks of the `top_n` lowest-IoU images
+seen so far only, so memory is the matrix and `top_n` masks whatever the number of images (no logits and no
+per-image masks are held). `segmentation_report` computes the same report from all the predictions at once.
 """
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 import numpy as np
 import torch
 
 from deepyard import pictures
-from deepyard.tasks.base import EvalContext, Report
-from deepyard.tasks.segmetrics import IGNORE, confusion, figures
+from deepyard.tasks.base import EvalContext, EvalStream, Report
+from deepyard.tasks.segmetrics import IGNORE, confusion, figures, image_confusions
 
 CORRECT, WRONG, IGNORED = (46, 160, 67), (215, 48, 39), (150, 150, 150)
 
@@ -43,10 +49,13 @@ def error_map(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
     return out
 
 
+Worst = tuple[int, float, np.ndarray, np.ndarray]  # (index, the image's mIoU, predicted (H, W), true (H, W))
+
+
 def segmentation_report(outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext) -> Report:
     """mIoU, per-class IoU and Dice (None for a class absent from truth and prediction), pixel accuracy, the
-    confusion matrix, and the images with the lowest IoU first. `outputs`: (N, H, W) predicted classes (what
-    `deepyard evaluate` keeps, Segmentation.eval_outputs) or (N, K, H, W) logits."""
+    confusion matrix, and the images with the lowest IoU first, from all the outputs at once: (N, H, W)
+    predicted classes or (N, K, H, W) logits. (`deepyard evaluate` streams instead: `SegmentationStream`.)"""
     k = len(ctx.names)
     predicted = (outputs if outputs.ndim == 3 else outputs.argmax(1)).astype(np.uint8)  # (N, H, W)
     true = np.asarray(targets, dtype=np.uint8)
@@ -56,26 +65,62 @@ def segmentation_report(outputs: np.ndarray, targets: np.ndarray, ctx: EvalConte
         one = confusion(torch.from_numpy(p), torch.from_numpy(t), k).numpy()
         matrix += one
         per_image.append(figures(one)["miou"])
-    found = figures(matrix)
     order = np.argsort(np.array(per_image), kind="stable")[: ctx.top_n]
+    return render_report(matrix, [(i, per_image[i], predicted[i], true[i]) for i in order.tolist()], ctx)
+
+
+class SegmentationStream(EvalStream):
+    """The same report batch by batch: the confusion matrix summed, the `top_n` lowest-IoU images' masks kept
+    (ties: the earlier image, as the stable sort of `segmentation_report`)."""
+
+    def __init__(self, ctx: EvalContext) -> None:
+        self.ctx, self.k = ctx, len(ctx.names)
+        self.matrix = np.zeros((self.k, self.k), np.float64)
+        self.count = 0
+        self._worst: list[tuple[float, int, np.ndarray, np.ndarray]] = []  # a max-heap on (IoU, index), negated
+
+    @property
+    def kept(self) -> int:
+        """How many images' masks are held now (at most `top_n`)."""
+        return len(self._worst)
+
+    def update(self, outputs: torch.Tensor, targets: np.ndarray, indices: np.ndarray) -> None:
+        predicted = outputs.argmax(1).to(torch.uint8) if outputs.ndim == 4 else outputs.to(torch.uint8)  # (B, H, W)
+        true = torch.from_numpy(np.asarray(targets, dtype=np.uint8))
+        matrices = image_confusions(predicted, true, self.k).numpy()  # (B, K, K)
+        self.matrix += matrices.sum(0)
+        self.count += len(matrices)
+        for n, (index, one) in enumerate(zip(indices.tolist(), matrices, strict=True)):
+            miou = figures(one)["miou"]
+            if len(self._worst) < self.ctx.top_n:
+                heapq.heappush(self._worst, (-miou, -index, predicted[n].numpy().copy(), true[n].numpy().copy()))
+            elif self._worst and (miou, index) < (-self._worst[0][0], -self._worst[0][1]):
+                heapq.heapreplace(self._worst, (-miou, -index, predicted[n].numpy().copy(), true[n].numpy().copy()))
+
+    def report(self) -> Report:
+        worst = sorted(((-i, -m, p, t) for m, i, p, t in self._worst), key=lambda w: (w[1], w[0]))
+        return render_report(self.matrix, worst, self.ctx)
+
+
+def render_report(matrix: np.ndarray, worst: list[Worst], ctx: EvalContext) -> Report:
+    """The report's document and pictures from the (K, K) pixel confusion matrix and the worst images, worst
+    first."""
+    found, k = figures(matrix), len(ctx.names)
     colours = ctx.stats.get("colours") or [[(37 * i) % 256, (97 * i) % 256, (181 * i) % 256] for i in range(k)]
-    pixels = ctx.pictures(order.astype(np.int64)) if len(order) else np.zeros((0, 1, 1, 3), np.uint8)
-    tiles, captions, worst = [], [], []
-    for n, i in enumerate(order.tolist()):
-        tiles += [
-            blend(pixels[n], predicted[i], colours),
-            colourise(true[i], colours),
-            error_map(predicted[i], true[i]),
-        ]
-        captions += [f"{ctx.sources[i].rsplit('/', 1)[-1]}\nIoU {per_image[i]:.1f}%", "true", "errors"]
-        worst.append({"index": int(i), "source": ctx.sources[i], "miou": per_image[i]})
+    indices = np.array([w[0] for w in worst], np.int64)
+    pixels = ctx.pictures(indices) if len(indices) else np.zeros((0, 1, 1, 3), np.uint8)
+    tiles, captions, lowest = [], [], []
+    for n, (i, miou, predicted, true) in enumerate(worst):
+        tiles += [blend(pixels[n], predicted, colours), colourise(true, colours), error_map(predicted, true)]
+        captions += [f"{ctx.sources[i].rsplit('/', 1)[-1]}\nIoU {miou:.1f}%", "true", "errors"]
+        lowest.append({"index": int(i), "source": ctx.sources[i], "miou": miou})
     per_class: list[dict[str, Any]] = [
         {"name": name, "iou": found["iou"][c], "dice": found["class_dice"][c],
          "pixels": int(matrix[c].sum()), "predicted_pixels": int(matrix[:, c].sum())}
         for c, name in enumerate(ctx.names)
     ]  # fmt: skip
     doc = {"classes": list(ctx.names), "miou": found["miou"], "pixel_acc": found["pixel_acc"], "dice": found["dice"],
-           "per_class": per_class, "confusion": matrix.astype(np.int64).tolist(), "lowest_iou": worst}  # fmt: skip
+           "per_class": per_class, "confusion": matrix.astype(np.int64).tolist(), "lowest_iou": lowest}  # fmt: skip
     heat = pictures.confusion_png(matrix, list(ctx.names))
     grid = pictures.grid_png(tiles, captions, columns=6, empty="no image")
     return Report(doc, {"confusion.png": heat, "lowest_iou.png": grid})
