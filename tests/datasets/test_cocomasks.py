@@ -1,5 +1,6 @@
-"""COCO segmentation masks: the overlap and crowd rules, RLE strings checked before decoding, and a hostile COCO
-file reported annotation by annotation while the build goes on (through create_dataset and the console script)."""
+"""COCO segmentation masks: the overlap and crowd rules, RLE strings checked before decoding, a hostile COCO
+file reported annotation by annotation while the build goes on (through create_dataset and the console script),
+duplicate image and annotation ids, and the dataset's default name (the COCO file's folder)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pycocotools import mask as coco
 from deepyard.config import Settings
 from deepyard.datasets import create_dataset, make_spec, open_split
 from deepyard.datasets.cocomasks import CocoImage, CocoProblem, Region, rasterise, string_counts
+from deepyard.datasets.spec import default_name
 from tests.cli.test_datasets_cli import run
 from tests.tasks.segdata import run_polygons, write_coco
 
@@ -99,6 +101,53 @@ def test_console_creates_a_dataset_from_coco_polygons(tmp_path: Path) -> None:
     out = run(tmp_path, "dataset", "create", str(tmp_path / "shapes" / "instances.json"), "--task", "segmentation",
               "--size", "32x32", "--val-pct", "25", "--json")  # fmt: skip
     shown = json.loads(out.stdout)["manifest"]
+    assert shown["name"] == "shapes"  # the COCO file's folder, not "instances.json"
     assert shown["classes"] == ["background", "circle", "square", "triangle"]
     assert shown["target_stats"]["mask_kinds"] == {"coco": 4}
     assert shown["splits"]["train"]["count"] == 3 and shown["splits"]["val"]["count"] == 1
+
+
+def test_duplicate_image_and_annotation_ids_are_reported_and_the_build_goes_on(
+    settings: Settings, tmp_path: Path
+) -> None:
+    root = tmp_path / "merged"
+    truth = write_coco(root, 6, seed=7)
+    doc = json.loads((root / "instances.json").read_text())
+    anns = doc["annotations"]
+    of = {i: [a for a in anns if a["image_id"] == i] for i in range(1, 7)}
+    anns.append(dict(of[1][0]))  # an exact copy: drawn once
+    reused = of[2][0]["id"]
+    of[3][0]["id"] = reused  # image 3's own object under image 2's annotation id: drawn, with a warning
+    doc["images"].append(dict(doc["images"][3]))  # image 4 listed twice for the same file
+    (root / "images" / "other.png").write_bytes((root / "images" / "0000.png").read_bytes())
+    doc["images"].append({"id": 5, "file_name": "images/other.png", "width": 64, "height": 64})  # id 5: 2 files
+    (root / "instances.json").write_text(json.dumps(doc))
+    spec = make_spec(name="merged", task="segmentation", width=64, height=64, val_pct=0,
+                     source={"kind": "masks", "train": root / "instances.json"})  # fmt: skip
+    built = create_dataset(settings, spec)
+    report = json.loads((settings.datasets_dir / built.id / "report.json").read_text())
+    skipped = {s["path"].rsplit("/", 1)[-1]: s["reason"] for s in report["skipped"]}
+    warned = {s["path"]: s["reason"] for s in report["warnings"]}
+    copy = f"instances.json annotation {of[1][0]['id']}"
+    assert skipped[copy] == f"duplicate annotation id {of[1][0]['id']}, a copy of the first: left out (drawn once)"
+    assert warned[f"instances.json annotation {reused}"].startswith(
+        f"duplicate annotation id {reused} (first: image_id 2, category_id {of[2][0]['category_id']}; this one: "
+        f"image_id 3, category_id {of[3][0]['category_id']}); both are drawn"
+    )
+    assert skipped["instances.json image 4"] == "duplicate image id 4 for the same file: the copy is left out"
+    assert skipped["0004.png"].startswith("duplicate image id 5: 'images/other.png' has it too")
+    assert skipped["other.png"].startswith("duplicate image id 5: '0004.png' has it too")
+    assert built.splits["train"].count == 5  # images 1-4 and 6; image 5's two files are out
+    stored = np.asarray(open_split(settings, built, "train").targets)
+    assert np.array_equal(stored, truth[[0, 1, 2, 3, 5]])  # the copy drawn once, the reused id's object drawn
+
+
+def test_a_coco_files_default_name_is_its_folders(tmp_path: Path) -> None:
+    for path in (tmp_path / "cats" / "instances.json", tmp_path / "coco" / "annotations" / "instances_val.json"):
+        path.parent.mkdir(parents=True)
+        path.write_text("{}")
+    assert default_name(tmp_path / "cats" / "instances.json") == "cats"
+    assert default_name(tmp_path / "coco" / "annotations" / "instances_val.json") == "coco"  # COCO's own layout
+    assert default_name(tmp_path / "cats") == "cats"
+    (tmp_path / "train.txt").write_text("")
+    assert default_name(tmp_path / "train.txt") == "train.txt"  # a list file keeps its name, as before

@@ -13,7 +13,7 @@ from deepyard.cli.common import console, err_console, print_json, progress_bar
 from deepyard.config import Settings
 from deepyard.datasets.catalog import REPORT, Manifest, dataset_dir, load_dataset, read_report, scan_datasets
 from deepyard.datasets.segsource import mask_source_fields
-from deepyard.datasets.spec import DatasetSpec, Encoding, Fill, ResizeMode, parse_size, source_fields
+from deepyard.datasets.spec import DatasetSpec, Encoding, Fill, ResizeMode, default_name, parse_size, source_fields
 from deepyard.files import printable
 from deepyard.stored import Damaged
 from deepyard.train.runs import delete_unused_dataset
@@ -43,7 +43,7 @@ def create(
     task: str = typer.Option(
         _F["task"].default, help="classification, multilabel, regression, segmentation... (deepyard task list)."
     ),
-    name: str | None = typer.Option(None, help="Dataset name (default: the source's name)."),
+    name: str | None = typer.Option(None, help="Dataset name (default: the source's name; a COCO JSON file's folder)."),
     val: Path | None = typer.Option(None, help="Separate validation folder (or list file) with the same classes."),
     test: Path | None = typer.Option(None, help="Separate test folder (or list file) with the same classes."),
     labels: Path | None = typer.Option(None, help="Labels file (one class per line) for a list file's indices."),
@@ -91,7 +91,7 @@ def create(
         tokenizer = "bpe"  # a text's class is in its words: BPE 65.5% against char 50% on the README's speakers
     width, height = parse_size(size)
     spec = datasets.make_spec(
-        name=name or source.resolve().name,
+        name=name or default_name(source),
         source=mask_source_fields(source, masks, classes, base, val, test, resize_masks)
         if task == "segmentation"
         else _detection_source(source, box_format, base, val, test)

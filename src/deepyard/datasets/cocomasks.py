@@ -6,6 +6,12 @@ category, a malformed polygon (fewer than 3 points, an odd number of coordinates
 `counts`, a `size` other than the image's). An annotation that cannot be rasterised takes its image out (its
 mask would call that object background); one for a missing image id takes nothing out.
 
+Duplicate ids (COCO's are unique; files merged by hand often reuse them):
+- an image id listed again for the same file: the copy is reported and left out; for another file, the id's
+  annotations cannot be told apart, so both files are reported and taken out (neither mask can be trusted);
+- an annotation id again: an exact copy is reported and left out (drawn once); a different annotation under a
+  used id is drawn too, with a warning (it is an object of its image: leaving it out would call it background).
+
 Classes: `background` (0), then the categories in id order; with a classes file, its names, and a category must
 be one of them. Rasterising (pycocotools, the reference implementation): crowd annotations (`iscrowd: 1`,
 usually RLE) are painted 255 = ignore first, so a crowd of people counts for nothing; then the other annotations
@@ -58,9 +64,15 @@ def is_coco(path: Path) -> bool:
 
 
 def read_coco_masks(
-    path: Path, base: Path | None, names: list[str] | None, readable: Readable | None, skipped: list[Skipped]
+    path: Path,
+    base: Path | None,
+    names: list[str] | None,
+    readable: Readable | None,
+    skipped: list[Skipped],
+    warnings: list[Skipped] | None = None,
 ) -> tuple[list[str], list[tuple[str, CocoImage]]]:
-    """(class names, (image path, its mask) pairs) of a COCO JSON file; problems go to `skipped`."""
+    """(class names, (image path, its mask) pairs) of a COCO JSON file; problems go to `skipped`, what is kept
+    but doubtful (an annotation id used twice) to `warnings`."""
     doc = load_coco(path)
     where = path.name
     categories = _categories(doc.get("categories"), where, skipped)
@@ -68,7 +80,10 @@ def read_coco_masks(
         names = [BACKGROUND, *(categories[k] for k in sorted(categories))]
     index = {k: names.index(n) for k, n in categories.items() if n in names}
     images = _images(doc["images"], base or path.parent, where, skipped)
+    seen: dict[object, dict[str, Any]] = {}  # annotation id -> the first annotation with it
     for order, ann in enumerate(doc.get("annotations") or []):
+        if isinstance(ann, dict) and _duplicate(ann, seen, where, skipped, warnings):
+            continue
         _add(ann, order, images, categories, index, names, where, skipped)
     pairs = []
     for file, image in images.values():
@@ -97,6 +112,29 @@ def _categories(cats: object, where: str, skipped: list[Skipped]) -> dict[int, s
     return out
 
 
+def _duplicate(
+    ann: dict[str, Any], seen: dict[object, dict[str, Any]], where: str, skipped: list[Skipped],
+    warnings: list[Skipped] | None,
+) -> bool:  # fmt: skip
+    """True for a copy of an annotation already read (left out, reported); a different annotation under a used
+    id is read on, with a warning."""
+    key = ann.get("id")
+    if not isinstance(key, int | str):
+        return False
+    first = seen.setdefault(key, ann)
+    if first is ann:
+        return False
+    at = f"{where} annotation {key}"
+    if first == ann:
+        skipped.append(Skipped(at, f"duplicate annotation id {key}, a copy of the first: left out (drawn once)"))
+        return True
+    (warnings if warnings is not None else skipped).append(Skipped(at, (
+        f"duplicate annotation id {key} (first: image_id {first.get('image_id')!r}, category_id "
+        f"{first.get('category_id')!r}; this one: image_id {ann.get('image_id')!r}, category_id "
+        f"{ann.get('category_id')!r}); both are drawn: ids should be unique")))  # fmt: skip
+    return False
+
+
 def _images(entries: list[Any], root: Path, where: str, skipped: list[Skipped]) -> dict[int, tuple[str, CocoImage]]:
     out: dict[int, tuple[str, CocoImage]] = {}
     seen: set[str] = set()
@@ -108,7 +146,15 @@ def _images(entries: list[Any], root: Path, where: str, skipped: list[Skipped]) 
             continue
         at = f"{where} image {img['id']}"
         if img["id"] in out:
-            skipped.append(Skipped(at, f"duplicate image id {img['id']}; the first is kept"))
+            file, first = out[img["id"]]
+            other = os.path.join(root, img["file_name"])
+            if other == file:
+                skipped.append(Skipped(at, f"duplicate image id {img['id']} for the same file: the copy is left out"))
+            else:
+                first.problem = (f"duplicate image id {img['id']}: {img['file_name']!r} has it too, so its "
+                                 "annotations cannot be told apart")  # fmt: skip
+                skipped.append(Skipped(other, f"duplicate image id {img['id']}: {os.path.basename(file)!r} has it "
+                                              "too, so its annotations cannot be told apart"))  # fmt: skip
         elif img["file_name"] in seen:
             skipped.append(Skipped(at, f"duplicate file_name {img['file_name']!r}"))
         else:

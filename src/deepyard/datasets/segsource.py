@@ -82,7 +82,7 @@ def list_masks(spec: DatasetSpec, readable: Readable | None) -> Listing:
         if path.is_dir():
             pairs = list(masks.pair_folder(path, src.masks if split == "train" else None, readable, skipped))
         elif is_coco(path):
-            coco_names, found = read_coco_masks(path, src.base, coco_names, readable, skipped)
+            coco_names, found = read_coco_masks(path, src.base, coco_names, readable, skipped, warnings)
             pairs = list(found)
         else:
             pairs = list(masks.read_pairs(path, src.base or path.parent, readable, skipped))

@@ -255,3 +255,14 @@ def source_fields(
     else:
         src = {"kind": "list", "train": train, "labels": labels, "base": base}
     return {**src, "val": val, "test": test}
+
+
+def default_name(source: Path) -> str:
+    """A dataset's name when none is given: its source folder's or file's name; a JSON annotation file's (COCO's
+    `instances.json`, named for its kind, not its data) is its folder's, and in COCO's own layout
+    (`coco/annotations/instances_val2017.json`) the folder above `annotations/`."""
+    path = source.resolve()
+    if not (path.suffix.lower() == ".json" and path.is_file()):
+        return path.name
+    folder = path.parent.parent if path.parent.name.lower() == "annotations" else path.parent
+    return folder.name or path.name
