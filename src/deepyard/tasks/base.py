@@ -66,6 +66,10 @@ class Meter:
     def compute(self, sums: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
 
+    def gather(self) -> None:
+        """Under DDP, on every rank after the sums are reduced and before `compute`: a meter whose metric is no
+        sum (a detector's mAP) collects here what the other ranks saw. Nothing by default."""
+
 
 @dataclass
 class Report:

@@ -15,8 +15,9 @@ Outputs, everywhere outside training (validation, `evaluate`, `predict`, exports
 (x1, y1, x2, y2, score, class) in the stored image's pixels, best first, unused rows of class -1 (`DetectionOutputs`).
 Validation metrics: val_loss (the model's losses on the validation batch, computed in training mode with batch
 norm in evaluation mode), COCO mAP@[.5:.95] (`val_map`, the headline) and mAP@.5 (`val_map50`), in %, through
-torchmetrics' MeanAveragePrecision with the pycocotools backend. Under DDP, mAP is rank 0's shard's (the loss is
-reduced across ranks).
+torchmetrics' MeanAveragePrecision with the pycocotools backend. Under DDP, every rank's predictions are gathered
+(`DetectionMeter.gather`), so the mAP is the whole validation split's, as one process computes it; the loss is
+summed across ranks.
 """
 
 from __future__ import annotations
@@ -88,28 +89,40 @@ def _targets(targets: torch.Tensor, train: bool) -> list[dict[str, torch.Tensor]
 
 
 class DetectionMeter(Meter):
-    """Validation loss sums plus torchmetrics' MeanAveragePrecision over the batches seen."""
+    """Validation loss sums plus torchmetrics' MeanAveragePrecision over the images seen. Each image's predictions
+    and true boxes are kept (at most MAX_DETECTIONS rows each), so that under DDP `gather` can hand every rank all
+    of them; the metric is computed from them at the end."""
 
     def __init__(self, class_metrics: bool = False) -> None:
-        from torchmetrics.detection import MeanAveragePrecision
-
-        self.map = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools",
-                                        class_metrics=class_metrics)  # fmt: skip
+        self.class_metrics = class_metrics
+        self.preds: list[dict[str, torch.Tensor]] = []
+        self.truth: list[dict[str, torch.Tensor]] = []
         self.loss = 0.0
         self.counted = 0
 
     def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
         outputs, targets = outputs.detach().float().cpu(), targets.detach().float().cpu()
-        preds = []
         for det in outputs:
             rows = det[det[:, 5] >= 0]
-            preds.append({"boxes": rows[:, :4], "scores": rows[:, 4], "labels": rows[:, 5].long()})
-        truth = [{"boxes": t["boxes"], "labels": t["labels"] - 1, "iscrowd": t["iscrowd"]}
-                 for t in _targets(targets, train=False)]  # fmt: skip
-        self.map.update(preds, truth)
+            self.preds.append({"boxes": rows[:, :4], "scores": rows[:, 4], "labels": rows[:, 5].long()})
+        self.truth += [{"boxes": t["boxes"], "labels": t["labels"] - 1, "iscrowd": t["iscrowd"]}
+                       for t in _targets(targets, train=False)]  # fmt: skip
         if bool(loss.isfinite()):
             self.loss += float(loss) * len(outputs)
             self.counted += len(outputs)
+
+    def gather(self) -> None:
+        """Every rank's images, in the split's order: the validation shards are strided (rank r holds images r,
+        r + W, r + 2W, ...), so image j of rank r is image j W + r. Each rank then computes the whole split's mAP,
+        the one a single process computes."""
+        import torch.distributed as dist
+
+        shards: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(shards, (self.preds, self.truth))
+        longest = max(len(preds) for preds, _ in shards)
+        order = [(r, j) for j in range(longest) for r in range(len(shards)) if j < len(shards[r][0])]
+        self.preds = [shards[r][0][j] for r, j in order]
+        self.truth = [shards[r][1][j] for r, j in order]
 
     def sums(self) -> torch.Tensor:
         import torch
@@ -126,9 +139,16 @@ class DetectionMeter(Meter):
     def results(self) -> dict[str, Any]:
         import warnings
 
+        from torchmetrics.detection import MeanAveragePrecision
+
+        # sync_on_compute off: under DDP, `gather` has already brought every rank's images here
+        metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="pycocotools",
+                                      class_metrics=self.class_metrics, sync_on_compute=False)  # fmt: skip
+        if self.preds:
+            metric.update(self.preds, self.truth)
         with warnings.catch_warnings():  # torchmetrics warns when a class has no box at all
             warnings.simplefilter("ignore", UserWarning)
-            found: dict[str, Any] = self.map.compute()
+            found: dict[str, Any] = metric.compute()
         return found
 
 

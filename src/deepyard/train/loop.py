@@ -19,6 +19,7 @@ from deepyard.train.optim import l1_penalty, set_lr
 from deepyard.train.schedules import lr_at, progress
 
 if TYPE_CHECKING:
+    from deepyard.tasks.base import Meter
     from deepyard.train.trainer import Run
 
 
@@ -107,7 +108,7 @@ def check_finite(loss: float, step: int, lr: float) -> None:
 
 @torch.no_grad()
 def evaluate(run: Run) -> dict[str, float]:
-    """The task's validation metrics (val_loss first) over the validation split, summed across DDP ranks."""
+    """The task's validation metrics (val_loss first) over the validation split, over every DDP rank's shard."""
     assert run.val_data is not None
     run.model.eval()
     meter = run.task.meter(run.manifest.classes, run.manifest.target_stats)
@@ -115,8 +116,15 @@ def evaluate(run: Run) -> dict[str, float]:
         x, y = run.task.transform(run.preprocess, pixels, targets, train=False)
         outputs, loss = run.task.validation_batch(run.model, x, y, run.criterion, run.autocast)
         meter.update(outputs, y, loss)
-    sums = meter.sums().to(run.device)
+    run.model.train()
+    return reduce_meter(meter, run.device)
+
+
+def reduce_meter(meter: Meter, device: torch.device) -> dict[str, float]:
+    """A meter's metrics over every DDP rank's examples: its sums added across ranks, and what is no sum (a
+    detector's predictions, for mAP) gathered by the meter (`Meter.gather`); one process: its own."""
+    sums = meter.sums().to(device)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(sums)
-    run.model.train()
+        meter.gather()
     return meter.compute(sums.cpu())
