@@ -10,7 +10,7 @@ import torch
 
 from deepyard.tasks.base import EvalContext
 from deepyard.tasks.segmentation import SEGMENTATION
-from deepyard.tasks.segmetrics import confusion, image_confusions
+from deepyard.tasks.segmetrics import confusion, figures, image_mious
 from deepyard.tasks.segreport import SegmentationStream, segmentation_report
 from tests.tasks.segdata import CLASSES, scene
 
@@ -39,15 +39,14 @@ def _ctx(images: np.ndarray, top_n: int) -> EvalContext:
     return EvalContext(list(CLASSES), {}, sources, lambda ix: images[ix], top_n)
 
 
-def test_per_image_confusions_are_each_images_own_matrix() -> None:
+def test_per_image_iou_is_the_iou_of_each_images_own_confusion_matrix() -> None:
     logits, masks, _ = _predictions(0)
+    masks[7] = 255  # an image all ignored: no class present, 0 as figures gives it
     predicted = torch.from_numpy(logits).argmax(1)
     true = torch.from_numpy(masks)
-    each = image_confusions(predicted, true, len(CLASSES))
-    assert each.shape == (N, 4, 4)
-    for i in (0, 4, 22):
-        assert torch.equal(each[i], confusion(predicted[i], true[i], len(CLASSES)))
-    assert each.sum() == int((masks != 255).sum())
+    each = image_mious(predicted, true, len(CLASSES))
+    assert each == [figures(confusion(predicted[i], true[i], len(CLASSES)).numpy())["miou"] for i in range(N)]
+    assert each[7] == 0.0 and len(set(each)) > N // 2  # the images differ, so do their figures
 
 
 @pytest.mark.parametrize(("batches", "top_n"), [([23], 5), ([1] * 23, 5), ([7, 7, 7, 2], 9), ([4, 19], 0),

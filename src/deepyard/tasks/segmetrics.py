@@ -24,13 +24,28 @@ def confusion(predicted: torch.Tensor, true: torch.Tensor, k: int) -> torch.Tens
     return torch.bincount(codes.view(-1), minlength=k * k + 1)[: k * k].double().view(k, k)  # no masked copies
 
 
-def image_confusions(predicted: torch.Tensor, true: torch.Tensor, k: int) -> torch.Tensor:
-    """(B, K, K) float64 counts of (true, predicted) per image of (B, H, W) classes, in one bincount."""
+def image_mious(predicted: torch.Tensor, true: torch.Tensor, k: int) -> list[float]:
+    """Each image's mIoU in % of (B, H, W) classes, as `figures` gives it from that image's confusion matrix, from
+    three (B, K) counts (true positives, true and predicted pixels per class, ignore left out), so memory is
+    B x K counts whatever the number of classes (not B x K x K)."""
     b = len(true)
-    codes = torch.where(true == IGNORE, k * k, true.long() * k + predicted.long()).view(b, -1)
-    codes = codes + (k * k + 1) * torch.arange(b, device=codes.device)[:, None]  # each image its own bins
-    counts = torch.bincount(codes.view(-1), minlength=b * (k * k + 1)).view(b, k * k + 1)[:, : k * k]
-    return counts.double().view(b, k, k)
+    valid = true != IGNORE
+    offset = k * torch.arange(b, device=true.device).view(b, 1, 1)  # each image its own K bins
+
+    def count(classes: torch.Tensor, where: torch.Tensor) -> np.ndarray:  # (B, K) pixels per image and class
+        codes = torch.where(where, classes.long() + offset, b * k)  # the rest: one bin more, dropped
+        counts: np.ndarray = torch.bincount(codes.view(-1), minlength=b * k + 1)[: b * k].double().view(b, k).numpy()
+        return counts
+
+    tp = count(true, valid & (predicted == true))
+    union = count(true, valid) + count(predicted, valid) - tp  # true + predicted - both, per class
+    return [mean_iou(tp[i], union[i]) for i in range(b)]
+
+
+def mean_iou(tp: np.ndarray, union: np.ndarray) -> float:
+    """The mean over the classes present (union > 0) of tp / union, in %; 0 where none is."""
+    present = union > 0
+    return 100 * float(np.nanmean(np.where(present, tp / np.maximum(union, 1), np.nan))) if present.any() else 0.0
 
 
 def figures(matrix: np.ndarray) -> dict[str, Any]:
@@ -43,7 +58,7 @@ def figures(matrix: np.ndarray) -> dict[str, Any]:
     dice = np.where(present, 2 * tp / np.maximum(2 * tp + fp + fn, 1), np.nan)
     total = matrix.sum()
     return {
-        "miou": 100 * float(np.nanmean(iou)) if present.any() else 0.0,
+        "miou": mean_iou(tp, union),
         "pixel_acc": 100 * float(tp.sum() / total) if total else 0.0,
         "dice": 100 * float(np.nanmean(dice)) if present.any() else 0.0,
         "iou": [None if np.isnan(v) else 100 * float(v) for v in iou],

@@ -4,9 +4,10 @@ Each of the worst images is shown as three tiles: the image with the predicted m
 an error map (correct pixels green, wrong red, ignored grey).
 
 `deepyard evaluate` streams (`SegmentationStream`, the task's `eval_stream`): per batch it adds the pixel
-confusion matrix and each image's IoU, and keeps the predicted and true masks of the `top_n` lowest-IoU images
-seen so far only, so memory is the matrix and `top_n` masks whatever the number of images (no logits and no
-per-image masks are held). `segmentation_report` computes the same report from all the predictions at once.
+confusion matrix, takes each image's IoU from per-class counts, and keeps the predicted and true masks of the
+`top_n` lowest-IoU images seen so far only, so memory is the matrix and `top_n` masks whatever the number of
+images (no logits and no per-image masks are held). `segmentation_report` computes the same report from all the
+predictions at once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 
 from deepyard import pictures
 from deepyard.tasks.base import EvalContext, EvalStream, Report
-from deepyard.tasks.segmetrics import IGNORE, confusion, figures, image_confusions
+from deepyard.tasks.segmetrics import IGNORE, confusion, figures, image_mious
 
 CORRECT, WRONG, IGNORED = (46, 160, 67), (215, 48, 39), (150, 150, 150)
 
@@ -87,11 +88,9 @@ class SegmentationStream(EvalStream):
     def update(self, outputs: torch.Tensor, targets: np.ndarray, indices: np.ndarray) -> None:
         predicted = outputs.argmax(1).to(torch.uint8) if outputs.ndim == 4 else outputs.to(torch.uint8)  # (B, H, W)
         true = torch.from_numpy(np.asarray(targets, dtype=np.uint8))
-        matrices = image_confusions(predicted, true, self.k).numpy()  # (B, K, K)
-        self.matrix += matrices.sum(0)
-        self.count += len(matrices)
-        for n, (index, one) in enumerate(zip(indices.tolist(), matrices, strict=True)):
-            miou = figures(one)["miou"]
+        self.matrix += confusion(predicted, true, self.k).numpy()
+        self.count += len(true)
+        for n, (index, miou) in enumerate(zip(indices.tolist(), image_mious(predicted, true, self.k), strict=True)):
             if len(self._worst) < self.ctx.top_n:
                 heapq.heappush(self._worst, (-miou, -index, predicted[n].numpy().copy(), true[n].numpy().copy()))
             elif self._worst and (miou, index) < (-self._worst[0][0], -self._worst[0][1]):
