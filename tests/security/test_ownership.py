@@ -7,16 +7,20 @@ import json
 import subprocess
 import zipfile
 from contextlib import closing
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from deepyard import db, users
+from deepyard.config import Settings
 from tests.cli.test_datasets_cli import DEEPYARD
 from tests.cli.test_datasets_cli import run as cli
 from tests.web.conftest import Server
 from tests.web.test_jobs_infer import wait_jobs
 from tests.web.test_security import PASSWORD, _add_user, _token
+from tests.web.test_textclass_web import text_run
 
 
 def _labelled_zip(classes: list[str]) -> bytes:
@@ -81,3 +85,27 @@ def test_an_admin_may_change_what_others_made(server: Server, run_id: str) -> No
         assert cli(home, "user", "admin", "bob", "--off").stdout.strip() == "bob is no longer an admin"
         assert c.delete(f"/api/v1/runs/{run_id}", headers=as_bob).status_code == 403
         assert c.delete(f"/api/v1/runs/{run_id}", headers=as_cleo).status_code == 200
+
+
+def test_another_user_cannot_evaluate_or_export_my_text_runs(
+    server: Server, web_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evaluate and export of a text run (and the old /text-evaluation, /text-export, now aliases of the same jobs)
+    write into the run's folder: refused (403) to another user, before anything is queued; its owner may."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the tiny model's job runs on one torch thread
+    _, run = text_run(web_settings, tmp_path)
+    ada, bob = _add_user(server.settings, "ada"), _add_user(server.settings, "bob")
+    with closing(db.connect(server.settings)) as conn:
+        users.set_owner(conn, "run", run, ada)
+    as_ada = {"authorization": f"Bearer {_token(server.settings, ada)}"}
+    as_bob = {"authorization": f"Bearer {_token(server.settings, bob)}"}
+    with server.client() as c:
+        for url, body in (("evaluate", None), ("export", None), ("text-evaluation", {}), ("text-export", {})):
+            refused = c.post(f"/api/v1/runs/{run}/{url}", json=body, headers=as_bob)
+            assert refused.status_code == 403 and "belongs to 'ada'" in refused.json()["error"]["message"], url
+        assert c.get("/api/v1/jobs", headers=as_bob).json() == []  # nothing was queued
+        mine = c.post(f"/api/v1/runs/{run}/text-evaluation", json={}, headers=as_ada)
+        assert mine.status_code == 202, mine.text
+        c.headers.update(as_ada)
+        (job,) = wait_jobs(c, [mine.json()["job"]["id"]])
+        assert job["status"] == "done" and job["result"]["metrics"]["top1"] > 90, job

@@ -36,7 +36,7 @@ def test_the_text_of_a_language_model_dataset_over_http(server: Server, lm_run: 
 def test_the_pages_of_a_language_model_show_only_what_applies(server: Server, page: Page, lm_run: str) -> None:
     page.goto(f"{server.url}/runs/{lm_run}")
     expect(page.locator("#lm-form")).to_be_visible()
-    expect(page.locator("#lm-use")).to_contain_text(f"deepyard export {lm_run}")
+    expect(page.locator("#text-infer")).to_contain_text(f"deepyard export {lm_run}")
     for image_only in ("#infer", "#c1-go", "#cm-go", "#ex-go", "#c1-inspect-card"):
         expect(page.locator(image_only)).to_have_count(0)
     shot(page, "lm-run-page")

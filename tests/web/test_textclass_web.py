@@ -1,6 +1,6 @@
-"""Text classification on the web: classify-text, text-evaluation and dataset texts over HTTP, and in Chromium the
-dataset page's texts per class and length histogram and the run page's Classify text box with its bars and the
-evaluation's top losses as texts (screenshots: test-artifacts/web/textclass-dataset.png, textclass-run.png)."""
+"""Text classification on the web: classify-text and dataset texts over HTTP, and in Chromium the dataset page's
+texts per class and length histogram and the run page's Classify text box with its bars (screenshots:
+test-artifacts/web/textclass-dataset.png, textclass-run.png). Evaluate and export: tests/web/test_text_jobs.py."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def text_run(settings: Settings, tmp_path: Path) -> tuple[str, str]:
     return dataset, train(settings, dataset, "bag-ngrams", config).run_id
 
 
-def test_classify_evaluate_and_dataset_texts_over_http_and_in_the_browser(
+def test_classify_and_dataset_texts_over_http_and_in_the_browser(
     web_settings: Settings, tmp_path: Path, server: Server, page: Page
 ) -> None:
     dataset, run = text_run(web_settings, tmp_path)
@@ -36,9 +36,6 @@ def test_classify_evaluate_and_dataset_texts_over_http_and_in_the_browser(
         assert [p["predicted"] for p in doc.json()["predictions"]] == ["neg", "pos"]
         assert "<table" in doc.json()["predictions"][0]["html"]
         assert client.post(f"/api/v1/runs/{run}/classify-text", json={"text": "  "}).status_code in (400, 422)
-        ev = client.post(f"/api/v1/runs/{run}/text-evaluation", json={}).json()
-        assert ev["metrics"]["top1"] > 90 and 'id="top-losses"' in ev["html"]
-        assert client.get(ev["base"] + "confusion.png").headers["content-type"] == "image/png"
         texts = client.get(f"/api/v1/datasets/{dataset}/texts?per_class=2").json()
         assert [c["name"] for c in texts["classes"]] == ["neg", "pos"] and len(texts["classes"][0]["examples"]) == 2
         assert texts["lengths"]["per_class"]["pos"]["train"]["counts"]
@@ -59,15 +56,7 @@ def test_classify_evaluate_and_dataset_texts_over_http_and_in_the_browser(
     page.click("#tc-go")
     expect(page.locator("#tc-result tbody tr").first).to_contain_text("neg")
     expect(page.locator("#tc-result .bar")).to_have_count(2)
-    page.click("#tc-evaluate")
-    expect(page.locator("#tc-accuracy")).to_contain_text("texts")
-    expect(page.locator("#confusion")).to_be_visible()
-    page.click("#tc-export")
-    expect(page.locator("#tc-exports td.ok-box")).to_have_count(2, timeout=60_000)  # archive and ONNX passed
-    href = page.locator("#tc-exports a").first.get_attribute("href")
-    with server.client() as client:
-        assert client.get(str(href)).content[:2] == b"PK"  # the archive downloads
-    shot(page, "textclass-run")
+    shot(page, "textclass-run")  # its Evaluate and Export panels: tests/web/test_text_jobs.py
 
 
 @pytest.mark.slow  # real dataset and train jobs from the pages: about a minute and a half here

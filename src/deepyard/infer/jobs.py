@@ -1,7 +1,9 @@
-"""The inference job kinds: "evaluate" and "export", run by the job system in a worker process.
+"""The inference job kinds: "evaluate" and "export", run by the job system in a worker process, for every task.
 
 Checks run when a job is submitted (the model must exist, paths must lie in the data roots or the home, formats
-and splits must be valid); runners call the same tasks as the CLI and report progress to the job.
+and splits must be valid: the run's task's export formats, the splits its dataset has); runners call the same
+tasks as the CLI (deepyard.infer.tasks, which hands a text run to its task) and report progress to the job, and
+stop at the next progress report after an abort.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from deepyard.config import Settings
 from deepyard.errors import IntegrityError, InvalidValueError, choices
 from deepyard.jobs.context import JobContext, JobStopped
 from deepyard.jobs.kinds import Checked
+from deepyard.tasks import Task
 from deepyard.train.runs import get_run
 
 EVALUATE_KEYS = ("model", "dataset", "split", "images", "top_n", "snapshot")
@@ -40,12 +43,37 @@ def _model(settings: Settings, params: dict[str, Any]) -> tuple[str, str | None]
     return ref, get_run(settings, run_id)["id"]
 
 
+def _task(settings: Settings, run_id: str | None) -> Task | None:
+    """The run's task (None for an archive)."""
+    from deepyard.tasks import get_task
+
+    return None if run_id is None else get_task(get_run(settings, run_id).get("task"))
+
+
+def _check_split(settings: Settings, run_id: str | None, dataset: Any, split: str, own: bool) -> None:
+    """The split must be one the dataset it is taken from has (a task with its own inference: its run's)."""
+    if not own and split not in SPLITS:
+        raise InvalidValueError(f"split {split!r} is not one of {choices(SPLITS)}")
+    from deepyard.datasets import find_dataset
+
+    ref = dataset if dataset is not None else (get_run(settings, run_id)["dataset"] if run_id else None)
+    manifest = find_dataset(settings, str(ref)) if ref is not None else None
+    if manifest is not None and split not in manifest.splits:
+        raise InvalidValueError(f"split {split!r} is not one of {choices(manifest.splits)} (the splits of dataset "
+                                f"{manifest.name!r})")  # fmt: skip
+
+
 def check_evaluate(settings: Settings, params: dict[str, Any]) -> Checked:
     _only(params, EVALUATE_KEYS, "evaluate")
     ref, run_id = _model(settings, params)
+    task = _task(settings, run_id)
+    own = task is not None and task.own_inference
+    if task is not None and own and (params.get("images") is not None or params.get("dataset") is not None):
+        raise InvalidValueError(f"a {task.title.lower()} run is evaluated on a split of its own dataset: leave "
+                                "'images' and 'dataset' out")  # fmt: skip
     split = params.get("split", "val")
-    if split not in SPLITS:
-        raise InvalidValueError(f"split {split!r} is not one of {choices(SPLITS)}")
+    if not isinstance(split, str):
+        raise InvalidValueError(f"split {split!r} must be text")
     images = params.get("images")
     for key in ("images", "dataset", "snapshot"):
         value = params.get(key)
@@ -57,6 +85,8 @@ def check_evaluate(settings: Settings, params: dict[str, Any]) -> Checked:
         get_dataset(settings, str(params["dataset"]))
     if images is not None:
         settings.check_readable(str(images), "images")
+    else:
+        _check_split(settings, run_id, params.get("dataset"), split, own)
     top_n = params.get("top_n", 9)
     if not isinstance(top_n, int) or top_n < 1:
         raise InvalidValueError(f"top_n {top_n!r} must be a whole number, at least 1")
@@ -71,8 +101,10 @@ def run_evaluate(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     def progress(done: int, total: int) -> None:
         if ctx.poll():
             raise JobStopped
-        ctx.report(done / total, f"evaluating: {done:,} of {total:,} images")
+        ctx.report(done / total, f"evaluating: {done:,} of {total:,} {what}")
 
+    task = _task(ctx.settings, ctx.target)
+    what = {"tokens": "batches of tokens", "sequences": "texts"}.get(task.input_kind if task else "", "images")
     images = Path(params["images"]) if params.get("images") else None
     doc = evaluate_model(ctx.settings, params["model"], params.get("dataset"), params["split"], images,
                          params["top_n"], None, params.get("snapshot"), progress, tag=ctx.job_id)  # fmt: skip
@@ -85,10 +117,15 @@ def check_export(settings: Settings, params: dict[str, Any]) -> Checked:
 
     _only(params, EXPORT_KEYS, "export")
     ref, run_id = _model(settings, params)
-    formats = params.get("formats") or list(FORMATS)
-    bad = [f for f in formats if f not in FORMATS]
+    task = _task(settings, run_id)
+    valid = task.export_formats if task is not None and task.own_inference else FORMATS
+    formats = params.get("formats") or list(valid)
+    if not isinstance(formats, list):
+        raise InvalidValueError(f"formats {formats!r} must be a list of {choices(valid)}")
+    bad = [f for f in formats if f not in valid]
     if bad:
-        raise InvalidValueError(f"export format {bad[0]!r} is not one of {choices(FORMATS)}")
+        what = f" for a {task.title.lower()}" if task is not None and task.own_inference else ""
+        raise InvalidValueError(f"export format {bad[0]!r} is not one of {choices(valid)}{what}")
     samples = params.get("samples", 64)
     if not isinstance(samples, int) or samples < 1:
         raise InvalidValueError(f"samples {samples!r} must be a whole number, at least 1")
@@ -99,12 +136,26 @@ def check_export(settings: Settings, params: dict[str, Any]) -> Checked:
 def run_export(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from deepyard.infer.tasks import export_model
 
-    ctx.report(0.0, f"exporting: {', '.join(params['formats'])}")
-    doc = export_model(ctx.settings, params["model"], params["formats"], None, params["samples"], params["snapshot"],
-                       tag=ctx.job_id)  # fmt: skip
-    if not doc["ok"]:
-        from deepyard.infer.export import ParityReport
+    formats = params["formats"]
 
-        failed = "; ".join(ParityReport(**r).summary() for r in doc["reports"] if not r["ok"])
+    def progress(done: int, total: int) -> None:
+        if ctx.poll():
+            raise JobStopped
+        ctx.report(done / total, f"exported and checked {done} of {total}: {', '.join(formats)}")
+
+    ctx.report(0.0, f"exporting: {', '.join(formats)}")
+    doc = export_model(ctx.settings, params["model"], formats, None, params["samples"], params["snapshot"],
+                       tag=ctx.job_id, on_progress=progress)  # fmt: skip
+    if not doc["ok"]:
+        failed = "; ".join(_summary(r) for r in doc["reports"] if not r["ok"])
         raise IntegrityError(f"PARITY CHECK FAILED: {failed}")
     return doc
+
+
+def _summary(report: dict[str, Any]) -> str:
+    """One failed parity report in a line: a text task's own `summary`, else the image export's."""
+    if "summary" in report:
+        return str(report["summary"])
+    from deepyard.infer.export import ParityReport
+
+    return ParityReport(**report).summary()

@@ -2,6 +2,8 @@
 
 Each returns a JSON-ready document and writes its pictures and reports under the run's folder by default
 (`runs/<id>/evaluations/<name>/`, `runs/<id>/exports/`, `runs/<id>/inspections/<name>/`), or under `out`.
+Evaluate and export go through the run's task: a task with `own_inference` (texts: language models, text
+classifiers) does the work itself (`Task.evaluate_run`, `Task.export_run`); the others go the image way here.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from deepyard.errors import InvalidValueError
 from deepyard.infer.evaluate import evaluate, labelled_data, split_data, write_pictures
 from deepyard.infer.export import FORMATS, export_all, validation_sample
 from deepyard.infer.inspect import inspect_image
-from deepyard.infer.model import TrainedModel, open_model
+from deepyard.infer.model import TrainedModel, open_model, parse_model_ref
 from deepyard.infer.predict import read_inputs
-from deepyard.train.runs import run_dir
+from deepyard.tasks import Task, get_task
+from deepyard.train.runs import get_run, run_dir
 
 Progress = Callable[[int, int], None]
 
@@ -49,6 +52,12 @@ def evaluate_model(
     """Evaluate `model` on labelled `images` (a folder of class folders or a list file), or on a split of
     `dataset` (default: the model's own dataset); write the pictures and evaluation.json. A `tag` (a job's id)
     gives the evaluation a folder of its own; without one, evaluating the same thing again replaces it."""
+    own = own_task(settings, model)
+    if own is not None:
+        if images is not None or dataset is not None:
+            raise InvalidValueError(f"a {own.title.lower()} is evaluated on a split of its own dataset; images and "
+                                    "another dataset are for image models")  # fmt: skip
+        return own.evaluate_run(settings, _ref(model, snapshot), split, top_n, out, on_progress, tag)
     clf = open_model(settings, model, snapshot)
     if images is not None:
         data = labelled_data(clf, read_inputs(images, classes=clf.classes, task=clf.task), str(images))
@@ -73,16 +82,37 @@ def export_model(
     samples: int = 64,
     snapshot: str | None = None,
     tag: str | None = None,
+    on_progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Export to each format (default: all) and check each against PyTorch on a validation sample; a `tag` (a
-    job's id) gives the export a folder of its own."""
+    """Export to each format (default: all the task's) and check each against PyTorch on a validation sample; a
+    `tag` (a job's id) gives the export a folder of its own; `on_progress(formats done, formats)`."""
+    own = own_task(settings, model)
+    if own is not None:
+        wanted = formats or list(own.export_formats)
+        return own.export_run(settings, _ref(model, snapshot), wanted, out, samples, on_progress, tag)
     clf = open_model(settings, model, snapshot)
     sample, origin = _sample(settings, clf, samples)
     folder = output_folder(settings, clf, "exports", tag or "", out)
     stem = f"{clf.info.get('run', 'model')}-{clf.info.get('snapshot', 'model')}"
     reports = export_all(clf, formats or list(FORMATS), folder, sample, stem=stem)
+    if on_progress is not None:
+        on_progress(len(reports), len(reports))
     return {"model": clf.info, "sample": origin, "ok": all(r.ok for r in reports),
             "reports": [r.to_json() for r in reports]}  # fmt: skip
+
+
+def own_task(settings: Settings, model: str) -> Task | None:
+    """The task of run `model` when it evaluates and exports its models itself (`own_inference`); None for an
+    image task's run and for an archive."""
+    if model.endswith(".zip"):
+        return None
+    task = get_task(get_run(settings, parse_model_ref(model)[0]).get("task"))
+    return task if task.own_inference else None
+
+
+def _ref(model: str, snapshot: str | int | None) -> str:
+    """`model` at `snapshot` as one reference (RUN@SNAPSHOT); `snapshot` wins over one in `model`."""
+    return model if snapshot is None else f"{parse_model_ref(model)[0]}@{snapshot}"
 
 
 def _sample(settings: Settings, clf: TrainedModel, n: int) -> tuple[np.ndarray, str]:

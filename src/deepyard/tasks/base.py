@@ -109,6 +109,10 @@ class Task:
     # True: the task's targets are boxes that follow a crop, so it takes augment.iou_crop and augment.zoom_out
     # (deepyard.train.tasking.check_task_augment refuses them by name for any other task)
     box_augment: ClassVar[bool] = False
+    # True: the task evaluates and exports a run's model itself (`evaluate_run`, `export_run`: inputs other than
+    # images); False: deepyard.infer.tasks does, through `evaluate`, `predict` and the image preprocessing. The
+    # job kinds "evaluate" and "export", the REST routes and the CLI reach both through deepyard.infer.tasks.
+    own_inference: ClassVar[bool] = False
 
     # ---- datasets
 
@@ -265,6 +269,24 @@ class Task:
         """The largest difference between two exports' outputs that parity reports (and bounds). By default the
         raw largest absolute difference; a task whose outputs may be reordered (tied scores) compares matched rows."""
         return float(np.abs(expected - exported).max()) if expected.size else 0.0
+
+    def evaluate_run(
+        self, settings: Any, ref: str, split: str, top_n: int, out: Path | None,
+        on_progress: Callable[[int, int], None] | None, tag: str | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A task with `own_inference` evaluates run `ref` (RUN[@SNAPSHOT]) on a split of its dataset and writes
+        evaluation.json in `out`, by default `runs/<id>/evaluations/<split>-<snapshot>[-<tag>]/`. Returns it, with
+        `description`, `count`, `task`, `metrics` and `files` (`json`: that file); `on_progress(done, total)`."""
+        raise NotImplementedError
+
+    def export_run(
+        self, settings: Any, ref: str, formats: list[str], out: Path | None, samples: int,
+        on_progress: Callable[[int, int], None] | None, tag: str | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A task with `own_inference` exports run `ref` to each of `formats` (of `export_formats`) in `out`, by
+        default `runs/<id>/exports/[<tag>/]`, each checked against PyTorch. Returns `{"model", "ok", "reports"}`,
+        each report with `format`, `path`, `ok` and a one-line `summary`; `on_progress(formats done, formats)`."""
+        raise NotImplementedError
 
     def target_of(self, text: str, names: Sequence[str]) -> Any:
         """A target as a user writes it after a path in a labelled list, in the form `target_array` takes."""

@@ -77,7 +77,10 @@ class LanguageModel(Task):
     )
     exact = False
     own_build = True
-    template_names = ("dataset.html",)  # the dataset page's text panel; the run page's is web/templates/run.html
+    own_inference = True
+    export_formats = ("archive", "onnx")
+    # the dataset page's text panel and the run page's evaluation; the run page's panels are web/templates/run.html
+    template_names = ("dataset.html", "evaluate.html")
     # The default recipe (`deepyard train --dataset D` without flags), measured on tiny-shakespeare at the default
     # context (128 characters) with char-lstm, AdamW lr 0.003 one-cycle, one torch thread on this project's 2-core
     # CPU: 2.2 epochs of 16 blocks per step (1,078 steps) reach val loss 1.538 nats/char (2.22 bits/char) in 127 s
@@ -161,7 +164,22 @@ class LanguageModel(Task):
         ]  # fmt: skip
 
     def evaluate(self, outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext) -> Report:
-        raise NotImplementedError("language models are evaluated by deepyard.text.evaluate")
+        raise NotImplementedError("language models are evaluated by evaluate_run (deepyard.text.use)")
+
+    def evaluate_run(
+        self, settings: Any, ref: str, split: str, top_n: int, out: Path | None, on_progress: Any, tag: str | None
+    ) -> dict[str, Any]:
+        from deepyard.text.use import evaluate_language_model
+
+        return evaluate_language_model(settings, ref, split, on_progress=on_progress, tag=tag, out=out)
+
+    def export_run(
+        self, settings: Any, ref: str, formats: list[str], out: Path | None, samples: int, on_progress: Any,
+        tag: str | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        from deepyard.text.export import export_folder, export_language_model
+
+        return export_language_model(settings, ref, formats, out or export_folder(settings, ref, tag), on_progress)
 
     def agreement(self, expected: np.ndarray, exported: np.ndarray, stats: dict[str, Any]) -> tuple[str, float]:
         same = expected.argmax(-1) == exported.argmax(-1)

@@ -38,6 +38,7 @@ class TextClassification(Classification):
     export_formats = ("archive", "onnx")
     template_names = ("predict.html", "evaluate.html", "run.html", "dataset.html")  # run: the Classify text box
     own_build = True
+    own_inference = True
     # Measured on the generated negation set and on tiny-shakespeare speakers (tests/text/test_textclass_gate.py):
     # the bag of n-grams converges in a few epochs at a higher rate than the image default.
     recipe: ClassVar[dict[str, Any]] = {"epochs": 8, "batch_size": 32, "solver.lr": 0.01, "solver.weight_decay": 0.0}
@@ -88,6 +89,23 @@ class TextClassification(Classification):
         report = super().evaluate(outputs, targets, _no_pictures(ctx))
         return Report(report.doc, {"confusion.png": pictures.confusion_png(np.array(report.doc["confusion"]),
                                                                            report.doc["classes"])})  # fmt: skip
+
+    def evaluate_run(
+        self, settings: Any, ref: str, split: str, top_n: int, out: Path | None, on_progress: Any, tag: str | None
+    ) -> dict[str, Any]:
+        from deepyard.text.classify import evaluate_text_classifier
+
+        return evaluate_text_classifier(settings, ref, split, top_n, out, on_progress, tag)
+
+    def export_run(
+        self, settings: Any, ref: str, formats: list[str], out: Path | None, samples: int, on_progress: Any,
+        tag: str | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        from deepyard.text.classexport import export_text_classifier
+        from deepyard.text.export import export_folder
+
+        folder = out or export_folder(settings, ref, tag)
+        return export_text_classifier(settings, ref, formats, folder, samples, on_progress)
 
 
 def _no_pictures(ctx: EvalContext) -> EvalContext:

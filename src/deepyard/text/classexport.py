@@ -16,6 +16,7 @@ import os
 import time
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,10 @@ TOLERANCE = 1e-4  # largest |Δprobability| allowed
 
 
 def export_text_classifier(
-    settings: Settings, ref: str, formats: list[str], out: Path, samples: int = 64
-) -> dict[str, Any]:
+    settings: Settings, ref: str, formats: list[str], out: Path, samples: int = 64,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Each format written in `out` and checked; `on_progress(formats done, formats)` after each."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise InvalidValueError(f"format {bad[0]!r} does not apply to a text classifier; use {choices(FORMATS)}")
@@ -57,6 +60,8 @@ def export_text_classifier(
             path = out / "model.onnx"
             other = _onnx(clf, path, rows)
         reports.append(_parity(fmt, path, clf.model, other, rows))
+        if on_progress is not None:
+            on_progress(len(reports), len(formats))
     return {"model": clf.info, "split": split, "samples": len(rows), "reports": reports,
             "ok": all(r["ok"] for r in reports)}  # fmt: skip
 
@@ -112,5 +117,7 @@ def _parity(fmt: str, path: Path, model: torch.nn.Module, other: torch.nn.Module
     seconds = time.perf_counter() - started
     diff = float((expected - got).abs().max()) if len(rows) else 0.0
     agree = float((expected.argmax(-1) == got.argmax(-1)).float().mean()) if len(rows) else 1.0
-    return {"format": fmt, "file": str(path), "max_prob_diff": diff, "top1_agreement": agree,
-            "ms_per_batch": round(seconds * 1000, 2), "ok": diff <= TOLERANCE and agree == 1.0}  # fmt: skip
+    summary = f"{fmt}: max |Δprobability| {diff:.2e} (allowed {TOLERANCE:g}), top-1 agreement {agree:.1%}"
+    return {"format": fmt, "file": str(path), "path": str(path), "size_bytes": path.stat().st_size,
+            "max_prob_diff": diff, "top1_agreement": agree, "ms_per_batch": round(seconds * 1000, 2),
+            "ok": diff <= TOLERANCE and agree == 1.0, "summary": summary}  # fmt: skip

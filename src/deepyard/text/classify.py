@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from torch import nn
 from deepyard.config import Settings
 from deepyard.datasets import Manifest, get_dataset, open_split
 from deepyard.datasets.catalog import dataset_dir
-from deepyard.errors import InvalidValueError, SourceError
+from deepyard.errors import InvalidValueError, SourceError, choices
 from deepyard.files import read_json, write_bytes_atomic, write_json_atomic
 from deepyard.infer.model import checkpoint_path, parse_model_ref
 from deepyard.tasks import EvalContext, get_task
@@ -151,11 +152,16 @@ def _folder_inputs(root: Path, classes: list[str]) -> tuple[list[tuple[str, str,
 
 @torch.inference_mode()
 def evaluate_text_classifier(
-    settings: Settings, ref: str, split: str = "val", top_n: int = 9, out: Path | None = None
-) -> dict[str, Any]:
+    settings: Settings, ref: str, split: str = "val", top_n: int = 9, out: Path | None = None,
+    on_progress: Callable[[int, int], None] | None = None, tag: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The task's report over `split`, written in `out` (default: `runs/<id>/evaluations/<split>-<snapshot>
+    [-<tag>]/`) with the confusion matrix; `on_progress(texts done, texts)`."""
     clf = open_text_classifier(settings, ref)
     if clf.manifest is None:
         raise InvalidValueError("evaluate a run (its dataset's split), not an archive")
+    if split not in clf.manifest.splits:
+        raise InvalidValueError(f"split {split!r} is not one of {choices(clf.manifest.splits)}")
     task = get_task(TASK)
     store: Any = open_split(settings, clf.manifest, split)
     sources_file = dataset_dir(settings, clf.manifest.id) / split / "sources.json"
@@ -171,12 +177,15 @@ def evaluate_text_classifier(
         targets = torch.from_numpy(np.asarray(store.targets[idx], np.int64))
         meter.update(outputs, targets, criterion(outputs, targets)["cross_entropy"])
         chunks.append(outputs)
+        if on_progress is not None:
+            on_progress(int(idx[-1]) + 1, len(store))
     everything = torch.cat(chunks).double().numpy()
     report = task.evaluate(everything, np.asarray(store.targets), EvalContext(clf.classes, {}, sources, _none, top_n))
     doc = report.doc
     for example in doc["top_losses"] + [e for per in doc["top_per_class"].values() for e in per]:
         example["text"] = _short(store.text(example["index"]))
-    folder = out or runs.run_dir(settings, clf.info["run"]) / "evaluations" / f"{split}-{clf.info['snapshot']}"
+    name = f"{split}-{clf.info['snapshot']}" + (f"-{tag}" if tag else "")
+    folder = out or runs.run_dir(settings, clf.info["run"]) / "evaluations" / name
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in report.pictures.items():
         write_bytes_atomic(folder / name, data)

@@ -16,6 +16,7 @@ import os
 import time
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,11 @@ GREEDY = 64  # tokens generated greedily by both for the parity check
 TOLERANCE = 1e-3  # largest |Δlogit| allowed
 
 
-def export_language_model(settings: Settings, ref: str, formats: list[str], out: Path) -> dict[str, Any]:
+def export_language_model(
+    settings: Settings, ref: str, formats: list[str], out: Path,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Each format written in `out` and checked; `on_progress(formats done, formats)` after each."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise InvalidValueError(f"format {bad[0]!r} does not apply to a language model; use {choices(FORMATS)}")
@@ -54,7 +59,18 @@ def export_language_model(settings: Settings, ref: str, formats: list[str], out:
             path = out / "model.onnx"
             again = _onnx(lm, path, blocks)
         reports.append(_parity(fmt, path, lm, again, blocks, prompt))
+        if on_progress is not None:
+            on_progress(len(reports), len(formats))
     return {"model": lm.info, "reports": reports, "ok": all(r["ok"] for r in reports)}
+
+
+def export_folder(settings: Settings, ref: str, tag: str | None) -> Path:
+    """Where a run's text model is exported by default: `runs/<id>/exports/`, or `exports/<tag>/` for a job."""
+    from deepyard.infer.model import parse_model_ref
+    from deepyard.train import runs
+
+    folder = runs.run_dir(settings, runs.get_run(settings, parse_model_ref(ref)[0])["id"]) / "exports"
+    return folder / tag if tag else folder
 
 
 def _archive(lm: LanguageModelRun) -> bytes:
@@ -123,6 +139,9 @@ def _parity(fmt: str, path: Path, lm: LanguageModelRun, other: torch.nn.Module, 
     theirs = generate(other, prompt, GREEDY, lm.context, temperature=0)
     text_ours, text_theirs = lm.tokenizer.decode(ours), lm.tokenizer.decode(theirs)
     ok = diff <= TOLERANCE and text_ours == text_theirs
-    return {"format": fmt, "file": str(path), "max_abs_diff": diff, "agreement": same_argmax,
-            "greedy_same": text_ours == text_theirs, "greedy_pytorch": text_ours, "greedy_export": text_theirs,
-            "ms_per_batch": round(seconds * 1000, 2), "ok": ok}  # fmt: skip
+    summary = (f"{fmt}: max |Δlogit| {diff:.2e} (allowed {TOLERANCE:g}), next-token agreement {same_argmax:.1%}, "
+               f"greedy text {'the same' if text_ours == text_theirs else 'DIFFERENT'}")  # fmt: skip
+    return {"format": fmt, "file": str(path), "path": str(path), "size_bytes": path.stat().st_size,
+            "max_abs_diff": diff, "agreement": same_argmax, "greedy_same": text_ours == text_theirs,
+            "greedy_pytorch": text_ours, "greedy_export": text_theirs, "ms_per_batch": round(seconds * 1000, 2),
+            "ok": ok, "summary": summary}  # fmt: skip

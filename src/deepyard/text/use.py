@@ -10,8 +10,9 @@ character) over a split with the trainer's own meter, so `deepyard evaluate` and
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +21,8 @@ from torch import nn
 from deepyard.config import Settings
 from deepyard.datasets import Manifest, get_dataset, open_split
 from deepyard.datasets.catalog import dataset_dir
-from deepyard.errors import InvalidValueError
+from deepyard.errors import InvalidValueError, choices
+from deepyard.files import write_json_atomic
 from deepyard.infer.model import checkpoint_path, parse_model_ref
 from deepyard.tasks import get_task
 from deepyard.text.generate import check_generation, stream
@@ -134,16 +136,34 @@ def start_generation(
 
 
 @torch.no_grad()
-def evaluate_language_model(settings: Settings, ref: str, split: str = "val", batch_size: int = 64) -> dict[str, Any]:
+def evaluate_language_model(
+    settings: Settings, ref: str, split: str = "val", batch_size: int = 64,
+    on_progress: Callable[[int, int], None] | None = None, tag: str | None = None, out: Path | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Loss, perplexity and bits per character over `split`, written as evaluation.json in `out` (default:
+    `runs/<id>/evaluations/<split>-<snapshot>[-<tag>]/`); `on_progress(batches done, batches)`."""
     lm = open_language_model(settings, ref)
+    if split not in lm.manifest.splits:
+        raise InvalidValueError(f"split {split!r} is not one of {choices(lm.manifest.splits)}")
     task = get_task(lm.manifest.task)
     store: Any = open_split(settings, lm.manifest, split)
     batches = TokenBatches(store, batch_size, torch.device("cpu"), 0, False)
     meter = task.meter(lm.manifest.classes, lm.manifest.target_stats)
     criterion = task.criterion(task.losses[0], lm.manifest.classes, lm.manifest.target_stats, None)
-    for x, y in batches.batches(0):
+    for done, (x, y) in enumerate(batches.batches(0), 1):
         outputs = lm.model(x)
         meter.update(outputs, y, criterion(outputs, y)["cross_entropy"])
+        if on_progress is not None:
+            on_progress(done, batches.batches_per_epoch)
     metrics = meter.compute(meter.sums())
-    return {"model": lm.info, "split": split, "tokens": int(meter.sums()[1]), **metrics,
-            "tokenizer": lm.tokenizer.kind, "vocab_size": lm.tokenizer.vocab_size}  # fmt: skip
+    name = f"{split}-{lm.info['snapshot']}" + (f"-{tag}" if tag else "")
+    folder = out or runs.run_dir(settings, lm.info["run"]) / "evaluations" / name
+    tokens = int(meter.sums()[1])
+    doc = {"model": lm.info, "split": split, "tokens": tokens, **metrics, "tokenizer": lm.tokenizer.kind,
+           "vocab_size": lm.tokenizer.vocab_size, "task": lm.manifest.task, "count": tokens,
+           "description": f"{lm.manifest.name} ({split})",
+           "metrics": {k.removeprefix("val_"): v for k, v in metrics.items()},
+           "files": {"json": str(folder / "evaluation.json")}}  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "evaluation.json", doc)
+    return doc

@@ -2,6 +2,8 @@
 weights, Grad-CAM), evaluate and export (with its parity report) as jobs, their results, and the files all these
 write. Classify and inspect answer within the request (interactive, small); evaluating a split and exporting take
 longer, so they are jobs run by the scheduler in a worker process, with progress, abort and a status history.
+Evaluate and export serve every task: the job goes through the run's task (deepyard.infer.tasks), so a language
+model's or a text classifier's run is evaluated and exported by the same routes, checks and jobs as an image one.
 
 Models are loaded only from runs (never from a path in a request) and kept in a small cache keyed by the
 checkpoint file and its modification time, so repeated requests do not reload them. Files are served only from
@@ -48,6 +50,7 @@ IMAGE_LIMIT = 50 * 1024**2  # bytes of one uploaded image
 MAX_PIXELS = 40_000_000  # pixels of one image to classify or inspect (120 MB decoded), checked before decoding
 SERVED = ("evaluations", "inspections", "exports", "predictions")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+EXPORT_FORMATS = "Formats to write (default: all the run's task exports; archive, onnx and torchscript for images)."
 INFER_KINDS = ("evaluate", "export")  # job kinds of a run's model, shown on the run page as `tasks`
 
 _cache: OrderedDict[tuple[str, str, float], TrainedModel] = OrderedDict()
@@ -158,9 +161,10 @@ def _file_url(settings: Settings, run_id: str, folder: Path) -> str:
     return f"/api/v1/runs/{run_id}/files/{rel.as_posix()}/"
 
 
-def _submit(settings: Settings, run_id: str, kind: str, params: dict[str, Any], user: Any) -> dict[str, Any]:
-    """Queue an evaluate or export job on the run's model; a missing run or snapshot is refused before queueing.
-    These jobs write into the run's folder, so only the run's creator may start them."""
+def submit_infer(settings: Settings, run_id: str, kind: str, params: dict[str, Any], user: Any) -> dict[str, Any]:
+    """Queue an evaluate or export job on the run's model; a missing run or snapshot, a split or format the run's
+    task or dataset does not have, is refused before queueing. These jobs write into the run's folder, so only the
+    run's creator (or an admin) may start them."""
     get_run(settings, run_id)
     with closing(db.connect(settings)) as conn:
         require_owner(conn, "run", run_id, user)
@@ -178,11 +182,12 @@ def evaluate(
     snapshot: str | None = Query(None, max_length=NAME_MAX),
     top_n: int = Query(9, ge=1, le=100),
 ) -> Any:
-    """Evaluate on a split of the run's dataset as a job (accuracy, confusion matrix, per class, top losses,
-    top N). Follow the job (`/jobs/{id}`, or `tasks` on the run's event stream); once it is done,
-    `GET /runs/{run_id}/results/{job_id}` gives the evaluation with the URLs of its pictures."""
+    """Evaluate on a split of the run's dataset as a job: the task's report (accuracy, confusion matrix, per class,
+    top losses, top N; a language model's loss, perplexity and bits per character). Follow the job (`/jobs/{id}`,
+    or `tasks` on the run's event stream); once it is done, `GET /runs/{run_id}/results/{job_id}` gives the
+    evaluation with the URLs of its pictures."""
     params = {"split": split, "top_n": top_n, "snapshot": snapshot or None}
-    return _submit(settings, run_id, "evaluate", params, user)
+    return submit_infer(settings, run_id, "evaluate", params, user)
 
 
 @router.post("/runs/{run_id}/classify-many")
@@ -230,13 +235,13 @@ def export(
     run_id: IdPath,
     settings: SettingsDep,
     user: UserDep,
-    formats: list[str] = Query(list(FORMATS), max_length=len(FORMATS) * 2, description="Formats to write."),
+    formats: list[str] | None = Query(None, max_length=len(FORMATS) * 2, description=EXPORT_FORMATS),
     snapshot: str | None = Query(None, max_length=NAME_MAX),
 ) -> Any:
     """Export to each format and check it against PyTorch on a validation sample (the parity report), as a job.
     A failed parity check fails the job, with `PARITY CHECK FAILED` and the figures as its error; once done,
     `GET /runs/{run_id}/results/{job_id}` gives the reports, each with a download URL."""
-    return _submit(settings, run_id, "export", {"formats": formats, "snapshot": snapshot or None}, user)
+    return submit_infer(settings, run_id, "export", {"formats": formats, "snapshot": snapshot or None}, user)
 
 
 def _evaluation(doc: dict[str, Any], base: str, job_id: str | None) -> dict[str, Any]:

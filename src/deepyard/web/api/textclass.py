@@ -1,18 +1,17 @@
-"""Text classification over HTTP: classify texts with a run, evaluate a run on its validation texts, and a
-dataset's texts (a few per class) with its length histogram.
+"""Text classification over HTTP: classify texts with a run, and a dataset's texts (a few per class) with its
+length histogram; evaluating and exporting a text classifier are the generic evaluate and export jobs.
 
 `POST /api/v1/runs/{id}/classify-text` (`{"text"}` or `{"texts"}`, `"k"`, `"snapshot"`: the run page's Classify
-text box; `deepyard predict RUN TEXT` is its twin), `POST /api/v1/runs/{id}/text-evaluation` (`{"split",
-"snapshot", "top_n"}`: the confusion matrix, per-class F1 and the top losses as texts; `deepyard evaluate RUN`),
-`POST /api/v1/runs/{id}/text-export` (`{"formats", "snapshot"}`: archive and ONNX with their parity reports and
-download URLs; `deepyard export RUN`),
-`GET /api/v1/datasets/{id}/texts?split=&per_class=` (the dataset page). Each answer of a run carries `html`, the
-task's partial, as the image routes' do. Work runs in the thread pool; a run or dataset of another task is a 400.
+text box; `deepyard predict RUN TEXT` is its twin), `GET /api/v1/datasets/{id}/texts?split=&per_class=` (the
+dataset page). `POST /api/v1/runs/{id}/text-evaluation` (`{"split", "snapshot", "top_n"}`) and
+`POST /api/v1/runs/{id}/text-export` (`{"formats", "snapshot"}`) are aliases of `POST /runs/{id}/evaluate` and
+`/export` (web/api/infer.py): they queue the same job (202, `{"job"}`), with its checks and the owner rule; the
+result is `GET /runs/{id}/results/{job_id}`. Each answer of a run carries `html`, the task's partial, as the image
+routes' do. Work runs in the thread pool; a run or dataset of another task is a 400.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -25,8 +24,8 @@ from deepyard.errors import InvalidValueError
 from deepyard.files import read_json
 from deepyard.tasks import get_task
 from deepyard.train.runs import get_run
-from deepyard.web.api.infer import _evaluation, _file_url
-from deepyard.web.deps import IdPath, RequestModel, SettingsDep
+from deepyard.web.api.infer import submit_infer
+from deepyard.web.deps import IdPath, RequestModel, SettingsDep, UserDep
 from deepyard.web.templating import task_partial
 
 router = APIRouter(tags=["text classification"])
@@ -80,16 +79,13 @@ async def classify_text(run_id: IdPath, body: ClassifyTextRequest, settings: Set
     return await run_in_threadpool(work)
 
 
-@router.post("/runs/{run_id}/text-evaluation")
-async def text_evaluation(run_id: IdPath, body: TextEvaluationRequest, settings: SettingsDep) -> dict[str, Any]:
-    def work() -> dict[str, Any]:
-        from deepyard.text.classify import evaluate_text_classifier
-
-        _check_run(settings, run_id)
-        doc = evaluate_text_classifier(settings, _ref(run_id, body.snapshot), body.split, body.top_n)
-        return _evaluation(doc, _file_url(settings, run_id, Path(doc["files"]["json"]).parent), None)
-
-    return await run_in_threadpool(work)
+@router.post("/runs/{run_id}/text-evaluation", status_code=202)
+def text_evaluation(run_id: IdPath, body: TextEvaluationRequest, settings: SettingsDep, user: UserDep) -> Any:
+    """An alias of `POST /runs/{id}/evaluate` with a JSON body (kept for clients of the first text release): queues
+    the same evaluate job, with the same checks and the owner rule; follow it and read `/results/{job_id}`."""
+    _check_run(settings, run_id)
+    params = {"split": body.split, "top_n": body.top_n, "snapshot": body.snapshot or None}
+    return submit_infer(settings, run_id, "evaluate", params, user)
 
 
 class TextExportRequest(RequestModel):
@@ -97,23 +93,12 @@ class TextExportRequest(RequestModel):
     snapshot: str | None = Field(None, max_length=40)
 
 
-@router.post("/runs/{run_id}/text-export")
-async def text_export(run_id: IdPath, body: TextExportRequest, settings: SettingsDep) -> dict[str, Any]:
-    """Export to each format and check it against PyTorch on validation texts; each report has a download `url`.
-    A failed parity check is reported (`ok`: false), not an error: the files are there to look at."""
-
-    def work() -> dict[str, Any]:
-        from deepyard.text.classexport import export_text_classifier
-        from deepyard.train.runs import run_dir
-
-        _check_run(settings, run_id)
-        folder = run_dir(settings, get_run(settings, run_id)["id"]) / "exports" / "web"
-        doc = export_text_classifier(settings, _ref(run_id, body.snapshot), body.formats, folder)
-        for report in doc["reports"]:
-            report["url"] = _file_url(settings, run_id, folder) + Path(report["file"]).name
-        return doc
-
-    return await run_in_threadpool(work)
+@router.post("/runs/{run_id}/text-export", status_code=202)
+def text_export(run_id: IdPath, body: TextExportRequest, settings: SettingsDep, user: UserDep) -> Any:
+    """An alias of `POST /runs/{id}/export` with a JSON body: queues the same export job (archive and ONNX, each
+    parity-checked); its reports, each with a download `url`, come from `/results/{job_id}`."""
+    _check_run(settings, run_id)
+    return submit_infer(settings, run_id, "export", {"formats": body.formats, "snapshot": body.snapshot or None}, user)
 
 
 @router.get("/datasets/{dataset_id}/texts")

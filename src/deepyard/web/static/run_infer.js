@@ -1,11 +1,96 @@
 // Run page, trained-model panels: classify one (top-5, activations, weights, Grad-CAM), classify many (a zip) or
 // evaluate (a job: accuracy, confusion matrix, per class, top losses), export (a job) with the parity report and
-// downloads.
+// downloads; for a text run (a language model, a text classifier) its Evaluate and Export panels, the same jobs.
 "use strict";
+(() => {
+const el = (t, props = {}, ...kids) => { const n = Object.assign(document.createElement(t), props); n.append(...kids); return n; };
+
+// Evaluations and exports are jobs: submitting returns the job; its progress arrives as `tasks` on the run's event
+// stream; when it is done the result (pictures, tables, reports) is fetched and shown. After a reload the newest
+// job of each kind is shown again. `panels`: {kind: {line, error, show(result)}} (element ids); returns
+// submit(kind, url, busy), and `panels[kind].watched = ""` makes a panel stop following its job.
+function inferJobs(id, panels) {
+  for (const p of Object.values(panels)) Object.assign(p, { watched: null, shown: null });
+
+  function jobLine(p, j) {
+    const line = document.getElementById(p.line); line.hidden = false;
+    const fill = el("div", { style: `width: ${(100 * (j.progress || 0)).toFixed(1)}%` });
+    const word = j.status === "failed" && j.kind === "export" && (j.error || "").includes("PARITY") ? "parity check failed" : j.status;
+    line.dataset.job = j.id; line.dataset.status = j.status;
+    const active = ["queued", "running"].includes(j.status);
+    const abort = el("button", { textContent: "abort", title: "stop this job" });
+    abort.addEventListener("click", async () => { abort.disabled = true; try { await DY.api("POST", `/api/v1/jobs/${j.id}/abort`); } catch (err) { DY.showError(p.error, err); } });
+    line.replaceChildren(el("span", { className: "status s-" + j.status, textContent: word }),
+      ...(active || j.status === "done" ? [el("div", { className: "bar" }, fill)] : []),
+      el("span", { className: "muted", textContent: j.status === "failed" ? "" : j.message || "" }), ...(active ? [abort] : []));
+  }
+
+  async function follow(kind, j) {
+    const p = panels[kind];
+    if (p.watched !== j.id) return;
+    jobLine(p, j);
+    if (p.shown === j.id + j.status) return;
+    p.shown = j.id + j.status;
+    if (j.status === "done") {
+      try { p.show(await DY.api("GET", `/api/v1/runs/${id}/results/${j.id}`)); } catch (err) { DY.showError(p.error, err); }
+    } else if (j.status === "failed") {
+      DY.showError(p.error, new Error(j.error || "the job failed"));
+      document.getElementById(p.error).classList.add("loud");
+    } else if (["aborted", "interrupted"].includes(j.status)) {
+      DY.showError(p.error, new Error(`the ${kind} job was ${j.status}${j.message ? ": " + j.message : ""}`));
+    }
+  }
+
+  window.addEventListener("run-tasks", (e) => {
+    for (const kind of Object.keys(panels)) {
+      const p = panels[kind];
+      if (p.watched === null) { const newest = e.detail.find((j) => j.kind === kind); if (newest) p.watched = newest.id; }
+      const j = e.detail.find((x) => x.id === p.watched);
+      if (j) follow(kind, j);
+    }
+  });
+
+  return async function submit(kind, url, busy) {
+    const p = panels[kind];
+    DY.showError(p.error, null); document.getElementById(p.error).classList.remove("loud");
+    try {
+      const { job } = await DY.api("POST", url);
+      p.watched = job.id; p.shown = null;
+      busy(); follow(kind, job);
+    } catch (err) { DY.showError(p.error, err); }
+  };
+}
+
+// A text run's panels: evaluate a split (the task's partial: loss, perplexity and bits per character; or the
+// confusion matrix and the top losses as texts) and export the task's formats, with a parity line per format.
+function textPanels(id) {
+  const snapshot = document.getElementById("ti-snapshot"), query = (extra) => {
+    const p = new URLSearchParams(extra); if (snapshot.value) p.set("snapshot", snapshot.value); return p;
+  };
+  const showExport = (r) => {
+    const table = document.getElementById("ti-exports"); table.hidden = false;
+    table.tBodies[0].replaceChildren(...r.reports.map((x) => el("tr", { className: x.ok ? "" : "bad" },
+      el("td", { textContent: x.format }), el("td", { textContent: x.ok ? "passed" : "FAILED", className: x.ok ? "ok-box" : "bad" }),
+      el("td", { textContent: x.summary.replace(/^[a-z]+: /, "") }), el("td", { textContent: DY.fmt.bytes(x.size_bytes) }),
+      el("td", {}, el("a", { href: x.url, textContent: x.path.split("/").pop(), download: "" })))));
+  };
+  const submit = inferJobs(id, {
+    evaluate: { line: "ti-eval-job", error: "ti-eval-error", show: (r) => { document.getElementById("ti-evaluation").innerHTML = r.html; } },
+    export: { line: "ti-export-job", error: "ti-export-error", show: showExport },
+  });
+  document.getElementById("ti-evaluate").addEventListener("click", () => submit("evaluate",
+    `/api/v1/runs/${id}/evaluate?${query({ split: document.getElementById("ti-split").value })}`,
+    () => document.getElementById("ti-evaluation").replaceChildren(el("p", { className: "muted", textContent: "evaluating as a job…" }))));
+  document.getElementById("ti-export").addEventListener("click", () => {
+    const p = query({}); document.querySelectorAll(".ti-format:checked").forEach((c) => p.append("formats", c.value));
+    submit("export", `/api/v1/runs/${id}/export?${p}`, () => { document.getElementById("ti-exports").hidden = true; });
+  });
+}
+
 window.addEventListener("run-ready", (e) => {
-  if (!document.getElementById("infer")) return;  // a task without these panels (a language model)
+  if (document.getElementById("text-infer")) { textPanels(e.detail); return; }
+  if (!document.getElementById("infer")) return;  // a task without these panels
   const id = e.detail;
-  const el = (t, props = {}, ...kids) => { const n = Object.assign(document.createElement(t), props); n.append(...kids); return n; };
   const snapshot = () => document.getElementById("c1-snapshot").value;
   const q = (extra = {}) => { const p = new URLSearchParams(extra); if (snapshot()) p.set("snapshot", snapshot()); return p; };
 
@@ -53,59 +138,11 @@ window.addEventListener("run-ready", (e) => {
     box.innerHTML = r.html;  // the task's evaluation partial, rendered (escaped) by the server
   }
 
-  // Evaluations and exports are jobs: submitting returns the job; its progress arrives as `tasks` on the run's
-  // event stream; when it is done the result (pictures, tables, reports) is fetched and shown. After a reload the
-  // newest job of each kind is shown again.
   const panels = {
-    evaluate: { line: "eval-job", error: "cm-error", show: (r) => showEvaluation(r), watched: null, shown: null },
-    export: { line: "ex-job", error: "ex-error", show: (r) => showExport(r), watched: null, shown: null },
+    evaluate: { line: "eval-job", error: "cm-error", show: (r) => showEvaluation(r) },
+    export: { line: "ex-job", error: "ex-error", show: (r) => showExport(r) },
   };
-
-  function jobLine(p, j) {
-    const line = document.getElementById(p.line); line.hidden = false;
-    const fill = el("div", { style: `width: ${(100 * (j.progress || 0)).toFixed(1)}%` });
-    const word = j.status === "failed" && j.kind === "export" && (j.error || "").includes("PARITY") ? "parity check failed" : j.status;
-    line.dataset.job = j.id; line.dataset.status = j.status;
-    const active = ["queued", "running"].includes(j.status);
-    line.replaceChildren(el("span", { className: "status s-" + j.status, textContent: word }),
-      ...(active || j.status === "done" ? [el("div", { className: "bar" }, fill)] : []),
-      el("span", { className: "muted", textContent: j.status === "failed" ? "" : j.message || "" }));
-  }
-
-  async function follow(kind, j) {
-    const p = panels[kind];
-    if (p.watched !== j.id) return;
-    jobLine(p, j);
-    if (p.shown === j.id + j.status) return;
-    p.shown = j.id + j.status;
-    if (j.status === "done") {
-      try { p.show(await DY.api("GET", `/api/v1/runs/${id}/results/${j.id}`)); } catch (err) { DY.showError(p.error, err); }
-    } else if (j.status === "failed") {
-      DY.showError(p.error, new Error(j.error || "the job failed"));
-      document.getElementById(p.error).classList.add("loud");
-    } else if (["aborted", "interrupted"].includes(j.status)) {
-      DY.showError(p.error, new Error(`the ${kind} job was ${j.status}${j.message ? ": " + j.message : ""}`));
-    }
-  }
-
-  window.addEventListener("run-tasks", (e) => {
-    for (const kind of Object.keys(panels)) {
-      const p = panels[kind];
-      if (p.watched === null) { const newest = e.detail.find((j) => j.kind === kind); if (newest) p.watched = newest.id; }
-      const j = e.detail.find((x) => x.id === p.watched);
-      if (j) follow(kind, j);
-    }
-  });
-
-  async function submit(kind, url, busy) {
-    const p = panels[kind];
-    DY.showError(p.error, null); document.getElementById(p.error).classList.remove("loud");
-    try {
-      const { job } = await DY.api("POST", url);
-      p.watched = job.id; p.shown = null;
-      busy(); follow(kind, job);
-    } catch (err) { DY.showError(p.error, err); }
-  }
+  const submit = inferJobs(id, panels);
 
   function evaluateVal() {
     submit("evaluate", `/api/v1/runs/${id}/evaluate?${q({ split: "val" })}`,
@@ -140,3 +177,4 @@ window.addEventListener("run-ready", (e) => {
   document.getElementById("cm-go").addEventListener("click", classifyMany);
   document.getElementById("ex-go").addEventListener("click", exportModel);
 });
+})();

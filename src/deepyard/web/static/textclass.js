@@ -1,6 +1,6 @@
-// Text classification: the run page's Classify text box and evaluation, and the dataset page's texts per class
-// and length histogram. The server renders the results (the task's partials, autoescaped); texts we draw here go
-// in as textContent, never as HTML.
+// Text classification: the run page's Classify text box (its Evaluate and Export panels are run_infer.js'), and the
+// dataset page's texts per class and length histogram. The server renders the results (the task's partials,
+// autoescaped); texts we draw here go in as textContent, never as HTML.
 "use strict";
 (() => {
   const run = document.getElementById("tc");
@@ -15,28 +15,6 @@
         document.getElementById("tc-model").textContent = "snapshot " + doc.model.snapshot + (doc.model.step == null ? "" : ", step " + doc.model.step);
         DY.showError("tc-error", null);
       } catch (err) { DY.showError("tc-error", err); }
-    });
-    document.getElementById("tc-evaluate").addEventListener("click", async (ev) => {
-      const box = document.getElementById("tc-evaluation"); ev.target.disabled = true;
-      box.innerHTML = '<p class="muted">evaluating…</p>';
-      try { box.innerHTML = (await DY.api("POST", "/api/v1/runs/" + id + "/text-evaluation", { split: "val" })).html; DY.showError("tc-error", null); }
-      catch (err) { box.textContent = ""; DY.showError("tc-error", err); }
-      ev.target.disabled = false;
-    });
-    document.getElementById("tc-export").addEventListener("click", async (ev) => {
-      const table = document.getElementById("tc-exports"); ev.target.disabled = true;
-      try {
-        const doc = await DY.api("POST", "/api/v1/runs/" + id + "/text-export", { formats: ["archive", "onnx"] });
-        table.tBodies[0].replaceChildren(...doc.reports.map((r) => {
-          const row = document.createElement("tr"), link = document.createElement("a");
-          link.href = r.url; link.textContent = r.file.split("/").pop();
-          const cells = [r.format, link, r.max_prob_diff.toExponential(1), (100 * r.top1_agreement).toFixed(1) + "%", r.ok ? "passed" : "FAILED"];
-          for (const c of cells) { const td = document.createElement("td"); td.append(c); row.append(td); }
-          row.lastChild.className = r.ok ? "ok-box" : "error-box"; return row;
-        }));
-        table.hidden = false; DY.showError("tc-error", null);
-      } catch (err) { DY.showError("tc-error", err); }
-      ev.target.disabled = false;
     });
   }
 
