@@ -54,3 +54,25 @@ def test_a_model_that_learns_says_nothing(tmp_path: Path) -> None:
     assert "note:" not in proc.stderr
     shown = json.loads(run(home, "run", "show", json.loads(proc.stdout)["run"], "--json").stdout)
     assert shown.get("advice", []) == []
+
+
+def test_a_collapsed_text_classifier_is_told_of_its_texts(tmp_path: Path) -> None:
+    """Two classes of texts that are one letter repeated: a bag of n-grams (the mean of their embeddings) sees
+    the same bag in every text, so it gives them all one class; the advice says texts, with a text's causes."""
+    from deepyard.config import load_settings
+    from deepyard.datasets import create_dataset, make_spec
+    from deepyard.train import TrainConfig, get_run, train
+
+    for label, offset in (("a", 0), ("b", 1)):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(16):
+            (tmp_path / "data" / label / f"{i}.txt").write_text("x" * (4 + 2 * i + offset), encoding="utf-8")
+    settings = load_settings(tmp_path / "home", data_roots=[tmp_path / "data"])
+    spec = make_spec(name="same", task="text-classification", val_pct=25,
+                     source={"kind": "labelled-text", "train": tmp_path / "data", "tokenizer": "char"})  # fmt: skip
+    dataset = create_dataset(settings, spec).id
+    config = TrainConfig.model_validate({"epochs": 2, "batch_size": 8, "workers": 0, "device": "cpu"})
+    advice = get_run(settings, train(settings, dataset, "bag-ngrams", config).run_id)["advice"]
+    (said,) = [a for a in advice if "collapsed to one class" in a]
+    assert "100% of the validation texts the same class" in said and "images" not in said
+    assert "learning rate too high" in said and "mean subtraction" not in said

@@ -16,6 +16,7 @@ from deepyard.errors import InvalidValueError, choices
 class InputKind:
     name: ClassVar[str]
     description: ClassVar[str]
+    noun: ClassVar[str]  # what the examples are called in messages: "images", "texts"
 
     def example_shape(self, stored: tuple[int, ...]) -> tuple[int, ...]:
         """The tensor shape of one example as the network sees it, from the manifest's stored shape."""
@@ -28,6 +29,7 @@ class InputKind:
 class Images(InputKind):
     name = "image"
     description = "images, stored as uint8 (H, W, C) pixels at the dataset's size"
+    noun = "images"
 
     def example_shape(self, stored: tuple[int, ...]) -> tuple[int, int, int]:
         height, width, channels = stored
@@ -45,6 +47,7 @@ class Tokens(InputKind):
 
     name = "tokens"
     description = "token sequences (text), stored as uint16/uint32 token ids, read in blocks of the context"
+    noun = "tokens"
 
     def example_shape(self, stored: tuple[int, ...]) -> tuple[int, int, int]:
         return (1, stored[0], 1)
@@ -61,6 +64,7 @@ class Sequences(InputKind):
 
     name = "sequences"
     description = "texts as rows of token ids (uint16/uint32, padded to the dataset's length), one per example"
+    noun = "texts"
 
     def example_shape(self, stored: tuple[int, ...]) -> tuple[int, int, int]:
         return (1, stored[0], 1)

@@ -1,8 +1,10 @@
 """Advice a user must see while a run trains, said plainly instead of a quiet bad number.
 
 - A batch larger than the training split: each epoch is one step, the effective batch is the whole split.
-- A model that gives nearly every validation image the same class (classification's `val_majority`, the share
+- A model that gives nearly every validation example the same class (classification's `val_majority`, the share
   of the most predicted class) while the classes are not that unbalanced: the usual causes are named.
+
+Each is worded by the task's input kind: images, texts or tokens (`InputKind.noun`), with the causes that fit it.
 
 Each piece of advice is said once per run: appended to run.json's `advice` list (the run page shows it) and
 handed to every callback's `on_advice` (the CLI prints it, a job logs it).
@@ -19,8 +21,13 @@ from deepyard.train.callbacks import Callback
 if TYPE_CHECKING:
     from deepyard.train.trainer import Run
 
-COLLAPSED = 95.0  # % of validation images given one class, above which a model "predicts one class"
-UNBALANCED = 80.0  # % of validation images in the largest class, above which that is no surprise
+COLLAPSED = 95.0  # % of validation examples given one class, above which a model "predicts one class"
+UNBALANCED = 80.0  # % of validation examples in the largest class, above which that is no surprise
+CAUSES = "a learning rate too high (try a tenth) or too low, too few steps"  # of a collapse, for any input
+MORE_CAUSES = {  # per input kind, after CAUSES
+    "image": ", inputs not normalised (mean subtraction off), or a network too deep for the data without batch norm",
+    "sequences": ", or texts that the dataset's length cuts before the words that tell the classes apart",
+}
 
 
 class Advice(Callback):
@@ -40,10 +47,12 @@ class Advice(Callback):
 
     def on_train_start(self, run: Run) -> None:
         per_step = run.config.batch_size * run.config.batch_accumulation * run.world
-        count = run.train_data.count
+        count, noun = run.train_data.count, _noun(run)
+        if run.task.input_kind == "tokens":  # a language model's batch is of blocks of the context, its split tokens
+            count, noun = count // max(1, run.manifest.shape[0]), f"blocks of {run.manifest.shape[0]} tokens"
         if per_step > count:
-            self.say(run, "batch", f"the batch ({per_step:,} images a step) is larger than the {count:,} training "
-                     f"images: each epoch is one step of {count // max(1, run.world) * run.world:,} images (the "
+            self.say(run, "batch", f"the batch ({per_step:,} {noun} a step) is larger than the {count:,} training "
+                     f"{noun}: each epoch is one step of {count // max(1, run.world) * run.world:,} {noun} (the "
                      "effective batch size); a smaller batch gives more steps per epoch")  # fmt: skip
 
     def on_validation_end(self, run: Run, metrics: dict[str, float]) -> None:
@@ -54,7 +63,13 @@ class Advice(Callback):
         largest = 100 * max(val.per_class) / max(1, val.count)
         if largest >= UNBALANCED:
             return
-        self.say(run, "collapse", f"the model gives {majority:.0f}% of the validation images the same class, while "
-                 f"the largest class is {largest:.0f}% of them: it has collapsed to one class. Usual causes: a "
-                 "learning rate too high (try a tenth) or too low, too few steps, inputs not normalised (mean "
-                 "subtraction off), or a network too deep for the data without batch norm")  # fmt: skip
+        causes = CAUSES + MORE_CAUSES.get(run.task.input_kind, "")
+        self.say(run, "collapse", f"the model gives {majority:.0f}% of the validation {_noun(run)} the same class, "
+                 f"while the largest class is {largest:.0f}% of them: it has collapsed to one class. Usual causes: "
+                 f"{causes}")  # fmt: skip
+
+
+def _noun(run: Run) -> str:
+    from deepyard.tasks import get_input_kind
+
+    return get_input_kind(run.task.input_kind).noun
