@@ -76,3 +76,16 @@ def test_a_collapsed_text_classifier_is_told_of_its_texts(tmp_path: Path) -> Non
     (said,) = [a for a in advice if "collapsed to one class" in a]
     assert "100% of the validation texts the same class" in said and "images" not in said
     assert "learning rate too high" in said and "mean subtraction" not in said
+
+
+def test_a_language_models_batch_advice_counts_blocks(tmp_path: Path) -> None:
+    from deepyard.config import load_settings
+    from deepyard.train import get_run
+    from tests.web.test_text_stream import TEXT, quick_lm_run
+
+    (tmp_path / "data").mkdir()
+    settings = load_settings(tmp_path / "home", data_roots=[tmp_path / "data"])
+    run = quick_lm_run(settings, tmp_path, batch_size=1000)
+    blocks = int(len(TEXT) * 0.9) // 16  # the training split's blocks of the context (16 tokens)
+    (said,) = get_run(settings, run)["advice"]
+    assert f"the batch (1,000 blocks of 16 tokens a step) is larger than the {blocks:,} training blocks" in said
