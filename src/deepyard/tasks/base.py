@@ -252,7 +252,7 @@ class Task:
 
     def eval_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
         """What an evaluation keeps of one batch's outputs for `evaluate` (and `Evaluation.outputs`): by default
-        all of them; a task whose outputs are large per image keeps less (segmentation: the predicted classes)."""
+        all of them; a task whose outputs are large per image keeps less, or streams (`eval_stream`)."""
         return outputs
 
     def eval_stream(self, ctx: EvalContext) -> EvalStream | None:

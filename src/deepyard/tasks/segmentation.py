@@ -168,11 +168,6 @@ class Segmentation(Task):
     def agreement(self, expected: np.ndarray, exported: np.ndarray, stats: dict[str, Any]) -> tuple[str, float]:
         return "per-pixel classes", float((expected.argmax(1) == exported.argmax(1)).mean())
 
-    def eval_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        return outputs.argmax(1).to(torch.uint8)  # (B, H, W): 1 byte a pixel instead of K float64 logits
-
     def evaluate(self, outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext) -> Report:
         from deepyard.tasks.segreport import segmentation_report
 
