@@ -14,7 +14,7 @@ import pytest
 from deepyard.datasets.images import ImageSkipped
 from deepyard.errors import SourceError
 from deepyard.infer import Labelled, classify_many, classify_one, load_run_model, read_inputs
-from deepyard.infer.predict import predictions_csv
+from deepyard.infer.predict import output_stems, predictions_csv
 from tests.infer.conftest import Trained
 
 
@@ -96,3 +96,13 @@ def test_prediction_json_shape(clf, trained: Trained) -> None:  # type: ignore[n
     assert [set(t) for t in doc["top"]] == [{"class", "probability"}] * 2
     assert doc["predicted"] == doc["top"][0]["class"] == "class0"
     assert doc["top"][0]["probability"] >= doc["top"][1]["probability"]
+
+
+def test_output_stems_keep_files_of_one_name_apart() -> None:
+    root = Path("/in")
+    files = ["/in/a/cat.png", "/in/b/cat.png", "/in/cat.png", "/in/Cat.jpg", "/in/cat.JPG", "/in/dog.png"]
+    stems = output_stems(files, root)
+    assert stems[:3] == ["a/cat", "b/cat", "cat"] and stems[-1] == "dog"  # sub-folders kept, plain names unchanged
+    assert len({s.lower() for s in stems}) == len(files)  # distinct even on a case-blind file system
+    assert stems[3] == "Cat_jpg" and stems[4].startswith("cat_JPG")
+    assert output_stems(["/x/one.png", "/y/one.png"], None) == ["one", "one_png"]  # no root: names alone

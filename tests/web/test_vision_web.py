@@ -227,6 +227,33 @@ def test_detect_many_from_a_zip_shows_each_image_with_its_overlay(world: dict, p
             assert sum(a["pixels"] for a in row["areas"]) == truth.width * truth.height
 
 
+def test_predict_many_keeps_images_of_one_name_in_two_folders_apart(world: dict) -> None:
+    """A zip with a/cat.png, "b c/cat.png" (a space: the URL is quoted) and b/cat.jpg, three sizes: each gets
+    its own overlay (and mask), none written over another's, each of its own image's size."""
+    server: Server = world["server"]
+    rng = np.random.default_rng(4)
+    sizes = {"a/cat.png": (40, 30), "b c/cat.png": (56, 44), "b c/cat.jpg": (36, 60)}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, (w, h) in sizes.items():
+            data = io.BytesIO()
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(data, format=name[-3:].upper()
+                                                                                 .replace("JPG", "JPEG"))  # fmt: skip
+            z.writestr(f"photos/{name}", data.getvalue())
+    with server.client() as http:
+        for run, keys in ((world["detector"], ("overlay",)), (world["segmenter"], ("mask", "colour", "overlay"))):
+            rows = http.post(f"/api/v1/runs/{run}/classify-many", content=buf.getvalue()).json()["predictions"]
+            assert sorted(r["source"] for r in rows) == sorted(sizes)  # the zip's one top folder is left out
+            for key in keys:
+                assert len({r[key] for r in rows}) == len(rows), key  # a file each
+                for row in rows:
+                    w, h = sizes[row["source"]]
+                    got = http.get(row[key])
+                    assert got.status_code == 200, row[key]
+                    with Image.open(io.BytesIO(got.content)) as img:
+                        assert img.size in ((w, h), (2 * w, 2 * h)), (key, row["source"], img.size)
+
+
 def test_new_run_form_offers_iou_crop_and_zoom_out_for_detection_only(world: dict, page: Page) -> None:
     server: Server = world["server"]
     # the first New run page of a process builds the standard networks' table (seconds per network)

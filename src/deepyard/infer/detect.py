@@ -4,7 +4,8 @@ The network sees the image at the dataset's size (its resize mode; detection bui
 boxes are mapped back onto the original image by the inverse of that placement (deepyard.datasets.boxes), so a
 box is in the same pixels as the file the user gave. A box is kept when its score reaches its class's threshold
 (the best F1 on validation, calibrated when the model is loaded) or the one threshold the caller gives. Each image
-gets `<stem>_boxes.png`, the original with the kept boxes drawn and labelled; `predictions.json` holds every row.
+gets `<stem>_boxes.png`, the original with the kept boxes drawn and labelled (a folder's images in its sub-folders,
+so that two files of one name never share an overlay); `predictions.json` holds every row.
 A file that cannot be read gets a row with its error.
 """
 
@@ -22,6 +23,7 @@ from deepyard.datasets.sources import walk_images
 from deepyard.errors import InvalidValueError, SourceError
 from deepyard.files import write_bytes_atomic, write_json_atomic
 from deepyard.infer.model import TrainedModel, open_model, parse_model_ref
+from deepyard.infer.predict import output_stems
 from deepyard.pictures import png
 from deepyard.tasks.boxmetrics import PALETTE, draw_boxes
 from deepyard.tasks.boxreport import above, class_thresholds
@@ -41,8 +43,11 @@ def model_task(settings: Settings, ref: str) -> str | None:
         return None
 
 
-def detect_file(clf: TrainedModel, path: str, folder: Path, threshold: float | None = None) -> dict[str, Any]:
-    """Detect in one image file; boxes in its original pixels; writes `<stem>_boxes.png` under `folder`.
+def detect_file(
+    clf: TrainedModel, path: str, folder: Path, threshold: float | None = None, stem: str | None = None
+) -> dict[str, Any]:
+    """Detect in one image file; boxes in its original pixels; writes `<stem>_boxes.png` under `folder` (`stem`:
+    the file's own stem by default; one of `output_stems`, sub-folders included, for a folder's images).
     `threshold`: the score every box needs (None: its class's calibrated threshold)."""
     pre = clf.preprocessing
     original = np.asarray(load_image(path, pre.geometry))  # raises ImageSkipped
@@ -54,7 +59,8 @@ def detect_file(clf: TrainedModel, path: str, folder: Path, threshold: float | N
              for r, b in zip(rows, boxes, strict=True)]  # fmt: skip
     drawn = [{"box": f["box"], "label": f"{f['class']} {f['score']:.2f}", "colour": PALETTE[int(r[5]) % 10]}
              for f, r in zip(found, rows, strict=True)]  # fmt: skip
-    overlay = folder / f"{Path(path).stem}_boxes.png"
+    overlay = folder / f"{stem or Path(path).stem}_boxes.png"
+    overlay.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(overlay, png(draw_boxes(original, drawn, scale=1 if max(size) >= 256 else 2)))
     counts: dict[str, int] = {}
     for f in found:
@@ -93,9 +99,9 @@ def detect_images(
     folder = output_folder(settings, clf, "predictions", inputs.stem or "images", out)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for path in files:
+    for path, stem in zip(files, output_stems(files, inputs if inputs.is_dir() else None), strict=True):
         try:
-            rows.append(detect_file(clf, path, folder, threshold))
+            rows.append(detect_file(clf, path, folder, threshold, stem))
         except ImageSkipped as exc:
             rows.append({"source": path, "error": exc.reason})
     cuts = class_thresholds({**clf.stats, "threshold": threshold}, len(clf.classes))

@@ -150,6 +150,26 @@ def _list_label(task: Task, text: str, classes: Sequence[str], path: Path, numbe
     return task.caption(stored, classes) if task.exact else text
 
 
+def output_stems(files: Sequence[str], root: Path | None) -> list[str]:
+    """Each image's name for the files written about it (a detector's `<stem>_boxes.png`, a segmenter's
+    `<stem>_mask.png`), distinct for every file: its path under `root` without the extension, so that `a/cat.png`
+    and `b/cat.png` write `a/cat_...` and `b/cat_...` (sub-folders as the inputs have them); a name an earlier
+    file has taken, case aside (`cat.png`, then `Cat.jpg`), gets its extension too (`Cat_jpg`), then a number.
+    `root` None: the file names alone."""
+    taken: set[str] = set()
+    out = []
+    for file in files:
+        rel = Path(file).relative_to(root) if root is not None else Path(Path(file).name)
+        stem = rel.with_suffix("").as_posix()
+        name, n = stem, 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{stem}_{rel.suffix[1:]}" + (f"-{n - 1}" if n > 2 else "")
+        taken.add(name.lower())
+        out.append(name)
+    return out
+
+
 def fetch_url(url: str, max_bytes: int = MAX_URL_BYTES, timeout: float = 20.0) -> bytes:
     """Download an image (http or https only), refusing bodies over `max_bytes`."""
     if not url.startswith(("http://", "https://")):

@@ -25,6 +25,7 @@ from deepyard.datasets.spec import ResizeMode
 from deepyard.errors import InvalidValueError, SourceError
 from deepyard.files import write_bytes_atomic, write_json_atomic
 from deepyard.infer.model import TrainedModel, open_model
+from deepyard.infer.predict import output_stems
 from deepyard.infer.preprocess import Preprocessing
 from deepyard.pictures import png
 from deepyard.tasks.segreport import blend
@@ -66,15 +67,17 @@ def mask_png(classes: np.ndarray, colours: list[list[int]]) -> bytes:
     return png(img)
 
 
-def segment_file(clf: TrainedModel, path: str, folder: Path, opacity: float) -> dict[str, Any]:
-    """Segment one image file; write `<stem>_mask.png` and `<stem>_overlay.png` under `folder`."""
+def segment_file(clf: TrainedModel, path: str, folder: Path, opacity: float, stem: str | None = None) -> dict[str, Any]:
+    """Segment one image file; write `<stem>_mask.png` and `<stem>_overlay.png` under `folder` (`stem`: the
+    file's own stem by default; one of `output_stems`, sub-folders included, for a folder's images)."""
     pre = clf.preprocessing
     original = np.asarray(load_image(path, pre.geometry))  # raises ImageSkipped
     logits = clf.outputs([pre.load_pixels(original)])
     classes = to_original(logits[0], (original.shape[1], original.shape[0]), pre)
     colours = clf.stats.get("colours") or [[(37 * i) % 256, (97 * i) % 256, (181 * i) % 256] for i in clf.classes]
-    stem = Path(path).stem
+    stem = stem or Path(path).stem
     mask_file, overlay_file = folder / f"{stem}_mask.png", folder / f"{stem}_overlay.png"
+    mask_file.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(mask_file, mask_png(classes, colours))
     write_bytes_atomic(overlay_file, png(Image.fromarray(blend(original, classes, colours, opacity))))
     counts = np.bincount(classes.ravel(), minlength=256)
@@ -113,9 +116,9 @@ def segment_images(
     folder = output_folder(settings, clf, "predictions", inputs.stem or "images", out)
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for path in files:
+    for path, stem in zip(files, output_stems(files, inputs if inputs.is_dir() else None), strict=True):
         try:
-            rows.append(segment_file(clf, path, folder, opacity))
+            rows.append(segment_file(clf, path, folder, opacity, stem))
         except ImageSkipped as exc:
             rows.append({"source": path, "error": exc.reason})
     doc = {"model": clf.info, "folder": str(folder), "predictions": rows}

@@ -14,6 +14,7 @@ import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
@@ -28,6 +29,7 @@ from deepyard.datasets.sources import walk_images
 from deepyard.errors import InvalidValueError, NotFoundError
 from deepyard.infer.detect import detect_file
 from deepyard.infer.model import TrainedModel
+from deepyard.infer.predict import output_stems
 from deepyard.infer.segment import segment_file
 from deepyard.limits import NAME_MAX
 from deepyard.pictures import png
@@ -200,12 +202,17 @@ async def segment(
         finally:
             upload.unlink()
         colours = clf.stats.get("colours") or []
-        return {"name": name, **_segment_urls(settings, run_id, row), "colours": colours, "model": clf.info}
+        return {"name": name, **_segment_urls(settings, run_id, row, folder), "colours": colours, "model": clf.info}
 
     return await run_in_threadpool(work)
 
 
-def _segment_urls(settings: Settings, run_id: str, row: dict[str, Any]) -> dict[str, Any]:
+def _url(settings: Settings, run_id: str, folder: Path, path: str | Path) -> str:
+    """The URL of a file written under the web request's `folder` (in a sub-folder of it for a zip's images)."""
+    return _file_url(settings, run_id, folder) + quote(Path(path).relative_to(folder).as_posix())
+
+
+def _segment_urls(settings: Settings, run_id: str, row: dict[str, Any], folder: Path) -> dict[str, Any]:
     """A segment_file row with its files as URLs, plus the mask in colours with ignore transparent."""
     mask_file = Path(row["mask"])
     with Image.open(mask_file) as img:
@@ -214,27 +221,28 @@ def _segment_urls(settings: Settings, run_id: str, row: dict[str, Any]) -> dict[
     rgba.putalpha(Image.fromarray(np.where(classes == IGNORE, 0, 255).astype(np.uint8)))
     colour = mask_file.with_name(mask_file.stem + "_colour.png")
     colour.write_bytes(png(rgba))
-    base = _file_url(settings, run_id, mask_file.parent)
-    return {**{k: v for k, v in row.items() if k not in ("mask", "overlay", "source")}, "mask": base + mask_file.name,
-            "colour": base + colour.name, "overlay": base + Path(row["overlay"]).name}  # fmt: skip
+    return {**{k: v for k, v in row.items() if k not in ("mask", "overlay", "source")},
+            "mask": _url(settings, run_id, folder, mask_file), "colour": _url(settings, run_id, folder, colour),
+            "overlay": _url(settings, run_id, folder, row["overlay"])}  # fmt: skip
 
 
 def predict_folder(settings: Settings, run_id: str, clf: TrainedModel, root: Path) -> dict[str, Any]:
     """predict-many for a detector or a segmenter: every image under `root` through `deepyard predict`'s own
     function (each class's calibrated threshold; opacity 0.5), its overlay (and mask) kept in the run's
-    `predictions/` and answered as URLs. A file that cannot be read gets a row with its error."""
+    `predictions/` and answered as URLs: in the zip's sub-folders, so that two images of one name never share a
+    file (`output_stems`). A file that cannot be read gets a row with its error."""
     folder = _web_folder(settings, run_id, "many")
     files, _ = walk_images(root)
     rows = []
-    for path in files:
+    for path, stem in zip(files, output_stems(files, root), strict=True):
         shown = Path(path).relative_to(root).as_posix()
         check_pixels(Path(path), f"image {shown!r}")
         try:
             if clf.task.name == "detection":
-                row = detect_file(clf, path, folder, None)
-                row["overlay"] = _file_url(settings, run_id, folder) + Path(row["overlay"]).name
+                row = detect_file(clf, path, folder, None, stem)
+                row["overlay"] = _url(settings, run_id, folder, row["overlay"])
             else:
-                row = _segment_urls(settings, run_id, segment_file(clf, path, folder, 0.5))
+                row = _segment_urls(settings, run_id, segment_file(clf, path, folder, 0.5, stem), folder)
         except ImageSkipped as exc:
             row = {"error": exc.reason}
         rows.append({**row, "source": shown, "error": row.get("error")})
