@@ -45,9 +45,13 @@ def confusion_png(confusion: np.ndarray, classes: Sequence[str], cell: int = 0) 
     """Heat map of the row-normalised confusion matrix (recall per cell), counts written in the cells."""
     k = len(classes)
     cell = cell or max(14, min(48, 720 // max(k, 1)))
-    label_w = min(160, 8 + 7 * max(len(c) for c in classes))
+    label_font = font(11)
+    caption = "rows: true class · columns: predicted"
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_w = min(160, 8 + round(max(measure.textlength(c[:20], font=label_font) for c in classes)))
     top = label_w
-    img = Image.new("RGB", (label_w + cell * k + 10, top + cell * k + 30), BACKGROUND)
+    width = max(label_w + cell * k + 10, label_w + round(measure.textlength(caption, font=label_font)) + 8)
+    img = Image.new("RGB", (width, top + cell * k + 30), BACKGROUND)  # wide enough for the caption
     draw = ImageDraw.Draw(img)
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros(confusion.shape, np.float64), where=rows > 0)
@@ -61,14 +65,24 @@ def confusion_png(confusion: np.ndarray, classes: Sequence[str], cell: int = 0) 
             if cell >= 20 and confusion[i, j]:
                 ink = INK if share[i, j] > 0.6 else (255, 255, 255)
                 draw.text((x + cell / 2, y + cell / 2), str(int(confusion[i, j])), fill=ink, font=small, anchor="mm")
-    label_font = font(11)
     for i, name in enumerate(classes):
         draw.text((label_w - 4, top + i * cell + cell / 2), name[:20], fill=INK, font=label_font, anchor="rm")
         column = Image.new("RGBA", (label_w, cell), (0, 0, 0, 0))
         ImageDraw.Draw(column).text((4, cell / 2), name[:20], fill=INK, font=label_font, anchor="lm")
         img.paste(column.rotate(90, expand=True), (label_w + i * cell, 0), column.rotate(90, expand=True))
-    draw.text((label_w, top + cell * k + 8), "rows: true class · columns: predicted", fill=INK, font=label_font)
+    draw.text((label_w, top + cell * k + 8), caption, fill=INK, font=label_font)
     return png(img)
+
+
+def fit_text(
+    draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: float
+) -> str:
+    """`text` as it fits in `width` pixels: whole, or cut short with an ellipsis."""
+    if draw.textlength(text, font=face) <= width:
+        return text
+    while len(text) > 1 and draw.textlength(text + "…", font=face) > width:
+        text = text[:-1]
+    return text + "…"
 
 
 def grid_png(
@@ -87,10 +101,12 @@ def grid_png(
     small = font(10)
     for n, (pixels, caption) in enumerate(zip(images, captions, strict=True)):
         x, y = (n % columns) * (tile + 6), (n // columns) * (tile + caption_h)
-        thumb = Image.fromarray(to_rgb(pixels)).resize((tile, tile), Image.Resampling.NEAREST)
+        shrink = pixels.shape[0] > tile or pixels.shape[1] > tile  # smoothly: drawn labels stay whole
+        thumb = Image.fromarray(to_rgb(pixels)).resize((tile, tile), Image.Resampling.LANCZOS if shrink
+                                                       else Image.Resampling.NEAREST)  # fmt: skip
         img.paste(thumb, (x + 3, y))
         for line, text in enumerate(caption.split("\n")[:2]):
-            draw.text((x + 3, y + tile + 2 + 12 * line), text[:22], fill=INK, font=small)
+            draw.text((x + 3, y + tile + 2 + 12 * line), fit_text(draw, text, small, tile), fill=INK, font=small)
     return png(img)
 
 
@@ -101,7 +117,9 @@ def sheet_png(images: Sequence[np.ndarray], columns: int, tile: int = 96) -> byt
     rows = max(1, -(-len(images) // columns))
     img = Image.new("RGB", (columns * tile, rows * tile), BACKGROUND)
     for n, pixels in enumerate(images):
-        thumb = Image.fromarray(to_rgb(pixels)).resize((tile, tile), Image.Resampling.NEAREST)
+        shrink = pixels.shape[0] > tile or pixels.shape[1] > tile  # smoothly: drawn labels stay whole
+        thumb = Image.fromarray(to_rgb(pixels)).resize((tile, tile), Image.Resampling.LANCZOS if shrink
+                                                       else Image.Resampling.NEAREST)  # fmt: skip
         img.paste(thumb, ((n % columns) * tile, (n // columns) * tile))
     return png(img)
 

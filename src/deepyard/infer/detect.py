@@ -4,7 +4,8 @@ The network sees the image at the dataset's size (its resize mode; detection bui
 boxes are mapped back onto the original image by the inverse of that placement (deepyard.datasets.boxes), so a
 box is in the same pixels as the file the user gave. A box is kept when its score reaches its class's threshold
 (the best F1 on validation, calibrated when the model is loaded) or the one threshold the caller gives. Each image
-gets `<stem>_boxes.png`, the original with the kept boxes drawn and labelled (a folder's images in its sub-folders,
+gets `<stem>_boxes.png`, the original with the kept boxes drawn and labelled (a small image drawn a whole number of
+times larger, at least 256 px on its long side, for its labels to be legible; a folder's images in its sub-folders,
 so that two files of one name never share an overlay); `predictions.json` holds every row.
 A file that cannot be read gets a row with its error.
 """
@@ -27,6 +28,8 @@ from deepyard.infer.predict import output_stems
 from deepyard.pictures import png
 from deepyard.tasks.boxmetrics import PALETTE, draw_boxes
 from deepyard.tasks.boxreport import above, class_thresholds
+
+OVERLAY_SIDE = 256  # an overlay's long side at least, in pixels: a smaller image is scaled up by a whole factor
 
 
 def model_task(settings: Settings, ref: str) -> str | None:
@@ -61,7 +64,8 @@ def detect_file(
              for f, r in zip(found, rows, strict=True)]  # fmt: skip
     overlay = folder / f"{stem or Path(path).stem}_boxes.png"
     overlay.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(overlay, png(draw_boxes(original, drawn, scale=1 if max(size) >= 256 else 2)))
+    scale = max(1, -(-OVERLAY_SIDE // max(size)))  # a small image is drawn larger, for its labels to be legible
+    write_bytes_atomic(overlay, png(draw_boxes(original, drawn, scale=scale)))
     counts: dict[str, int] = {}
     for f in found:
         counts[str(f["class"])] = counts.get(str(f["class"]), 0) + 1

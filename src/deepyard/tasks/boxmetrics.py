@@ -85,16 +85,44 @@ def score_difference(expected: np.ndarray, exported: np.ndarray) -> float:
     return worst
 
 
-def draw_boxes(pixels: np.ndarray, boxes: Sequence[dict[str, Any]], scale: int = 1) -> Image.Image:
-    """An image with boxes drawn: each `{box, label, colour}` (a white one: truth), the label above it."""
+def draw_boxes(
+    pixels: np.ndarray, boxes: Sequence[dict[str, Any]], scale: int = 1, shown_at: int | None = None
+) -> Image.Image:
+    """An image (scaled `scale` times) with boxes drawn: each `{box, label, colour}` (a white one: truth), its
+    label on a tag of the box's colour just above it, or inside its top where the picture ends, kept inside the
+    picture (cut short with an ellipsis when wider than it). Labels are sized to the picture, a fortieth of its
+    long side and at least 11 px; `shown_at`: the picture is shown scaled to this width (a grid's tile), and its
+    labels are 12 px there."""
     img = Image.fromarray(pictures.to_rgb(pixels))
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(img)
-    small = pictures.font(10)
-    for b in boxes:
-        x1, y1, x2, y2 = (float(v) * scale for v in b["box"])
-        draw.rectangle([x1, y1, x2, y2], outline=b["colour"], width=2)
+    longest = max(img.size)
+    size = max(11, round(longest / 40)) if shown_at is None else max(8, round(12 * img.width / shown_at))
+    font = pictures.font(size)
+    line = max(2, round(size / 7))
+    placed = [(tuple(float(v) * scale for v in b["box"]), b) for b in boxes]
+    for (x1, y1, x2, y2), b in placed:
+        draw.rectangle([x1, y1, x2, y2], outline=b["colour"], width=line)
+    for (x1, y1, _, _), b in placed:  # after every box: no box's line crosses a label
         if b.get("label"):
-            draw.text((x1 + 2, max(0.0, y1 - 12)), b["label"], fill=b["colour"], font=small)
+            _tag(draw, font, str(b["label"]), (x1, y1), b["colour"], img.size, max(1, size // 6))
     return img
+
+
+def _tag(
+    draw: ImageDraw.ImageDraw, font: Any, text: str, corner: tuple[float, float], colour: Any,
+    canvas: tuple[int, int], pad: int,
+) -> None:  # fmt: skip
+    """`text` on a filled tag whose bottom-left is the box's top-left corner, moved inside the canvas."""
+    width, height = canvas
+    text = pictures.fit_text(draw, text, font, width - 2 * pad)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left + 2 * pad, bottom - top + 2 * pad
+    x = min(max(0.0, corner[0]), max(0.0, width - w))
+    y = corner[1] - h if corner[1] - h >= 0 else max(0.0, corner[1])  # above the box; at the top edge, inside it
+    y = min(y, max(0.0, height - h))
+    r, g, b = colour
+    ink = (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
+    draw.rectangle([x, y, x + w - 1, y + h - 1], fill=colour)
+    draw.text((x + pad - left, y + pad - top), text, fill=ink, font=font)

@@ -23,6 +23,7 @@ from deepyard.tasks.base import EvalContext, Report
 from deepyard.tasks.boxmetrics import PALETTE, TRUTH, draw_boxes, iou, match, pairs
 
 IOU = 0.5
+TILE = 192  # the error pictures' tiles, pixels wide (their labels are sized for it)
 DEFAULT_THRESHOLD = 0.5  # a class never seen in validation, or a model not calibrated
 
 
@@ -229,7 +230,7 @@ def error_tiles(
             boxes.append({"box": truth, "label": "", "colour": TRUTH})
         if pred is not None:
             boxes.append({"box": pred, "label": f"{e.score:.2f}", "colour": PALETTE[pred_cls % len(PALETTE)]})
-        tiles.append(np.asarray(draw_boxes(px, boxes, scale=2)))
+        tiles.append(np.asarray(draw_boxes(px, boxes, scale=_tile_scale(px), shown_at=TILE)))
         name = sources[e.image].rsplit("/", 1)[-1]
         if e.kind == "false_positive":
             what = f"{names[e.cls]} {e.score:.2f}" + (f" on {names[truth_cls]}" if truth is not None else "")
@@ -287,9 +288,9 @@ def detection_report(outputs: np.ndarray, targets: np.ndarray, ctx: EvalContext)
            "summary": f"mAP {figure['map']:.1f}%, mAP@.5 {figure['map_50']:.1f}%, {len(outputs)} images"}  # fmt: skip
     grid = pictures.grid_png
     return Report(doc, {
-        "worst.png": grid(worst_tiles, worst_captions, columns=3, tile=192, empty="no errors at these thresholds"),
-        "false_positives.png": grid(fp_tiles, fp_captions, columns=3, tile=192, empty="no false positives"),
-        "missed.png": grid(miss_tiles, miss_captions, columns=3, tile=192, empty="no missed objects"),
+        "worst.png": grid(worst_tiles, worst_captions, columns=3, tile=TILE, empty="no errors at these thresholds"),
+        "false_positives.png": grid(fp_tiles, fp_captions, columns=3, tile=TILE, empty="no false positives"),
+        "missed.png": grid(miss_tiles, miss_captions, columns=3, tile=TILE, empty="no missed objects"),
         "pr.png": pr_png(curves, marks),
         "confusion.png": pictures.confusion_png(matrix, [*names, "background"]),
     })  # fmt: skip
@@ -310,10 +311,16 @@ def _worst(
         truth = [{"box": r[:4].tolist(), "label": "", "colour": TRUTH} for r in targets[e[3]] if r[4] >= 0]
         pred = [{"box": r[:4].tolist(), "label": f"{ctx.names[int(r[5])]} {r[4]:.2f}",
                  "colour": PALETTE[int(r[5]) % len(PALETTE)]} for r in above(outputs[e[3]], cuts)]  # fmt: skip
-        tiles.append(np.asarray(draw_boxes(px, truth + pred)))
+        tiles.append(np.asarray(draw_boxes(px, truth + pred, scale=_tile_scale(px), shown_at=TILE)))
     captions = [f"{e[1]} false, {e[2]} missed\n{ctx.sources[e[3]].rsplit('/', 1)[-1]}" for e in worst]
     docs = [{"index": e[3], "source": ctx.sources[e[3]], "false_positives": e[1], "missed": e[2]} for e in worst]
     return docs, tiles, captions
+
+
+def _tile_scale(pixels: np.ndarray) -> int:
+    """The whole factor that draws an image at least a tile wide, so that its labels are drawn at the size they
+    are shown at rather than enlarged with the picture."""
+    return max(1, -(-TILE // int(pixels.shape[1])))
 
 
 def _pct(value: Any) -> float:
