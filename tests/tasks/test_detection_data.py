@@ -138,10 +138,13 @@ def test_a_hostile_coco_file_is_reported_and_the_build_goes_on(settings: Setting
     scenes = make_scenes(4, seed=1, negatives=0.0)
     path = write("coco", tmp_path / "c", scenes)
     doc = json.loads(path.read_text())
-    doc["images"].append({"id": 1, "file_name": "images/img0001.png"})  # duplicate image id
+    doc["images"].append({"id": 1, "file_name": "images/img0001.png"})  # id 1 (img0000) shared by another file
+    doc["images"].append(dict(doc["images"][2]))  # id 3 listed again for the same file
     doc["images"].append({"id": 99, "file_name": "images/missing.png"})
+    first = next(a for a in doc["annotations"] if a["image_id"] == 3)
     doc["annotations"] += [
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3]},  # duplicate annotation id
+        dict(first),  # an exact copy: left out
+        {**first, "bbox": [2, 2, 5, 5]},  # another annotation under a used id: kept, with a warning
         {"id": 500, "image_id": 1, "category_id": 42, "bbox": [1, 1, 3, 3]},
         {"id": 501, "image_id": 1, "category_id": 1, "bbox": [1, 1, "x"]},
         {"id": 502, "image_id": 77, "category_id": 1, "bbox": [1, 1, 3, 3]},
@@ -149,14 +152,23 @@ def test_a_hostile_coco_file_is_reported_and_the_build_goes_on(settings: Setting
     ]
     path.write_text(json.dumps(doc))
     manifest = create_dataset(settings, _spec(path, val_pct=0), workers=1)  # type: ignore[arg-type]
-    text = json.dumps(json.loads((dataset_dir(settings, manifest.id) / "report.json").read_text())["skipped"])
-    for reason in ("duplicate image id 1", "duplicate annotation id 1", "unknown category_id 42",
-                   "bbox must be 4 numbers", "image_id 77 names no image", "annotation for a missing image",
-                   "reaches outside the"):  # fmt: skip
+    report = json.loads((dataset_dir(settings, manifest.id) / "report.json").read_text())
+    text = json.dumps(report["skipped"])
+    for reason in ("unknown category_id 42", "bbox must be 4 numbers", "image_id 77 names no image",
+                   "annotation for a missing image", "reaches outside the",
+                   "duplicate image id 3 for the same file: the copy is left out",
+                   f"duplicate annotation id {first['id']}, a copy of the first: left out"):  # fmt: skip
         assert reason in text, reason
-    assert manifest.splits["train"].count == 4
-    crowd = open_split(settings, manifest, "train").targets[:, :, 5]
-    assert int(crowd.sum()) == 1  # iscrowd kept
+    shared = {Path(s["path"]).name for s in report["skipped"] if s["reason"].startswith("duplicate image id 1:")}
+    assert shared == {"img0000.png", "img0001.png"}  # both files of the shared id are named...
+    warned = [w["reason"] for w in report["warnings"]]
+    assert len(warned) == 1 and f"duplicate annotation id {first['id']}" in warned[0] and "both are kept" in warned[0]
+    assert manifest.splits["train"].count == 3  # ...and img0000 is out: its boxes cannot be told from the other's
+    train = open_split(settings, manifest, "train")
+    assert int(train.targets[:, :, 5].sum()) == 1  # iscrowd kept
+    kept = [int((t[:, 4] >= 0).sum()) for t in train.targets]
+    truth = {s[0].file: len(s[0].boxes) for s in scenes}
+    assert sorted(kept) == sorted([truth["img0001.png"] + 1, truth["img0002.png"] + 1, truth["img0003.png"]])
 
 
 def test_malformed_xml_and_unknown_layouts(settings: Settings, tmp_path: Path) -> None:

@@ -134,6 +134,7 @@ def list_detection(spec: DatasetSpec, readable: Readable | None) -> Listing:
     if not isinstance(src, DetectionSource):
         raise SourceError(f"a {src.kind} source has no boxes; give a COCO JSON file or a VOC, YOLO or KITTI folder")
     skipped: list[Skipped] = []
+    warnings: list[Skipped] = []
     train = read_annotations(src.train, src.format, src.base, readable)
     given = {"train": train}
     for split in ("val", "test"):
@@ -148,12 +149,13 @@ def list_detection(spec: DatasetSpec, readable: Readable | None) -> Listing:
     splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
     for split, found in given.items():
         skipped.extend(found.skipped)
+        warnings.extend(found.warnings)
         for scene in found.scenes:
             item = _item(scene, geo, index, skipped)
             if item is not None:
                 splits[scene.split if split == "train" and scene.split else split].append(item)
     _hold_out(splits, spec, held=[s for s in ("val", "test") if s not in given and not splits[s]])
-    return Listing(classes=list(train.classes), splits=splits, skipped=skipped)
+    return Listing(classes=list(train.classes), splits=splits, skipped=skipped, warnings=warnings)
 
 
 def _item(scene: Scene, geo: Geometry, index: dict[str, int], skipped: list[Skipped]) -> Item | None:

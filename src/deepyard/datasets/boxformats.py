@@ -8,7 +8,10 @@ NaN boxes) are not done here but in `deepyard.datasets.boxes`, once the image's 
 
 Layouts:
 - coco: a JSON file with `images`, `annotations` (`bbox` [x, y, w, h]) and `categories`; images next to it or
-  under `base`. Class order: categories by id.
+  under `base`. Class order: categories by id. Duplicate ids (files merged by hand reuse them): an image id
+  listed again for the same file, or an annotation copied exactly, is reported and left out; an image id two
+  files share takes both out (their boxes cannot be told apart); a different annotation under a used id is kept
+  and warned (leaving a real object out would teach the detector it is background), as for COCO masks.
 - voc: `Annotations/*.xml` + `JPEGImages/` (splits from `ImageSets/Main/{train,val,test}.txt` when present), or
   any folder of XML files whose `<filename>` names an image beside them or in a sibling `images/` folder.
   Class order: sorted names.
@@ -62,6 +65,7 @@ class Annotations:
     classes: list[str]
     scenes: list[Scene]
     skipped: list[Skipped]
+    warnings: list[Skipped] = field(default_factory=list)  # kept, but doubtful (an annotation id used twice)
 
 
 def detect_format(path: Path) -> str:
@@ -129,33 +133,58 @@ def read_coco(path: Path, base: Path | None, readable: Readable | None) -> Annot
             skipped.append(Skipped(f"{where} categories", f"duplicate category id {cat['id']}"))
         else:
             names[cat["id"]] = cat["name"]
-    root = base or path.parent
+    scenes, shared = _coco_images(doc["images"], base or path.parent, where, skipped)
+    seen_ann: dict[int, dict[str, Any]] = {}
+    warnings: list[Skipped] = []
+    for ann in doc.get("annotations") or []:
+        box = _coco_box(ann, names, scenes, seen_ann, where, skipped, warnings)
+        if box is not None:
+            scenes[ann["image_id"]].boxes.append(box)
+    for key in shared:  # an id two files share: neither file's boxes can be trusted
+        scene = scenes.pop(key)
+        skipped.append(Skipped(scene.image, f"duplicate image id {key}: {shared[key]!r} has it too, so its "
+                                            "annotations cannot be told apart"))  # fmt: skip
+    classes = [names[k] for k in sorted(names)]
+    return Annotations("coco", classes, _existing(list(scenes.values()), readable, skipped), skipped, warnings)
+
+
+def _coco_images(
+    entries: list[Any], root: Path, where: str, skipped: list[Skipped]
+) -> tuple[dict[int, Scene], dict[int, str]]:
+    """The scenes by image id, and the ids listed for two different files (id -> the second file's name). An id
+    listed again for the same file: the copy is reported and left out."""
     scenes: dict[int, Scene] = {}
+    shared: dict[int, str] = {}
     seen_files: set[str] = set()
-    for img in doc["images"]:
+    for img in entries:
         if not isinstance(img, dict) or not isinstance(img.get("id"), int) or not isinstance(img.get("file_name"), str):
             skipped.append(Skipped(f"{where} images", f"malformed image entry {str(img)[:80]}"))
             continue
+        at, file = f"{where} image {img['id']}", os.path.join(root, img["file_name"])
         if img["id"] in scenes:
-            skipped.append(Skipped(f"{where} image {img['id']}", f"duplicate image id {img['id']}; the first is kept"))
+            first = scenes[img["id"]].image
+            if file == first:
+                skipped.append(Skipped(at, f"duplicate image id {img['id']} for the same file: the copy is left out"))
+            else:
+                shared[img["id"]] = img["file_name"]
+                skipped.append(Skipped(file, f"duplicate image id {img['id']}: {os.path.basename(first)!r} has it "
+                                             "too, so its annotations cannot be told apart"))  # fmt: skip
             continue
         if img["file_name"] in seen_files:
-            skipped.append(Skipped(f"{where} image {img['id']}", f"duplicate file_name {img['file_name']!r}"))
+            skipped.append(Skipped(at, f"duplicate file_name {img['file_name']!r}"))
             continue
         seen_files.add(img["file_name"])
-        scenes[img["id"]] = Scene(os.path.join(root, img["file_name"]), where=f"{where} image {img['id']}")
-    seen_ann: set[int] = set()
-    for ann in doc.get("annotations") or []:
-        box = _coco_box(ann, names, scenes, seen_ann, where, skipped)
-        if box is not None:
-            scenes[ann["image_id"]].boxes.append(box)
-    classes = [names[k] for k in sorted(names)]
-    return Annotations("coco", classes, _existing(list(scenes.values()), readable, skipped), skipped)
+        scenes[img["id"]] = Scene(file, where=at)
+    return scenes, shared
 
 
 def _coco_box(
-    ann: object, names: dict[int, str], scenes: dict[int, Scene], seen: set[int], where: str, skipped: list[Skipped]
-) -> Box | None:
+    ann: object, names: dict[int, str], scenes: dict[int, Scene], seen: dict[int, dict[str, Any]], where: str,
+    skipped: list[Skipped], warnings: list[Skipped],
+) -> Box | None:  # fmt: skip
+    """The box of one annotation, or None (reported). An annotation id used again: an exact copy is left out; a
+    different annotation under a used id is kept with a warning (files merged by hand reuse ids, and leaving a real
+    object out would train the detector to call it background)."""
     if not isinstance(ann, dict):
         skipped.append(Skipped(f"{where} annotations", f"malformed annotation {str(ann)[:80]}"))
         return None
@@ -165,10 +194,14 @@ def _coco_box(
         skipped.append(Skipped(at, f"bbox must be 4 numbers [x, y, w, h], got {str(bbox)[:60]}"))
         return None
     if isinstance(ann.get("id"), int):
-        if ann["id"] in seen:
-            skipped.append(Skipped(at, f"duplicate annotation id {ann['id']}; the first is kept"))
+        first = seen.setdefault(ann["id"], ann)
+        if first == ann and first is not ann:
+            skipped.append(Skipped(at, f"duplicate annotation id {ann['id']}, a copy of the first: left out"))
             return None
-        seen.add(ann["id"])
+        if first is not ann:
+            warnings.append(Skipped(at, (
+                f"duplicate annotation id {ann['id']} (first: image_id {first.get('image_id')!r}, category_id "
+                f"{first.get('category_id')!r}); both are kept: ids should be unique")))  # fmt: skip
     if ann.get("image_id") not in scenes:
         skipped.append(Skipped(at, f"image_id {ann.get('image_id')!r} names no image of the file"))
         return None
