@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +194,7 @@ def view(
     """Draw the network as an SVG graph and print its summary table (layer, output, params, MACs)."""
     networks = _networks()
     shape, summary = _summary(ctx, ref, input, classes)
-    target = out or Path(f"{Path(summary.network).stem}.svg")
+    target = out or Path(re.sub(r"[^\w.-]+", "_", Path(summary.network).stem) + ".svg")  # sizes: a plain name
     write_bytes_atomic(target.absolute(), networks.render_svg(summary).encode("utf-8"))
     if json:
         print_json({"svg": str(target), "network": summary.network, "input": list(shape), "params": summary.params,

@@ -4,11 +4,14 @@
 Every network maps (B, L) int64 ids (deepyard.text.sequences: 0 pads, 1 is unknown) to (B, K) class logits. The
 trainer passes the dataset's (vocabulary, length, 1) as the input shape: a sequence's "channels" are its
 vocabulary (one-hot), its height the stored length. Padding never counts: the bag averages only real tokens and
-n-grams (EmbeddingBag's padding_idx), the CNN and the GRU pool only over real positions.
+n-grams (EmbeddingBag's padding_idx), the CNN and the GRU pool only over real positions. A name may change any
+argument of its network after a colon (deepyard.text.netargs): `bag-ngrams:max_n=2,dim=64`, `text-cnn:filters=200,
+widths=2-3-4`, `text-bigru:hidden=256`.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepyard.errors import InvalidValueError
+from deepyard.text.netargs import parse_sizes, split_name
 
 _PRIME, _MODULUS = 1_000_003, 2_147_483_647  # n-gram hashing: h = (h * P + id) mod M stays inside int64
 
@@ -121,14 +125,26 @@ TEXT_CLASSIFIERS: dict[str, tuple[Callable[[int, int], nn.Module], str]] = {
 
 
 def is_text_classifier(name: str) -> bool:
-    return name in TEXT_CLASSIFIERS
+    """A registered text classifier's name; with sizes that do not parse, InvalidValueError names the bad one."""
+    if split_name(name)[0] not in TEXT_CLASSIFIERS:
+        return False
+    classifier_sizes(name)
+    return True
+
+
+def classifier_sizes(name: str) -> dict[str, Any]:
+    """The constructor arguments the sizes after `name`'s colon give (none: the registered network's)."""
+    base = split_name(name)[0]
+    if base not in TEXT_CLASSIFIERS:
+        raise InvalidValueError(f"no text-classification network {base!r}; use one of {', '.join(TEXT_CLASSIFIERS)}")
+    params = list(inspect.signature(TEXT_CLASSIFIERS[base][0]).parameters.values())[2:]  # after vocab, classes
+    return parse_sizes(name, {p.name: str(p.annotation) for p in params})
 
 
 def build_text_classifier(name: str, input_shape: tuple[int, ...], classes: int) -> nn.Module:
     """Network `name` for input shape (vocabulary, length, 1) and `classes` outputs."""
-    if name not in TEXT_CLASSIFIERS:
-        raise InvalidValueError(f"no text-classification network {name!r}; use one of {', '.join(TEXT_CLASSIFIERS)}")
-    return TEXT_CLASSIFIERS[name][0](int(input_shape[0]), classes)
+    sizes = classifier_sizes(name)
+    return TEXT_CLASSIFIERS[split_name(name)[0]][0](int(input_shape[0]), classes, **sizes)
 
 
 def summarize_text_classifier(name: str, length: int = 256, classes: int = 4, vocab: int = 1026) -> Any:

@@ -4,11 +4,14 @@ Every network maps (B, T) int64 token ids to (B, T, V) next-token logits for a v
 context of up to T tokens (the dataset's `--context`; the trainer passes it as the input shape (1, T, 1)). The
 GPT follows nanoGPT (pre-norm blocks, GELU MLP, tied input and output embeddings) with causal attention through
 `torch.nn.functional.scaled_dot_product_attention`. Sizes are the named configurations below (`CharRNNConfig`,
-`GPTConfig`); `deepyard network list` shows them with their parameter counts for a 65-character vocabulary.
+`GPTConfig`); `deepyard network list` shows them with their parameter counts for a 65-character vocabulary. A
+name may change any field of its configuration after a colon (deepyard.text.netargs): `char-lstm:layers=3,
+hidden=512`, `gpt-mini:layers=6,heads=6,embedding=192`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepyard.errors import InvalidValueError
+from deepyard.text.netargs import parse_sizes, split_name
 
 
 @dataclass(frozen=True)
@@ -138,10 +142,29 @@ TEXT_NETWORKS: dict[str, tuple[Any, str]] = {
 
 
 def is_text_network(name: str) -> bool:
-    """A language model's or a text classifier's network (deepyard.text.classifiers): built by name."""
+    """A language model's or a text classifier's network (deepyard.text.classifiers): built by name. A registered
+    name with sizes that do not parse raises InvalidValueError naming the bad one (it is a text network, wrongly
+    sized: refused where it is checked, at submit)."""
     from deepyard.text.classifiers import is_text_classifier
 
-    return name in TEXT_NETWORKS or is_text_classifier(name)
+    if split_name(name)[0] in TEXT_NETWORKS:
+        text_config(name)
+        return True
+    return is_text_classifier(name)
+
+
+def text_config(name: str) -> CharRNNConfig | GPTConfig:
+    """The configuration `name` gives: its registered one with the sizes after its colon."""
+    base = split_name(name)[0]
+    if base not in TEXT_NETWORKS:
+        raise InvalidValueError(f"no language-model network {base!r}; use one of {', '.join(TEXT_NETWORKS)}")
+    registered: CharRNNConfig | GPTConfig = TEXT_NETWORKS[base][0]
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(registered)}
+    cfg = dataclasses.replace(registered, **parse_sizes(name, kinds))
+    if isinstance(cfg, GPTConfig) and cfg.embedding % cfg.heads:
+        raise InvalidValueError(f"network {name!r}: embedding {cfg.embedding} must be a multiple of heads "
+                                f"{cfg.heads} (each head takes embedding / heads)")  # fmt: skip
+    return cfg
 
 
 def build_text_network(name: str, input_shape: tuple[int, ...], vocab: int) -> nn.Module:
@@ -151,9 +174,7 @@ def build_text_network(name: str, input_shape: tuple[int, ...], vocab: int) -> n
 
     if is_text_classifier(name):
         return build_text_classifier(name, input_shape, vocab)
-    if name not in TEXT_NETWORKS:
-        raise InvalidValueError(f"no language-model network {name!r}; use one of {', '.join(TEXT_NETWORKS)}")
-    cfg, _ = TEXT_NETWORKS[name]
+    cfg = text_config(name)
     context = int(input_shape[1]) if len(input_shape) == 3 else int(input_shape[-1])
     if isinstance(cfg, GPTConfig):
         return GPT(cfg, vocab, context)
