@@ -1,11 +1,17 @@
-"""Server-Sent Events: a metric point appended to a run reaches a connected client, with status and hardware."""
+"""Server-Sent Events: a metric point appended to a run reaches a connected client, with status and hardware; a
+client that goes away ends its stream on the server."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Iterator
 
+import pytest
+
 from deepyard.train.runs import run_dir
+from deepyard.web.api import live
 from tests.web.conftest import Server
 
 
@@ -62,3 +68,17 @@ def test_home_stream_lists_runs_and_unknown_run_is_404(server: Server, run_id: s
                 if name == "runs":
                     assert [r["id"] for r in data] == [run_id]  # type: ignore[union-attr]
                     break
+
+
+@pytest.mark.parametrize("stream", ["home", "run"])
+def test_a_client_that_goes_away_ends_its_stream_on_the_server(server: Server, run_id: str, stream: str) -> None:
+    """Over real HTTP: open the stream, read a few events, drop the connection; the server's generator ends (so
+    its polling stops), checked by waiting for the condition, not for a time."""
+    params = {"run": run_id} if stream == "run" else {}
+    with server.client() as c, c.stream("GET", "/api/v1/events", params=params) as res:
+        served = [live.serving(server.settings) for _ in itertools.islice(_events(res.iter_lines()), 3)]
+        assert len(served) == 3 and 1 in served  # it was being served while its events came
+    deadline = time.monotonic() + 30  # a bound for a busy machine, not a speed
+    while live.serving(server.settings) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live.serving(server.settings) == 0

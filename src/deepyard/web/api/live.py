@@ -7,7 +7,8 @@ run's metrics.jsonl since the offset the client last saw), `files` (the run's sn
 (new output of the run's job) and `hardware` (machine CPU and memory; per GPU utilization, memory and temperature
 through NVML; the job process's CPU and memory). SSE and not WebSocket: one-way, plain HTTP, reconnects on its
 own, and works through the same cookies and middleware as every other request. A client that reconnects passes
-`offset` and misses nothing.
+`offset` and misses nothing; one that goes away ends its stream (and its polling) at once: the body is closed
+however the response ends (deepyard.web.streams.ClosingStream), and the loop checks the connection every push.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ from deepyard.web.api.infer import INFER_KINDS
 from deepyard.web.api.jobs import job_json, read_log, run_job
 from deepyard.web.deps import SettingsDep
 from deepyard.web.runinfo import read_metrics, run_summary, snapshots
+from deepyard.web.streams import ClosingStream
 
 router = APIRouter(tags=["live"])
 INTERVAL = 1.0  # seconds between updates
@@ -129,23 +132,36 @@ def _home_update(settings: Settings, hw: _Hardware) -> list[str]:
     return [*_SHARED.events(settings), _event("hardware", hw.sample(None))]
 
 
+_serving: Counter[Path] = Counter()  # home -> event streams being served now (touched on the event loop only)
+
+
+def serving(settings: Settings) -> int:
+    """How many event streams this process is serving now over `settings.home`: each polls the run or the home
+    once a second until its client goes away."""
+    return _serving[settings.home]
+
+
 async def _stream(request: Request, settings: Settings, run_id: str | None, offset: int) -> AsyncIterator[str]:
-    yield "retry: 2000\n\n"
-    last_sent: dict[str, str] = {}
-    cursor, hw = _Cursor(metrics=offset), _Hardware()
-    while not await request.is_disconnected():
-        if run_id is not None:
-            events = await run_in_threadpool(_run_update, settings, run_id, cursor, hw)
-        else:
-            events = await run_in_threadpool(_home_update, settings, hw)
-        for event in events:
-            kind = event.split("\n", 1)[0]
-            if not kind.startswith("id:") and kind != "event: log" and last_sent.get(kind) == event:
-                continue  # unchanged since the last push
-            last_sent[kind] = event
-            yield event
-        yield ": ping\n\n"
-        await asyncio.sleep(INTERVAL)
+    _serving[settings.home] += 1
+    try:
+        yield "retry: 2000\n\n"
+        last_sent: dict[str, str] = {}
+        cursor, hw = _Cursor(metrics=offset), _Hardware()
+        while not await request.is_disconnected():
+            if run_id is not None:
+                events = await run_in_threadpool(_run_update, settings, run_id, cursor, hw)
+            else:
+                events = await run_in_threadpool(_home_update, settings, hw)
+            for event in events:
+                kind = event.split("\n", 1)[0]
+                if not kind.startswith("id:") and kind != "event: log" and last_sent.get(kind) == event:
+                    continue  # unchanged since the last push
+                last_sent[kind] = event
+                yield event
+            yield ": ping\n\n"
+            await asyncio.sleep(INTERVAL)
+    finally:
+        _serving[settings.home] -= 1
 
 
 @router.get("/events")
@@ -163,4 +179,4 @@ async def events(
     last = request.headers.get("last-event-id", "")
     offset = max(offset, int(last)) if last.isdigit() else offset
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_stream(request, settings, run, offset), media_type="text/event-stream", headers=headers)
+    return ClosingStream(_stream(request, settings, run, offset), media_type="text/event-stream", headers=headers)

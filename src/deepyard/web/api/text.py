@@ -22,12 +22,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
 
 from deepyard.errors import DeepyardError
 from deepyard.tasks.languagemodel import read_samples
 from deepyard.train.runs import get_run, run_dir
 from deepyard.web.deps import IdPath, RequestModel, SettingsDep
+from deepyard.web.streams import ClosingStream
 
 if TYPE_CHECKING:
     from deepyard.text.use import Generation
@@ -81,20 +81,6 @@ async def generate(
     found = await run_in_threadpool(start_generation, *args)  # loads the model; a bad prompt is a 4xx here
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return ClosingStream(_lines(request, found), media_type="application/x-ndjson", headers=headers)
-
-
-class ClosingStream(StreamingResponse):
-    """A StreamingResponse that closes its body however the response ends. A client that goes away cancels the
-    send in progress, which leaves the body's generator suspended (and the model held) until garbage collection or
-    the server's shutdown; closing it here runs its `finally` at once."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            close = getattr(self.body_iterator, "aclose", None)
-            if close is not None:
-                await close()
 
 
 async def _lines(request: Request, found: Generation) -> AsyncIterator[str]:
