@@ -125,6 +125,28 @@ def test_iou_crop_without_zoom_keeps_the_pixels_of_an_image_without_boxes() -> N
     assert ((out_t[:-1, :, 4] >= 0).sum(1) >= 1).all()  # and each crop keeps at least one box
 
 
+@pytest.mark.parametrize("aug", [AugmentConfig(zoom_out=3.0), AugmentConfig(zoom_out=3.0, flip="lr")])
+def test_zoom_out_alone_or_with_flips_shrinks_the_boxes_onto_the_fill(aug: AugmentConfig) -> None:
+    torch.manual_seed(2)
+    x, t = rectangles_scene(24)
+    out_x, out_t = _augment(x, t, aug, list(FILL))
+    assert out_x.shape == x.shape
+    zoomed = 0
+    for img, rows, before in zip(out_x, out_t, t, strict=True):
+        if not (before[:, 4] >= 0).any():
+            continue
+        kept, was = rows[rows[:, 4] >= 0], before[before[:, 4] >= 0]
+        assert len(kept) == len(was)  # zoom-out loses no box
+        area = ((kept[:, 2] - kept[:, 0]) * (kept[:, 3] - kept[:, 1])).sum()
+        if area < 0.9 * ((was[:, 2] - was[:, 0]) * (was[:, 3] - was[:, 1])).sum():
+            zoomed += 1
+            assert ((img - torch.tensor(FILL)[:, None, None]).abs().amax(0) < 3).any()  # the canvas shows
+        for box in kept:
+            ys, xs = torch.nonzero(coloured(img, int(box[4])), as_tuple=True)
+            assert len(ys) and xs.min() >= box[0] - 1 and xs.max() + 1 <= box[2] + 1
+    assert zoomed >= 5  # about half of the 23 images with boxes (p 0.5), by a factor of 1 to 3
+
+
 def test_console_script_builds_trains_evaluates_and_predicts(tmp_path: Path) -> None:
     home = tmp_path / "home"
     source = write("coco", tmp_path / "coco", make_scenes(12, seed=2, sizes=(40, 64)))

@@ -349,9 +349,11 @@ def _augment(
         return x, targets
     ops = _ops(aug, x.shape[1])
     crop = _iou_crop(aug, x.shape[2], x.shape[3])
-    if not ops and crop is None:
+    zooms = getattr(aug, "zoom_out", 1) > 1
+    if not ops and crop is None and not zooms:
         return x, targets
-    if crop is None and all(type(op).__name__ in ("RandomHorizontalFlip", "RandomVerticalFlip") for op in ops):
+    if crop is None and not zooms and all(type(op).__name__ in ("RandomHorizontalFlip", "RandomVerticalFlip")
+                                          for op in ops):  # fmt: skip
         return _flips(x, targets, [type(op).__name__ == "RandomHorizontalFlip" for op in ops])
     import torch
     from torchvision import tv_tensors  # type: ignore[import-untyped]
@@ -362,7 +364,7 @@ def _augment(
     head, tail = [op for op in ops if _photometric(op)], [op for op in ops if not _photometric(op)]
     # SSD's order: colours, zoom out, IoU crop, then flips and scale; an image without a box is never IoU-cropped
     # (no crop can keep a box of it: torchvision would draw crops until its "leave as is" option came up)
-    before = head + (zoom if aug.zoom_out > 1 else [])
+    before = head + (zoom if zooms else [])
     plain = v2.Compose(before + tail or [v2.Identity()])
     cropped = v2.Compose(before + ([crop] if crop is not None else []) + tail or [v2.Identity()])
     out_x, out_t = torch.empty_like(x), torch.zeros_like(targets)
