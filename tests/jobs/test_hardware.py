@@ -1,4 +1,5 @@
-"""Hardware figures for the live panel: a real busy process tree measured with psutil; NVML when present."""
+"""Hardware figures for the live panel: a real busy process tree measured with psutil; NVML when present. A CPU
+job's threads: its share of the cores, through a real scheduler and worker."""
 
 from __future__ import annotations
 
@@ -9,8 +10,20 @@ import time
 import psutil
 import pytest
 
-from deepyard.jobs import ProcessSampler, gpu_figures, hardware_figures
-from deepyard.jobs.hardware import _nvml, cuda_visible, visible_gpus
+from deepyard.config import Settings
+from deepyard.jobs import ProcessSampler, Scheduler, gpu_figures, hardware_figures, submit
+from deepyard.jobs.hardware import (
+    THREAD_VARIABLES,
+    _nvml,
+    cpu_threads,
+    cuda_visible,
+    thread_env,
+    usable_cores,
+    visible_gpus,
+)
+from deepyard.networks import NetworkSpec
+from deepyard.train import get_run
+from tests.jobs.conftest import train_params, wait_status
 
 BUSY = (
     "import subprocess, sys\n"
@@ -56,3 +69,23 @@ def test_child_gpu_numbers_map_through_our_own_visible_devices(monkeypatch: pyte
     assert visible_gpus() == []
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert cuda_visible([0, 1]) == "0,1"
+
+
+def test_a_cpu_job_gets_its_share_of_the_cores() -> None:
+    assert cpu_threads(1, 1, cores=8) == 8  # one slot: every core, as PyTorch's default
+    assert cpu_threads(1, 2, cores=8) == 4 and cpu_threads(2, 4, cores=8) == 4 and cpu_threads(1, 3, cores=2) == 1
+    assert thread_env(1, 2, environ={}) == {k: str(cpu_threads(1, 2)) for k in THREAD_VARIABLES}
+    assert thread_env(1, 2, environ={"OMP_NUM_THREADS": "3"}) == {}  # the user's choice wins
+    assert thread_env(0, 2, environ={}) == {}  # a GPU job holds no CPU slot
+
+
+def test_a_training_job_trains_with_its_share_of_the_cores(
+    settings: Settings, tiny: str, tiny_net: NetworkSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with Scheduler(settings, cpu_slots=2, poll_s=0.05):
+        job = submit(settings, "train", train_params(tiny, tiny_net, epochs=1))
+        done = wait_status(settings, job.id, "done", "failed")
+    assert done.status == "done", done.error
+    assert get_run(settings, done.target or "")["placement"]["threads"] == max(1, usable_cores() // 2)

@@ -2,9 +2,11 @@
 their slots are free, reaps them, and enforces abort timeouts.
 
 Slots: `cpu_slots` jobs on the CPU at a time (dataset builds and CPU training each take one) and one job per GPU
-(a job asking for {"gpu": 2} takes two). Order: priority, then submission (FIFO). A job that does not fit blocks the
-jobs behind it that need the same kind of slot, so a big job is never starved by small ones; jobs needing the
-other kind still start. One scheduler per home (a lock file); `tick()` does one round, so tests can drive it.
+(a job asking for {"gpu": 2} takes two). A CPU job's worker gets its share of the cores as its thread count
+(OMP_NUM_THREADS, MKL_NUM_THREADS: cores x its slots / cpu_slots) unless the server's environment sets them.
+Order: priority, then submission (FIFO). A job that does not fit blocks the jobs behind it that need the same
+kind of slot, so a big job is never starved by small ones; jobs needing the other kind still start. One
+scheduler per home (a lock file); `tick()` does one round, so tests can drive it.
 
 Restarts: on start, jobs left "running" whose worker is gone become "interrupted" (and so does their run); a
 worker still finishing its last step after its server died keeps its slots until it reports.
@@ -27,7 +29,7 @@ from deepyard import db
 from deepyard.config import Settings
 from deepyard.errors import DeepyardError
 from deepyard.jobs import store
-from deepyard.jobs.hardware import cuda_visible, visible_gpus
+from deepyard.jobs.hardware import cuda_visible, thread_env, visible_gpus
 from deepyard.jobs.kinds import DRIVE_S, DRIVERS, get_kind, load_function
 from deepyard.jobs.model import Job
 from deepyard.jobs.queue import is_worker, jobs_dir, log_path
@@ -209,7 +211,8 @@ class Scheduler:
                                 message="starting", error=None):  # fmt: skip
             return False  # aborted meanwhile
         env = {**os.environ, **self.settings.to_env(),  # the worker reads the server's roots, not its own
-               "CUDA_VISIBLE_DEVICES": cuda_visible(devices) if devices else ""}  # fmt: skip
+               "CUDA_VISIBLE_DEVICES": cuda_visible(devices) if devices else "",
+               **thread_env(job.slots.get("cpu", 0), self.cpu_slots)}  # its share of the cores  # fmt: skip
         cmd = [sys.executable, "-m", "deepyard.jobs.worker", str(self.settings.home), job.id, "--parent",
                str(os.getpid())]  # fmt: skip
         if len(devices) > 1 and get_kind(job.kind).distributed:  # one process per GPU (DDP), rank 0 reports

@@ -37,7 +37,7 @@ class Placement:
 
     def to_json(self) -> dict[str, Any]:
         return {"device": self.device.type, "precision": self.precision, "channels_last": self.channels_last,
-                "world": self.world}  # fmt: skip
+                "world": self.world, "threads": torch.get_num_threads()}  # fmt: skip
 
 
 def cpu_has_native_bf16() -> bool:
