@@ -89,3 +89,29 @@ def test_a_language_models_batch_advice_counts_blocks(tmp_path: Path) -> None:
     blocks = int(len(TEXT) * 0.9) // 16  # the training split's blocks of the context (16 tokens)
     (said,) = get_run(settings, run)["advice"]
     assert f"the batch (1,000 blocks of 16 tokens a step) is larger than the {blocks:,} training blocks" in said
+
+
+def test_a_collapse_is_said_once_it_persists_not_at_the_first_early_validation(tmp_path: Path) -> None:
+    """Four one-step epochs, a validation after each: collapsed at every one, said at the second (two in a row),
+    not at the first (a quarter of the way: a model often starts by giving every image one class)."""
+    from deepyard.config import load_settings
+    from deepyard.datasets import create_dataset, make_spec
+    from deepyard.train import TrainConfig, train
+    from deepyard.train.callbacks import Callback
+
+    class Heard(Callback):
+        def __init__(self) -> None:
+            self.at: list[tuple[int, str]] = []
+
+        def on_advice(self, run: object, text: str) -> None:
+            self.at.append((run.state.step, text))  # type: ignore[attr-defined]
+
+    write_signalless(tmp_path / "flat")
+    settings = load_settings(tmp_path / "home", data_roots=[tmp_path])
+    spec = make_spec(name="flat", source={"kind": "folder", "train": tmp_path / "flat"}, val_pct=25, width=28,
+                     height=28, channels=1)  # fmt: skip
+    dataset = create_dataset(settings, spec).id
+    heard = Heard()
+    config = TrainConfig.model_validate({"epochs": 4, "batch_size": 1000, "workers": 0, "device": "cpu"})
+    train(settings, dataset, "lenet", config, callbacks=[heard])
+    assert [step for step, text in heard.at if "collapsed to one class" in text] == [2]

@@ -2,7 +2,9 @@
 
 - A batch larger than the training split: each epoch is one step, the effective batch is the whole split.
 - A model that gives nearly every validation example the same class (classification's `val_majority`, the share
-  of the most predicted class) while the classes are not that unbalanced: the usual causes are named.
+  of the most predicted class) while the classes are not that unbalanced: the usual causes are named. Said once it
+  persists: at two validations in a row, or at one in the second half of training (a model often starts by
+  giving every example one class, and the first validation of a short run would cry wolf).
 
 Each is worded by the task's input kind: images, texts or tokens (`InputKind.noun`), with the causes that fit it.
 
@@ -34,6 +36,7 @@ class Advice(Callback):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.said: set[str] = set()
+        self.collapsed = 0  # validations in a row that found the model collapsed
 
     def say(self, run: Run, key: str, text: str) -> None:
         if key in self.said:
@@ -59,10 +62,14 @@ class Advice(Callback):
         majority = metrics.get("val_majority")
         val = run.manifest.splits.get("val")
         if majority is None or val is None or not val.per_class or majority < COLLAPSED:
+            self.collapsed = 0
             return
         largest = 100 * max(val.per_class) / max(1, val.count)
         if largest >= UNBALANCED:
             return
+        self.collapsed += 1
+        if self.collapsed < 2 and 2 * run.state.step < run.total_steps:
+            return  # once, early: it may still be learning
         causes = CAUSES + MORE_CAUSES.get(run.task.input_kind, "")
         self.say(run, "collapse", f"the model gives {majority:.0f}% of the validation {_noun(run)} the same class, "
                  f"while the largest class is {largest:.0f}% of them: it has collapsed to one class. Usual causes: "
