@@ -83,3 +83,13 @@ def test_pictures_are_written_and_not_blank(trained: Trained, tmp_path: Path) ->
     with Image.open(files["top_per_class"]) as img:  # a row per class, a column per example
         assert img.height >= 3 * 96 and img.width >= 3 * 96
     assert (tmp_path / "eval" / "evaluation.json").stat().st_size > 100
+
+
+def test_an_archive_of_any_name_is_evaluated_as_an_archive(trained: Trained, tmp_path: Path) -> None:
+    """`model.ZIP` is a file, so an archive (as open_model reads it), never parsed as a run id."""
+    from deepyard.infer import write_archive
+    from deepyard.infer.tasks import evaluate_model
+
+    path = write_archive(load_run_model(trained.settings, trained.run_id), tmp_path / "bars.ZIP")
+    doc = evaluate_model(trained.settings, str(path), dataset=trained.dataset, split="val", out=tmp_path / "out")
+    assert doc["count"] == 30 and doc["metrics"]["top1"] > 90

@@ -147,12 +147,17 @@ def parse_model_ref(ref: str) -> tuple[str, str | None]:
 
 def open_model(settings: Settings, ref: str, snapshot: str | int | None = None, device: str = "cpu") -> TrainedModel:
     """A run (`ID`, `run:ID`, `ID@best`, `ID@1200`) or a model archive file (`*.zip`)."""
-    if ref.endswith(".zip") or _is_file(ref):
+    if is_archive_ref(ref):
         from deepyard.infer.archive import read_archive
 
         return read_archive(Path(ref), device)
     run_id, snap = parse_model_ref(ref)
     return load_run_model(settings, run_id, snapshot if snapshot is not None else snap, device)
+
+
+def is_archive_ref(ref: str) -> bool:
+    """Whether `ref` names a model archive (a `.zip`, or any existing file: `model.ZIP`) rather than a run."""
+    return ref.endswith(".zip") or _is_file(ref)
 
 
 def _is_file(ref: str) -> bool:

@@ -104,7 +104,9 @@ def export_model(
 def own_task(settings: Settings, model: str) -> Task | None:
     """The task of run `model` when it evaluates and exports its models itself (`own_inference`); None for an
     image task's run and for an archive."""
-    if model.endswith(".zip"):
+    from deepyard.infer.model import is_archive_ref
+
+    if is_archive_ref(model):  # an archive, however it is named (as open_model reads it)
         return None
     task = get_task(get_run(settings, parse_model_ref(model)[0]).get("task"))
     return task if task.own_inference else None
