@@ -14,7 +14,7 @@ import torch
 from deepyard.config import Settings
 from deepyard.errors import InvalidValueError
 from deepyard.text.classifiers import build_text_classifier
-from deepyard.text.networks import build_text_network, is_text_network
+from deepyard.text.networks import build_text_network, is_text_network, text_network_parameters
 from deepyard.text.use import evaluate_language_model, generate_text
 from deepyard.train import TrainConfig, train
 from tests.text.test_training import tiny_dataset
@@ -104,3 +104,29 @@ def test_network_view_of_a_sized_name_writes_a_plain_file_name(tmp_path: Path) -
     doc = json.loads(done.stdout)
     assert doc["svg"] == "char-lstm_layers_1_hidden_32.svg" and (tmp_path / doc["svg"]).read_text().startswith("<")
     assert doc["params"] == 640 + 4 * (32 * (64 + 32) + 2 * 32) + 330  # embedding 10x64, one LSTM layer, head
+    for rate in ("0.2", "0.5"):  # names that differ only after a dot write two files
+        again = subprocess.run([sys.executable, "-m", "deepyard", "--home", str(tmp_path / "home"), "network", "view",
+                                f"char-lstm:dropout={rate}", "--json"], capture_output=True, text=True, timeout=120,
+                               cwd=tmp_path)  # fmt: skip
+        assert json.loads(again.stdout)["svg"] == f"char-lstm_dropout_{rate}.svg"
+
+
+def test_sizes_that_fit_alone_but_not_together_are_refused_before_anything_is_allocated(
+    settings: Settings, tmp_path: Path
+) -> None:
+    huge = "gpt-mini:layers=64,heads=64,embedding=8192"  # each size within its bound; 51 billion parameters
+    assert is_text_network(huge)
+    with pytest.raises(InvalidValueError, match=r"has 51,5\d\d,\d{3},\d{3} parameters .* at most 1,000,000,000"):
+        text_network_parameters(huge, (1, 128, 1), 65)
+    assert text_network_parameters("gpt-mini", (1, 128, 1), 65) == sum(
+        p.numel() for p in build_text_network("gpt-mini", (1, 128, 1), 65).parameters()
+    )
+    dataset = tiny_dataset(settings, tmp_path)
+    done = subprocess.run([sys.executable, "-m", "deepyard", "--home", str(settings.home), "train", "--dataset",
+                           dataset, "--network", huge], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "parameters for these data" in done.stderr and "Traceback" not in done.stderr
+    from deepyard.jobs import list_queue, submit
+
+    with pytest.raises(InvalidValueError, match="parameters for these data"):
+        submit(settings, "train", {"dataset": dataset, "network": huge, "config": {"epochs": 1}})
+    assert list_queue(settings) == []  # refused at submit: nothing queued

@@ -194,7 +194,8 @@ def view(
     """Draw the network as an SVG graph and print its summary table (layer, output, params, MACs)."""
     networks = _networks()
     shape, summary = _summary(ctx, ref, input, classes)
-    target = out or Path(re.sub(r"[^\w.-]+", "_", Path(summary.network).stem) + ".svg")  # sizes: a plain name
+    name = summary.network if ":" in summary.network else Path(summary.network).stem  # a sized name keeps its dots
+    target = out or Path(re.sub(r"[^\w.-]+", "_", name) + ".svg")
     write_bytes_atomic(target.absolute(), networks.render_svg(summary).encode("utf-8"))
     if json:
         print_json({"svg": str(target), "network": summary.network, "input": list(shape), "params": summary.params,

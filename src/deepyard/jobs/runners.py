@@ -172,9 +172,10 @@ def _network(settings: Settings, ref: Any, shape: tuple[int, int, int], classes:
         raise InvalidValueError(f"network {ref!r} must be a name, a spec file or a spec mapping")
     else:
         parsed = parse_ref(ref)
-        from deepyard.text.networks import is_text_network
+        from deepyard.text.networks import is_text_network, text_network_parameters
 
-        if parsed.kind == "standard" and is_text_network(parsed.name):  # language models: built by name
+        if parsed.kind == "standard" and is_text_network(parsed.name):  # text networks: built by name
+            text_network_parameters(parsed.name, shape, classes)  # its sizes together fit, checked at submit
             return ref
         if is_torchvision(parsed):
             if parsed.kind == "standard":

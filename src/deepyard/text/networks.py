@@ -167,9 +167,32 @@ def text_config(name: str) -> CharRNNConfig | GPTConfig:
     return cfg
 
 
+MAX_PARAMETERS = 1_000_000_000  # 16 GB to train with AdamW in fp32 (weights, gradients, two moments)
+
+
+def text_network_parameters(name: str, input_shape: tuple[int, ...], vocab: int) -> int:
+    """The parameters network `name` has for these data, counted on the meta device (nothing allocated);
+    InvalidValueError above MAX_PARAMETERS: each size is bounded alone, and together they can still make a network
+    no machine trains (gpt-mini:layers=64,embedding=8192,heads=64: 51 billion)."""
+    with torch.device("meta"):
+        model = _build(name, input_shape, vocab)
+    count = sum(p.numel() for p in model.parameters())
+    if count > MAX_PARAMETERS:
+        gigabytes = count * 16 / 1e9
+        raise InvalidValueError(f"network {name!r} has {count:,} parameters for these data ({gigabytes:,.0f} GB to "
+                                f"train with AdamW); at most {MAX_PARAMETERS:,}: give it smaller sizes")  # fmt: skip
+    return count
+
+
 def build_text_network(name: str, input_shape: tuple[int, ...], vocab: int) -> nn.Module:
     """Network `name` for a context of `input_shape[1]` tokens (input shape (1, T, 1)) and `vocab` tokens; a text
-    classifier for input shape (vocabulary, length, 1) and `vocab` classes."""
+    classifier for input shape (vocabulary, length, 1) and `vocab` classes. Its size is checked first (on the meta
+    device), so an oversized name is refused, never allocated."""
+    text_network_parameters(name, input_shape, vocab)
+    return _build(name, input_shape, vocab)
+
+
+def _build(name: str, input_shape: tuple[int, ...], vocab: int) -> nn.Module:
     from deepyard.text.classifiers import build_text_classifier, is_text_classifier
 
     if is_text_classifier(name):
