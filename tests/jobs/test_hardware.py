@@ -74,7 +74,8 @@ def test_child_gpu_numbers_map_through_our_own_visible_devices(monkeypatch: pyte
 def test_a_cpu_job_gets_its_share_of_the_cores() -> None:
     assert cpu_threads(1, 1, cores=8) == 8  # one slot: every core, as PyTorch's default
     assert cpu_threads(1, 2, cores=8) == 4 and cpu_threads(2, 4, cores=8) == 4 and cpu_threads(1, 3, cores=2) == 1
-    assert thread_env(1, 2, environ={}) == {k: str(cpu_threads(1, 2)) for k in THREAD_VARIABLES}
+    assert thread_env(1, 2, environ={}, cores=8) == {"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4"}
+    assert thread_env(1, 4, environ={}, cores=2) == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     assert thread_env(1, 2, environ={"OMP_NUM_THREADS": "3"}) == {}  # the user's choice wins
     assert thread_env(0, 2, environ={}) == {}  # a GPU job holds no CPU slot
 

@@ -151,13 +151,15 @@ def cpu_threads(job_cpu: int, cpu_slots: int, cores: int | None = None) -> int:
     return max(1, cores * max(job_cpu, 1) // max(cpu_slots, 1))
 
 
-def thread_env(job_cpu: int, cpu_slots: int, environ: dict[str, str] | None = None) -> dict[str, str]:
+def thread_env(
+    job_cpu: int, cpu_slots: int, environ: dict[str, str] | None = None, cores: int | None = None
+) -> dict[str, str]:
     """The thread variables a CPU job's worker starts with; none where the server's environment sets its own
     (the user's choice wins) or the job holds no CPU slot (a GPU job)."""
     environ = dict(os.environ) if environ is None else environ
     if job_cpu <= 0 or any(k in environ for k in THREAD_VARIABLES):
         return {}
-    threads = str(cpu_threads(job_cpu, cpu_slots))
+    threads = str(cpu_threads(job_cpu, cpu_slots, cores))
     return {k: threads for k in THREAD_VARIABLES}
 
 
