@@ -111,3 +111,21 @@ def test_console_script_trains_with_the_default_network_and_generates(settings: 
     assert bad.returncode == 2 and "'Z'" in bad.stderr and "Traceback" not in bad.stderr
     ev = subprocess.run([*cmd, "evaluate", run, "--json"], capture_output=True, text=True, timeout=120)
     assert ev.returncode == 0 and json.loads(ev.stdout)["val_bpc"] > 0
+
+
+def test_the_console_evaluates_and_exports_the_snapshot_it_is_given(settings: Settings, tmp_path: Path) -> None:
+    dataset = tiny_dataset(settings, tmp_path)
+    result = train(settings, dataset, "gpt-mini:layers=1,heads=2,embedding=16", config())
+    first = sorted((result.folder / "checkpoints").glob("step-*.pt"))[0].stem.removeprefix("step-").lstrip("0")
+    cmd = [sys.executable, "-m", "deepyard", "--home", str(settings.home)]
+    ev = subprocess.run([*cmd, "evaluate", result.run_id, "--snapshot", first, "--json"], capture_output=True,
+                        text=True, timeout=120)  # fmt: skip
+    assert ev.returncode == 0, ev.stderr
+    doc = json.loads(ev.stdout)
+    assert str(doc["model"]["snapshot"]) == first
+    assert doc["val_loss"] == pytest.approx(evaluate_language_model(settings, f"{result.run_id}@{first}")["val_loss"])
+    assert doc["val_loss"] != pytest.approx(evaluate_language_model(settings, result.run_id)["val_loss"])
+    ex = subprocess.run([*cmd, "export", result.run_id, "--snapshot", first, "--format", "archive", "--out",
+                         str(tmp_path / "out"), "--json"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ex.returncode == 0, ex.stderr
+    assert str(json.loads(ex.stdout)["model"]["snapshot"]) == first

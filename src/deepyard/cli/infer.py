@@ -200,11 +200,11 @@ def evaluate_command(
     character (language models)."""
     from deepyard.cli.text import language_model_evaluation
 
-    if images is None and dataset is None and language_model_evaluation(ctx.obj, model, split, json):
+    ref = model if snapshot is None else f"{model}@{snapshot}"
+    if images is None and dataset is None and language_model_evaluation(ctx.obj, ref, split, json):
         return
     from deepyard.cli.textclass import text_evaluate
 
-    ref = model if snapshot is None else f"{model}@{snapshot}"
     if images is None and dataset is None and text_evaluate(ctx.obj, ref, split, top_n, out, json):
         return
     with progress_bar() as update:
@@ -293,11 +293,12 @@ def export_command(
     check fails; a language model exports archive and onnx, its parity also compares greedy generation."""
     from deepyard.cli.text import language_model_export
 
-    if language_model_export(ctx.obj, model, formats, out, json):
+    ref = model if snapshot is None else f"{model}@{snapshot}"
+    if language_model_export(ctx.obj, ref, formats, out, json):
         return
     from deepyard.cli.textclass import text_export
 
-    if text_export(ctx.obj, model if snapshot is None else f"{model}@{snapshot}", formats, out, samples, json):
+    if text_export(ctx.obj, ref, formats, out, samples, json):
         return
     doc = _tasks().export_model(ctx.obj, model, formats, out, samples, snapshot)
     if json:
