@@ -138,7 +138,11 @@ def test_a_language_model_run_page_evaluates_and_exports_by_jobs(
 def test_a_text_classifier_run_page_evaluates_and_exports_by_jobs(
     server: Server, web_settings: Settings, tmp_path: Path, page: Page
 ) -> None:
-    _, run = text_run(web_settings, tmp_path)
+    dataset, run = text_run(web_settings, tmp_path)
     _panels(page, server, run, "top-1", "textclass-run-jobs")
+    from deepyard.datasets import get_dataset
+
+    splits = [k for k in ("val", "train", "test") if k in get_dataset(web_settings, dataset).splits]
+    assert page.locator("#ti-split option").evaluate_all("os => os.map(o => o.value)") == splits  # the dataset's
     expect(page.locator("#ti-evaluation #confusion")).to_be_visible()
     expect(page.locator("#ti-evaluation #top-losses")).to_be_visible()

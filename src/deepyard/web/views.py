@@ -160,6 +160,7 @@ def get_run_detail(settings: Settings, conn: sqlite3.Connection, run_id: str) ->
         "summary": summary,
         "snapshots": snapshots(run_dir(settings, run_id)),
         "dataset_name": dataset.name if dataset else None,
+        "dataset_splits": [k for k in ("val", "train", "test") if dataset and k in dataset.splits],
         **who,
     }
 
