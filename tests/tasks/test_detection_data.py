@@ -140,6 +140,7 @@ def test_a_hostile_coco_file_is_reported_and_the_build_goes_on(settings: Setting
     doc = json.loads(path.read_text())
     doc["images"].append({"id": 1, "file_name": "images/img0001.png"})  # id 1 (img0000) shared by another file
     doc["images"].append(dict(doc["images"][2]))  # id 3 listed again for the same file
+    doc["images"].append({**doc["images"][3], "file_name": "./images/img0003.png"})  # id 4: the same file, spelt
     doc["images"].append({"id": 99, "file_name": "images/missing.png"})
     first = next(a for a in doc["annotations"] if a["image_id"] == 3)
     doc["annotations"] += [
@@ -157,6 +158,7 @@ def test_a_hostile_coco_file_is_reported_and_the_build_goes_on(settings: Setting
     for reason in ("unknown category_id 42", "bbox must be 4 numbers", "image_id 77 names no image",
                    "annotation for a missing image", "reaches outside the",
                    "duplicate image id 3 for the same file: the copy is left out",
+                   "duplicate image id 4 for the same file: the copy is left out",
                    f"duplicate annotation id {first['id']}, a copy of the first: left out"):  # fmt: skip
         assert reason in text, reason
     shared = {Path(s["path"]).name for s in report["skipped"] if s["reason"].startswith("duplicate image id 1:")}

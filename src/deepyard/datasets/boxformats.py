@@ -134,7 +134,7 @@ def read_coco(path: Path, base: Path | None, readable: Readable | None) -> Annot
         else:
             names[cat["id"]] = cat["name"]
     scenes, shared = _coco_images(doc["images"], base or path.parent, where, skipped)
-    seen_ann: dict[int, dict[str, Any]] = {}
+    seen_ann: dict[object, dict[str, Any]] = {}
     warnings: list[Skipped] = []
     for ann in doc.get("annotations") or []:
         box = _coco_box(ann, names, scenes, seen_ann, where, skipped, warnings)
@@ -160,7 +160,7 @@ def _coco_images(
         if not isinstance(img, dict) or not isinstance(img.get("id"), int) or not isinstance(img.get("file_name"), str):
             skipped.append(Skipped(f"{where} images", f"malformed image entry {str(img)[:80]}"))
             continue
-        at, file = f"{where} image {img['id']}", os.path.join(root, img["file_name"])
+        at, file = f"{where} image {img['id']}", os.path.normpath(os.path.join(root, img["file_name"]))
         if img["id"] in scenes:
             first = scenes[img["id"]].image
             if file == first:
@@ -170,16 +170,16 @@ def _coco_images(
                 skipped.append(Skipped(file, f"duplicate image id {img['id']}: {os.path.basename(first)!r} has it "
                                              "too, so its annotations cannot be told apart"))  # fmt: skip
             continue
-        if img["file_name"] in seen_files:
+        if file in seen_files:
             skipped.append(Skipped(at, f"duplicate file_name {img['file_name']!r}"))
             continue
-        seen_files.add(img["file_name"])
+        seen_files.add(file)
         scenes[img["id"]] = Scene(file, where=at)
     return scenes, shared
 
 
 def _coco_box(
-    ann: object, names: dict[int, str], scenes: dict[int, Scene], seen: dict[int, dict[str, Any]], where: str,
+    ann: object, names: dict[int, str], scenes: dict[int, Scene], seen: dict[object, dict[str, Any]], where: str,
     skipped: list[Skipped], warnings: list[Skipped],
 ) -> Box | None:  # fmt: skip
     """The box of one annotation, or None (reported). An annotation id used again: an exact copy is left out; a
@@ -193,7 +193,7 @@ def _coco_box(
     if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, int | float) for v in bbox):
         skipped.append(Skipped(at, f"bbox must be 4 numbers [x, y, w, h], got {str(bbox)[:60]}"))
         return None
-    if isinstance(ann.get("id"), int):
+    if isinstance(ann.get("id"), int | str):
         first = seen.setdefault(ann["id"], ann)
         if first == ann and first is not ann:
             skipped.append(Skipped(at, f"duplicate annotation id {ann['id']}, a copy of the first: left out"))

@@ -144,22 +144,21 @@ def _images(entries: list[Any], root: Path, where: str, skipped: list[Skipped]) 
             skipped.append(Skipped(f"{where} images", f"malformed image entry (id, file_name, width, height) "
                                                       f"{str(img)[:80]}"))  # fmt: skip
             continue
-        at = f"{where} image {img['id']}"
+        at, path = f"{where} image {img['id']}", os.path.normpath(os.path.join(root, img["file_name"]))
         if img["id"] in out:
             file, first = out[img["id"]]
-            other = os.path.join(root, img["file_name"])
-            if other == file:
+            if path == file:
                 skipped.append(Skipped(at, f"duplicate image id {img['id']} for the same file: the copy is left out"))
             else:
                 first.problem = (f"duplicate image id {img['id']}: {img['file_name']!r} has it too, so its "
                                  "annotations cannot be told apart")  # fmt: skip
-                skipped.append(Skipped(other, f"duplicate image id {img['id']}: {os.path.basename(file)!r} has it "
-                                              "too, so its annotations cannot be told apart"))  # fmt: skip
-        elif img["file_name"] in seen:
+                skipped.append(Skipped(path, f"duplicate image id {img['id']}: {os.path.basename(file)!r} has it "
+                                             "too, so its annotations cannot be told apart"))  # fmt: skip
+        elif path in seen:
             skipped.append(Skipped(at, f"duplicate file_name {img['file_name']!r}"))
         else:
-            seen.add(img["file_name"])
-            out[img["id"]] = (os.path.join(root, img["file_name"]), CocoImage(at, img["width"], img["height"]))
+            seen.add(path)
+            out[img["id"]] = (path, CocoImage(at, img["width"], img["height"]))
     return out
 
 

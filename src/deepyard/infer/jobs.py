@@ -97,6 +97,7 @@ def check_evaluate(settings: Settings, params: dict[str, Any]) -> Checked:
 
 def run_evaluate(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from deepyard.infer.tasks import evaluate_model
+    from deepyard.tasks import get_input_kind
 
     def progress(done: int, total: int) -> None:
         if ctx.poll():
@@ -104,7 +105,8 @@ def run_evaluate(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         ctx.report(done / total, f"evaluating: {done:,} of {total:,} {what}")
 
     task = _task(ctx.settings, ctx.target)
-    what = {"tokens": "batches of tokens", "sequences": "texts"}.get(task.input_kind if task else "", "images")
+    kind = get_input_kind(task.input_kind if task else "image")
+    what = kind.batch_noun or kind.noun
     images = Path(params["images"]) if params.get("images") else None
     doc = evaluate_model(ctx.settings, params["model"], params.get("dataset"), params["split"], images,
                          params["top_n"], None, params.get("snapshot"), progress, tag=ctx.job_id)  # fmt: skip

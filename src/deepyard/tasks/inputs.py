@@ -17,6 +17,7 @@ class InputKind:
     name: ClassVar[str]
     description: ClassVar[str]
     noun: ClassVar[str]  # what the examples are called in messages: "images", "texts"
+    batch_noun: ClassVar[str] = ""  # what a progress count of evaluation counts, when not `noun` ("batches of ...")
 
     def example_shape(self, stored: tuple[int, ...]) -> tuple[int, ...]:
         """The tensor shape of one example as the network sees it, from the manifest's stored shape."""
@@ -48,6 +49,7 @@ class Tokens(InputKind):
     name = "tokens"
     description = "token sequences (text), stored as uint16/uint32 token ids, read in blocks of the context"
     noun = "tokens"
+    batch_noun = "batches of tokens"  # a language model is evaluated block batch by block batch
 
     def example_shape(self, stored: tuple[int, ...]) -> tuple[int, int, int]:
         return (1, stored[0], 1)
