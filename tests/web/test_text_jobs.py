@@ -23,6 +23,11 @@ from tests.web.test_jobs_infer import wait_jobs
 from tests.web.test_text_stream import quick_lm_run
 from tests.web.test_textclass_web import text_run
 
+# In make test-slow: each test trains a text model and runs two worker processes that import torch (15-65 s each on
+# the 2-core machine); the fast suite keeps the owner rule on these routes (tests/security/test_ownership.py) and
+# a text run's jobs reporting progress and stopping on abort (tests/infer/test_jobs.py).
+pytestmark = pytest.mark.slow
+
 
 def _queued(c: httpx.Client) -> list[str]:
     return [j["id"] for j in c.get("/api/v1/jobs").json()]
