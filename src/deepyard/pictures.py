@@ -74,10 +74,35 @@ def confusion_png(confusion: np.ndarray, classes: Sequence[str], cell: int = 0) 
     return png(img)
 
 
+# What a caption writes instead of a character the font has no glyph for (Pillow's default font has no arrow: it
+# drew a box in "7 → 1"); anything else it lacks is left as it is. Arrows, times, at least/most, dashes, squared, micro.
+PLAIN = {"\u2192": "->", "\u2190": "<-", "\u00d7": "x", "\u2265": ">=", "\u2264": "<=", "\u2013": "-",
+         "\u2014": "-", "\u00b2": "^2", "\u00b5": "u"}  # fmt: skip
+
+
+def drawable(text: str, face: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> str:
+    """`text` with each character of PLAIN that `face` cannot draw written the plain way."""
+    if text.isascii():
+        return text
+    missing = _missing_glyph(face)
+    return "".join(PLAIN[ch] if ch in PLAIN and _glyph(face, ch) == missing else ch for ch in text)
+
+
+def _glyph(face: ImageFont.FreeTypeFont | ImageFont.ImageFont, ch: str) -> bytes:
+    mask = face.getmask(ch)
+    return bytes(mask) + bytes(str(mask.size), "ascii")
+
+
+def _missing_glyph(face: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> bytes:
+    return _glyph(face, "\uffff")  # a noncharacter: the font's "no glyph" box
+
+
 def fit_text(
     draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: float
 ) -> str:
-    """`text` as it fits in `width` pixels: whole, or cut short with an ellipsis."""
+    """`text` as it fits in `width` pixels (characters the font cannot draw written plainly first): whole, or cut
+    short with an ellipsis."""
+    text = drawable(text, face)
     if draw.textlength(text, font=face) <= width:
         return text
     while len(text) > 1 and draw.textlength(text + "…", font=face) > width:
