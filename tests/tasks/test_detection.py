@@ -16,8 +16,9 @@ from deepyard.config import load_settings
 from deepyard.errors import InvalidValueError
 from deepyard.infer.export import load_exported, validation_sample
 from deepyard.infer.model import load_run_model
+from deepyard.tasks.boxaugment import augment_boxes as _augment
 from deepyard.tasks.boxmetrics import iou, matching_boxes, score_difference
-from deepyard.tasks.detection import DetectionMeter, _augment
+from deepyard.tasks.detection import DetectionMeter
 from deepyard.train.config import AugmentConfig
 from tests.cli.test_datasets_cli import run
 from tests.tasks.boxdata import make_scenes, write
