@@ -24,13 +24,11 @@ Every path is confined by `readable` when given (the server's data roots), inclu
 
 from __future__ import annotations
 
-import json
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from deepyard.datasets.images import EXTENSIONS
 from deepyard.datasets.sources import OUTSIDE, Readable, Skipped
@@ -98,6 +96,8 @@ def read_annotations(path: Path, fmt: str, base: Path | None, readable: Readable
     """Every scene of the source at `path` in format `fmt` (auto: detected), with the problems found."""
     if readable is not None and not readable(str(path)):
         raise SourceError(f"source {str(path)!r} is {OUTSIDE}")
+    from deepyard.datasets.cocoboxes import read_coco  # it reads into this module's records
+
     fmt = detect_format(path) if fmt == "auto" else fmt
     readers: dict[str, Callable[[Path, Path | None, Readable | None], Annotations]] = {
         "coco": read_coco, "voc": read_voc, "yolo": read_yolo, "kitti": read_kitti,
@@ -105,111 +105,6 @@ def read_annotations(path: Path, fmt: str, base: Path | None, readable: Readable
     if fmt not in readers:
         raise SourceError(f"annotation format {fmt!r} is not known; use {choices(['auto', *FORMATS])}")
     return readers[fmt](path, base, readable)
-
-
-# ---------------------------------------------------------------- COCO
-
-
-def load_coco(path: Path) -> dict[str, Any]:
-    """A COCO JSON file's document: a mapping with an 'images' list, else a SourceError naming the file."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SourceError(f"COCO file {str(path)!r} cannot be read: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        raise SourceError(f"COCO file {str(path)!r} has no 'images' list")
-    return doc
-
-
-def read_coco(path: Path, base: Path | None, readable: Readable | None) -> Annotations:
-    doc = load_coco(path)
-    skipped: list[Skipped] = []
-    where = path.name
-    names: dict[int, str] = {}
-    for cat in doc.get("categories") or []:
-        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or not isinstance(cat.get("name"), str):
-            skipped.append(Skipped(f"{where} categories", f"malformed category {str(cat)[:80]}"))
-        elif cat["id"] in names:
-            skipped.append(Skipped(f"{where} categories", f"duplicate category id {cat['id']}"))
-        else:
-            names[cat["id"]] = cat["name"]
-    scenes, shared = _coco_images(doc["images"], base or path.parent, where, skipped)
-    seen_ann: dict[object, dict[str, Any]] = {}
-    warnings: list[Skipped] = []
-    for ann in doc.get("annotations") or []:
-        box = _coco_box(ann, names, scenes, seen_ann, where, skipped, warnings)
-        if box is not None:
-            scenes[ann["image_id"]].boxes.append(box)
-    for key in shared:  # an id two files share: neither file's boxes can be trusted
-        scene = scenes.pop(key)
-        skipped.append(Skipped(scene.image, f"duplicate image id {key}: {shared[key]!r} has it too, so its "
-                                            "annotations cannot be told apart"))  # fmt: skip
-    classes = [names[k] for k in sorted(names)]
-    return Annotations("coco", classes, _existing(list(scenes.values()), readable, skipped), skipped, warnings)
-
-
-def _coco_images(
-    entries: list[Any], root: Path, where: str, skipped: list[Skipped]
-) -> tuple[dict[int, Scene], dict[int, str]]:
-    """The scenes by image id, and the ids listed for two different files (id -> the second file's name). An id
-    listed again for the same file: the copy is reported and left out."""
-    scenes: dict[int, Scene] = {}
-    shared: dict[int, str] = {}
-    seen_files: set[str] = set()
-    for img in entries:
-        if not isinstance(img, dict) or not isinstance(img.get("id"), int) or not isinstance(img.get("file_name"), str):
-            skipped.append(Skipped(f"{where} images", f"malformed image entry {str(img)[:80]}"))
-            continue
-        at, file = f"{where} image {img['id']}", os.path.normpath(os.path.join(root, img["file_name"]))
-        if img["id"] in scenes:
-            first = scenes[img["id"]].image
-            if file == first:
-                skipped.append(Skipped(at, f"duplicate image id {img['id']} for the same file: the copy is left out"))
-            else:
-                shared[img["id"]] = img["file_name"]
-                skipped.append(Skipped(file, f"duplicate image id {img['id']}: {os.path.basename(first)!r} has it "
-                                             "too, so its annotations cannot be told apart"))  # fmt: skip
-            continue
-        if file in seen_files:
-            skipped.append(Skipped(at, f"duplicate file_name {img['file_name']!r}"))
-            continue
-        seen_files.add(file)
-        scenes[img["id"]] = Scene(file, where=at)
-    return scenes, shared
-
-
-def _coco_box(
-    ann: object, names: dict[int, str], scenes: dict[int, Scene], seen: dict[object, dict[str, Any]], where: str,
-    skipped: list[Skipped], warnings: list[Skipped],
-) -> Box | None:  # fmt: skip
-    """The box of one annotation, or None (reported). An annotation id used again: an exact copy is left out; a
-    different annotation under a used id is kept with a warning (files merged by hand reuse ids, and leaving a real
-    object out would train the detector to call it background)."""
-    if not isinstance(ann, dict):
-        skipped.append(Skipped(f"{where} annotations", f"malformed annotation {str(ann)[:80]}"))
-        return None
-    at = f"{where} annotation {ann.get('id')}"
-    bbox = ann.get("bbox")
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(isinstance(v, int | float) for v in bbox):
-        skipped.append(Skipped(at, f"bbox must be 4 numbers [x, y, w, h], got {str(bbox)[:60]}"))
-        return None
-    if isinstance(ann.get("id"), int | str):
-        first = seen.setdefault(ann["id"], ann)
-        if first == ann and first is not ann:
-            skipped.append(Skipped(at, f"duplicate annotation id {ann['id']}, a copy of the first: left out"))
-            return None
-        if first is not ann:
-            warnings.append(Skipped(at, (
-                f"duplicate annotation id {ann['id']} (first: image_id {first.get('image_id')!r}, category_id "
-                f"{first.get('category_id')!r}); both are kept: ids should be unique")))  # fmt: skip
-    if ann.get("image_id") not in scenes:
-        skipped.append(Skipped(at, f"image_id {ann.get('image_id')!r} names no image of the file"))
-        return None
-    if ann.get("category_id") not in names:
-        skipped.append(Skipped(at, f"unknown category_id {ann.get('category_id')!r}; known: {sorted(names)}"))
-        return None
-    x, y, w, h = (float(v) for v in bbox)
-    return Box(names[ann["category_id"]], x, y, x + w, y + h, int(bool(ann.get("iscrowd", 0))))
 
 
 # ---------------------------------------------------------------- VOC
@@ -237,7 +132,7 @@ def read_voc(path: Path, base: Path | None, readable: Readable | None) -> Annota
         scenes.append(scene)
     classes = sorted({b.label for s in scenes for b in s.boxes})
     _no_annotation(image_dirs[:1], {Path(s.image).name for s in scenes}, skipped)
-    return Annotations("voc", classes, _existing(scenes, readable, skipped), skipped)
+    return Annotations("voc", classes, existing_scenes(scenes, readable, skipped), skipped)
 
 
 def _voc_scene(xml: Path, image_dirs: list[Path], skipped: list[Skipped]) -> Scene | None:
@@ -382,7 +277,7 @@ def _pairs(images: Path, labels: Path, readable: Readable | None, skipped: list[
 # ---------------------------------------------------------------- helpers
 
 
-def _existing(scenes: list[Scene], readable: Readable | None, skipped: list[Skipped]) -> list[Scene]:
+def existing_scenes(scenes: list[Scene], readable: Readable | None, skipped: list[Skipped]) -> list[Scene]:
     kept = []
     for scene in scenes:
         if readable is not None and not readable(scene.image):

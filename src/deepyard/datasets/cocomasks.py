@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from deepyard.datasets.boxformats import load_coco
+from deepyard.datasets.cocoboxes import load_coco
 from deepyard.datasets.masks import IGNORE, MaskProblem
 from deepyard.datasets.sources import OUTSIDE, Readable, Skipped
 from deepyard.errors import SourceError
